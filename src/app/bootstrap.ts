@@ -1,0 +1,29 @@
+import type { INestApplication, LoggerService, LogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { WsAdapter } from '@nestjs/platform-ws';
+import { AppModule } from './app.module.js';
+import type { AppEnvironment } from './env.config.js';
+
+/** Body limit of the server API (CONTRACT section 7); larger bodies answer 413. */
+const API_BODY_LIMIT = '1mb';
+
+/**
+ * Builds the example application, ready to `listen`. `main.ts` and the integration tests share
+ * it, so what the tests start is what `npm start` runs.
+ */
+export async function createApp(
+  env: AppEnvironment,
+  logger: LoggerService | LogLevel[] | false = ['log', 'warn', 'error'],
+): Promise<INestApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forEnvironment(env), {
+    bodyParser: false,
+    // Throw start-up errors (a bad option) to the caller instead of aborting the process.
+    abortOnError: false,
+    logger,
+  });
+  app.useWebSocketAdapter(new WsAdapter(app));
+  app.useBodyParser('json', { limit: API_BODY_LIMIT });
+  app.enableShutdownHooks();
+  return app;
+}

@@ -1,0 +1,86 @@
+import { Body, Controller, Get, HttpCode, Param, Post, UseGuards } from '@nestjs/common';
+import { WsePublisher } from '../publisher/wse.publisher.js';
+import type { WseHealthSnapshot } from '../health/wse-health-snapshot.js';
+import { ApiBody } from './api-body.js';
+import { unknownConnection } from './api-errors.js';
+import { WseApiKeyGuard } from './api-key.guard.js';
+
+/**
+ * The server API (CONTRACT section 7): lets another backend publish, send and manage
+ * subscriptions over HTTP. Present only when `apiKey` is set; see WseApiKeyGuard.
+ */
+@Controller('api')
+@UseGuards(WseApiKeyGuard)
+export class WseApiController {
+  constructor(private readonly publisher: WsePublisher) {}
+
+  @Post('publish')
+  @HttpCode(200)
+  publish(@Body() raw: unknown): { delivered: number } {
+    const body = new ApiBody(raw);
+    const topic = body.topic('topic');
+    const data = body.data('data');
+    // `local` is validated, but without a Redis broker every publish is local and answers with
+    // its count (CONTRACT section 7).
+    body.optionalBoolean('local');
+    return { delivered: this.publisher.publishLocal(topic, data) };
+  }
+
+  @Post('broadcast')
+  @HttpCode(200)
+  broadcast(@Body() raw: unknown): { delivered: number } {
+    return { delivered: this.publisher.broadcast(new ApiBody(raw).data('data')) };
+  }
+
+  @Post('connections/:id/send')
+  @HttpCode(200)
+  send(@Param('id') id: string, @Body() raw: unknown): { sent: true } {
+    const data = new ApiBody(raw).data('data');
+    if (this.publisher.getConnection(id) === undefined) throw unknownConnection(id);
+    if (!this.publisher.sendEvent(id, data)) throw unknownConnection(id);
+    return { sent: true };
+  }
+
+  @Post('connections/:id/subscribe')
+  @HttpCode(200)
+  subscribe(@Param('id') id: string, @Body() raw: unknown): { topics: string[]; failed_topics: string[] } {
+    const topics = new ApiBody(raw).topics('topics');
+    const change = this.publisher.subscribe(id, topics);
+    if (change === undefined) throw unknownConnection(id);
+    return { topics: this.topicsOf(id), failed_topics: change.failed.map((f) => f.topic) };
+  }
+
+  @Post('connections/:id/unsubscribe')
+  @HttpCode(200)
+  unsubscribe(@Param('id') id: string, @Body() raw: unknown): { topics: string[] } {
+    const topics = new ApiBody(raw ?? {}).optionalTopics('topics');
+    if (this.publisher.unsubscribe(id, topics) === undefined) throw unknownConnection(id);
+    return { topics: this.topicsOf(id) };
+  }
+
+  @Get('topics/:topic/subscribers')
+  subscribers(@Param('topic') topic: string): { topic: string; count: number } {
+    return { topic, count: this.publisher.getTopicSubscriberCount(topic) };
+  }
+
+  @Get('connections')
+  connections(): { connections: Array<{ id: string; user_id: string | null; topics: string[]; connected_at: string }> } {
+    return {
+      connections: this.publisher.connections().map((c) => ({
+        id: c.id,
+        user_id: c.userId,
+        topics: [...c.topics],
+        connected_at: c.connectedAt.toISOString(),
+      })),
+    };
+  }
+
+  @Get('snapshot')
+  snapshot(): WseHealthSnapshot {
+    return this.publisher.healthSnapshot();
+  }
+
+  private topicsOf(id: string): string[] {
+    return [...(this.publisher.getConnection(id)?.topics ?? [])];
+  }
+}

@@ -1,0 +1,100 @@
+import type { ModuleMetadata, Type } from '@nestjs/common';
+import type { WseConnectionInfo } from '../gateway/wse-connection.js';
+
+/**
+ * Decides whether a connection may subscribe to a topic or pattern. Return `false` (or a
+ * promise of it) to refuse: the topic lands in `failed_topics` and never delivers.
+ */
+export type WseSubscriptionAuthorizer = (
+  connection: WseConnectionInfo,
+  topic: string,
+) => boolean | Promise<boolean>;
+
+/** Handshake authentication with HS256 JSON Web Tokens. */
+export interface WseAuthOptions {
+  /**
+   * HS256 secret. Unset means anonymous mode: every connection is accepted with
+   * `user_id: null` and a warning is logged at start.
+   * @default undefined
+   */
+  jwtSecret?: string;
+  /** When set, the token's `iss` must equal it. @default undefined */
+  issuer?: string;
+  /** When set, the token's `aud` must contain it. @default undefined */
+  audience?: string;
+  /** Cookie the token is read from before the `Authorization` header and `?token=`. @default 'access_token' */
+  cookieName?: string;
+}
+
+/** Everything `WseModule.forRoot()` accepts. Every field is optional. */
+export interface WseModuleOptions {
+  /** WebSocket endpoint path on the application's HTTP server. @default '/wse' */
+  path?: string;
+  /** Connections beyond this are closed with 1013 `server full`. @default 10000 */
+  maxConnections?: number;
+  /** Inbound frames larger than this close the connection with 1009. @default 1048576 */
+  maxMessageBytes?: number;
+  /** Period of the server's `ping` system message. @default 25000 */
+  pingIntervalMs?: number;
+  /** A connection that sends nothing for this long is closed (1000, `idle timeout`). @default 60000 */
+  idleTimeoutMs?: number;
+  /** Handshake authentication. @default {} (anonymous) */
+  auth?: WseAuthOptions;
+  /**
+   * Enables the server API under `/api` behind `Authorization: Bearer <apiKey>`.
+   * Unset: every `/api/*` route answers 404.
+   * @default undefined
+   */
+  apiKey?: string;
+  /**
+   * Client events waiting for or inside their handler, across all connections. Past it the
+   * client gets an `OVERLOADED` error and the event is dropped (counted in `inbound_dropped`).
+   * @default 10000
+   */
+  inboundQueueSize?: number;
+  /** Client event handlers running at once; the rest wait in the inbound queue. @default 64 */
+  inboundConcurrency?: number;
+  /**
+   * Bytes a connection may have waiting in its socket before topic messages to it are dropped
+   * (and counted in `outbound_dropped`) instead of growing memory without bound.
+   * @default 4194304
+   */
+  maxBufferedBytes?: number;
+  /** Called for every topic a client asks to subscribe to. @default allow everything */
+  authorizeSubscription?: WseSubscriptionAuthorizer;
+}
+
+/** The options after defaults and validation: every field present, frozen. */
+export interface ResolvedWseOptions {
+  readonly path: string;
+  readonly maxConnections: number;
+  readonly maxMessageBytes: number;
+  readonly pingIntervalMs: number;
+  readonly idleTimeoutMs: number;
+  readonly auth: Readonly<{
+    jwtSecret: string | undefined;
+    issuer: string | undefined;
+    audience: string | undefined;
+    cookieName: string;
+  }>;
+  readonly apiKey: string | undefined;
+  readonly inboundQueueSize: number;
+  readonly inboundConcurrency: number;
+  readonly maxBufferedBytes: number;
+  readonly authorizeSubscription: WseSubscriptionAuthorizer | undefined;
+}
+
+/** A class that produces the options, for `forRootAsync({ useClass })`. */
+export interface WseOptionsFactory {
+  createWseOptions(): WseModuleOptions | Promise<WseModuleOptions>;
+}
+
+/** What `WseModule.forRootAsync()` accepts. */
+export interface WseModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  // Nest's own factory signature: the injected values are the user's, of any type.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  useFactory?: (...args: any[]) => WseModuleOptions | Promise<WseModuleOptions>;
+  inject?: Array<string | symbol | Type<unknown>>;
+  useClass?: Type<WseOptionsFactory>;
+  useExisting?: Type<WseOptionsFactory>;
+}

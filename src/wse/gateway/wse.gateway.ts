@@ -1,0 +1,294 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import type { OnGatewayConnection, OnGatewayInit } from '@nestjs/websockets';
+import type { RawData, WebSocket } from 'ws';
+import { findHandshakeToken } from '../auth/token-source.js';
+import { WseAuthenticator } from '../auth/wse-authenticator.service.js';
+import { InjectWseOptions } from '../config/inject-wse-options.decorator.js';
+import type { ResolvedWseOptions } from '../config/wse-module-options.interface.js';
+import { WseEventError } from '../hooks/wse-event.error.js';
+import { WseHooksExplorer } from '../hooks/wse-hooks.explorer.js';
+import { encodePayload } from '../publisher/payload.js';
+import { TopicRegistryService } from '../topics/topic-registry.service.js';
+import { topicRejection } from '../topics/topic-validation.js';
+import {
+  WSE_PROTOCOL_VERSION,
+  WSE_SERVER_VERSION,
+  WseCloseCode,
+  WseErrorCode,
+} from '../wse.constants.js';
+import { closeReasons, errorMessages, logMessages, topicRejections } from '../wse.messages.js';
+import { InboundQueue } from './inbound-queue.js';
+import { parseInboundFrame, parseSubscriptionRequest, type InboundFrame } from './inbound-frame.js';
+import { errorFrame, systemEnvelope, systemFrame, textFrame } from './outbound-frame.js';
+import { OutboundStats, WseConnection } from './wse-connection.js';
+
+/** What `server_ready` and `server_hello` advertise. */
+const FEATURES = Object.freeze({ subscriptions: true, patterns: true, server_ping: true, redis: false });
+
+/**
+ * The WebSocket endpoint: handshake, the inbound control frames, the heartbeat and the idle
+ * timeout. It runs on @nestjs/platform-ws's WsAdapter, on the application's own HTTP server at
+ * `options.path` (WseModule sets the path when it resolves the options).
+ *
+ * Inbound control frames are handled here in plain code rather than through Nest's message
+ * routing: the contract wants an answer to malformed or unknown frames, which Nest's routing
+ * drops silently. Outbound fan-out does not pass through here at all (TopicRegistryService).
+ */
+@Injectable()
+export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleDestroy {
+  private readonly logger = new Logger('WseGateway');
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private nextPingAt = 0;
+  private listening = false;
+
+  constructor(
+    @InjectWseOptions() private readonly options: ResolvedWseOptions,
+    private readonly registry: TopicRegistryService,
+    private readonly authenticator: WseAuthenticator,
+    private readonly hooks: WseHooksExplorer,
+    private readonly inbound: InboundQueue,
+    private readonly outboundStats: OutboundStats,
+  ) {}
+
+  /** True once the endpoint accepts connections, until shutdown. */
+  get isListening(): boolean {
+    return this.listening;
+  }
+
+  afterInit(): void {
+    this.listening = true;
+    this.nextPingAt = Date.now() + this.options.pingIntervalMs;
+    // One timer for every connection. It ticks often enough that an idle connection is closed
+    // within a quarter of its timeout late, and never more than once a second.
+    const period = Math.min(1000, Math.max(10, Math.floor(Math.min(this.options.pingIntervalMs, this.options.idleTimeoutMs) / 4)));
+    this.sweepTimer = setInterval(() => this.sweep(), period);
+    this.sweepTimer.unref();
+    this.logger.log(logMessages.listening(this.options.path));
+  }
+
+  // ---- handshake ---------------------------------------------------------------------------
+
+  handleConnection(socket: WebSocket, request: IncomingMessage): void {
+    if (!this.listening) {
+      socket.close(WseCloseCode.GOING_AWAY, closeReasons.goingAway());
+      return;
+    }
+    if (this.registry.connectionCount >= this.options.maxConnections) {
+      socket.close(WseCloseCode.TRY_AGAIN_LATER, closeReasons.serverFull());
+      return;
+    }
+    const identity = this.authenticator.authenticate(findHandshakeToken(request, this.options.auth.cookieName));
+    if (!identity.ok) {
+      this.logger.debug(logMessages.authRejected(identity.reason));
+      // Not a registered connection, so the frame goes through ws directly, then the close.
+      socket.send(JSON.stringify(systemEnvelope('error', { code: WseErrorCode.AUTH_FAILED, message: identity.reason })));
+      socket.close(WseCloseCode.AUTH_FAILED, closeReasons.authFailed());
+      return;
+    }
+
+    const connection = new WseConnection(
+      randomUUID(),
+      socket,
+      identity.userId,
+      identity.claims,
+      this.options.maxBufferedBytes,
+      this.outboundStats,
+      Date.now(),
+    );
+    this.registry.register(connection);
+    socket.on('message', (data: RawData, isBinary: boolean) => this.onMessage(connection, data as Buffer, isBinary));
+    socket.on('pong', () => (connection.lastActivityMs = Date.now()));
+    socket.once('close', (code: number) => this.onClose(connection, code));
+    this.logger.debug(logMessages.connected(connection.id, connection.userId));
+
+    connection.send(
+      systemFrame('server_ready', {
+        message: 'Connection established',
+        details: {
+          version: WSE_PROTOCOL_VERSION,
+          features: FEATURES,
+          connection_id: connection.id,
+          server_time: new Date().toISOString(),
+          user_id: connection.userId,
+        },
+      }),
+    );
+    for (const hook of this.hooks.connectHandlers) this.runHook('OnWseConnect', connection, () => hook(connection));
+  }
+
+  private onClose(connection: WseConnection, code: number): void {
+    this.logger.debug(logMessages.disconnected(connection.id, code));
+    // Hooks run before the subscriptions are dropped, so they still see the connection's topics.
+    for (const hook of this.hooks.disconnectHandlers) this.runHook('OnWseDisconnect', connection, () => hook(connection, code));
+    this.registry.unregister(connection.id);
+  }
+
+  // ---- inbound frames ----------------------------------------------------------------------
+
+  private onMessage(connection: WseConnection, data: Buffer, isBinary: boolean): void {
+    connection.lastActivityMs = Date.now();
+    const parsed = parseInboundFrame(data, isBinary);
+    if (!parsed.ok) {
+      connection.send(errorFrame(WseErrorCode.INVALID_MESSAGE, parsed.message));
+      return;
+    }
+    const frame = parsed.frame;
+    switch (frame.t.toLowerCase()) {
+      case 'ping':
+        connection.send(
+          systemFrame('PONG', { client_timestamp: frame.p.client_timestamp ?? null, server_timestamp: Date.now() }),
+        );
+        return;
+      case 'pong':
+        return;
+      case 'client_hello':
+        connection.send(this.serverHello(connection));
+        return;
+      case 'subscription':
+        this.onSubscription(connection, frame);
+        return;
+      default:
+        this.dispatchEvent(connection, frame);
+    }
+  }
+
+  private serverHello(connection: WseConnection) {
+    return systemFrame('server_hello', {
+      server_version: WSE_SERVER_VERSION,
+      protocol_version: WSE_PROTOCOL_VERSION,
+      features: FEATURES,
+      limits: { max_message_size: this.options.maxMessageBytes },
+      ping_interval: this.options.pingIntervalMs,
+      connection_id: connection.id,
+      server_time: new Date().toISOString(),
+    });
+  }
+
+  private onSubscription(connection: WseConnection, frame: InboundFrame): void {
+    const request = parseSubscriptionRequest(frame.p);
+    if (!request.ok) {
+      connection.send(errorFrame(WseErrorCode.INVALID_MESSAGE, request.message));
+      return;
+    }
+    if (request.action === 'unsubscribe') {
+      this.registry.unsubscribeConnection(connection.id, request.topics);
+      this.sendSubscriptionUpdate(connection, 'unsubscribe', request.topics, []);
+      return;
+    }
+    void this.subscribeAuthorized(connection, request.topics);
+  }
+
+  /** Validates, asks `authorizeSubscription` for each topic, then subscribes what is allowed. */
+  private async subscribeAuthorized(connection: WseConnection, topics: string[]): Promise<void> {
+    const failed: { topic: string; reason: string }[] = [];
+    const candidates: string[] = [];
+    for (const topic of topics) {
+      const rejection = topicRejection(topic);
+      if (rejection === undefined) candidates.push(topic);
+      else failed.push({ topic, reason: rejection });
+    }
+    let allowed = candidates;
+    const authorize = this.options.authorizeSubscription;
+    if (authorize !== undefined && candidates.length > 0) {
+      const verdicts = await Promise.all(
+        candidates.map(async (topic) => {
+          try {
+            return (await authorize(connection, topic)) === true;
+          } catch (error) {
+            this.logger.warn(logMessages.authorizerFailed(topic), error instanceof Error ? error.stack : undefined);
+            return false;
+          }
+        }),
+      );
+      allowed = [];
+      for (let i = 0; i < candidates.length; i++) {
+        if (verdicts[i]) allowed.push(candidates[i]);
+        else failed.push({ topic: candidates[i], reason: topicRejections.refused() });
+      }
+    }
+    // The connection may have closed while the authorizer ran: then there is nothing to do.
+    const change = this.registry.subscribeConnection(connection.id, allowed);
+    if (change === undefined) return;
+    failed.push(...change.failed);
+    this.sendSubscriptionUpdate(connection, 'subscribe', change.succeeded, failed);
+  }
+
+  private sendSubscriptionUpdate(
+    connection: WseConnection,
+    action: 'subscribe' | 'unsubscribe',
+    succeeded: string[],
+    failed: { topic: string; reason: string }[],
+  ): void {
+    connection.send(
+      systemFrame('subscription_update', {
+        action,
+        success_topics: succeeded,
+        failed_topics: failed.map((f) => f.topic),
+        errors: failed,
+      }),
+    );
+  }
+
+  /** Hands an application event to its `@OnWseEvent` handler through the bounded inbound queue. */
+  private dispatchEvent(connection: WseConnection, frame: InboundFrame): void {
+    const handler = this.hooks.eventHandlers.get(frame.t);
+    if (handler === undefined) {
+      connection.send(errorFrame(WseErrorCode.UNKNOWN_EVENT, errorMessages.unknownEvent(frame.t)));
+      return;
+    }
+    const accepted = this.inbound.offer(async () => {
+      let result: unknown;
+      try {
+        result = await handler(frame.p, { connection, frame });
+      } catch (error) {
+        if (error instanceof WseEventError) {
+          connection.send(errorFrame(error.code, error.message));
+          return;
+        }
+        this.logger.error(logMessages.handlerFailed(frame.t, connection.id), error instanceof Error ? error.stack : error);
+        connection.send(errorFrame(WseErrorCode.HANDLER_ERROR, errorMessages.handlerFailed(frame.t)));
+        return;
+      }
+      if (result !== undefined) connection.send(textFrame(encodePayload(result)));
+    });
+    if (!accepted) connection.send(errorFrame(WseErrorCode.OVERLOADED, errorMessages.overloaded()));
+  }
+
+  // ---- heartbeat and idle timeout ----------------------------------------------------------
+
+  private sweep(): void {
+    const now = Date.now();
+    const idleBefore = now - this.options.idleTimeoutMs;
+    const ping = now >= this.nextPingAt ? systemFrame('ping', { server_time: new Date(now).toISOString() }) : undefined;
+    if (ping !== undefined) this.nextPingAt = now + this.options.pingIntervalMs;
+    for (const connection of this.registry.connections()) {
+      if (connection.lastActivityMs <= idleBefore) connection.close(WseCloseCode.NORMAL, closeReasons.idleTimeout());
+      else if (ping !== undefined) connection.send(ping);
+    }
+  }
+
+  // ---- shutdown ----------------------------------------------------------------------------
+
+  /** Stops accepting, and closes every connection with 1001 so clients reconnect elsewhere. */
+  onModuleDestroy(): void {
+    this.listening = false;
+    clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    for (const connection of this.registry.connections()) {
+      connection.close(WseCloseCode.GOING_AWAY, closeReasons.goingAway());
+    }
+  }
+
+  private runHook(name: string, connection: WseConnection, call: () => unknown): void {
+    const fail = (error: unknown): void =>
+      this.logger.error(logMessages.hookFailed(name, connection.id), error instanceof Error ? error.stack : error);
+    try {
+      const result = call();
+      if (result instanceof Promise) result.catch(fail);
+    } catch (error) {
+      fail(error);
+    }
+  }
+}

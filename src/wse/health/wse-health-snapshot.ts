@@ -1,0 +1,71 @@
+import { Injectable } from '@nestjs/common';
+import { InboundQueue } from '../gateway/inbound-queue.js';
+import { OutboundStats } from '../gateway/wse-connection.js';
+import { TopicRegistryService } from '../topics/topic-registry.service.js';
+
+/**
+ * The health snapshot (CONTRACT section 8). Key names are the contract's, verbatim: the health
+ * endpoint, the server API and metrics all report these. Keys after `uptime_secs` are extras.
+ */
+export interface WseHealthSnapshot {
+  connections: number;
+  inbound_queue_depth: number;
+  inbound_dropped: number;
+  redis_connected: boolean;
+  redis_messages_received: number;
+  redis_messages_published: number;
+  redis_messages_delivered: number;
+  redis_messages_dropped: number;
+  redis_publish_errors: number;
+  redis_reconnect_count: number;
+  redis_dlq_size: number;
+  uptime_secs: number;
+  /** Distinct exact topics and patterns with a local subscriber. */
+  topics: number;
+  patterns: number;
+  /** Deliveries made by the local fan-out (one per connection per message). */
+  local_deliveries: number;
+  /** Frames dropped because a connection was not reading (`maxBufferedBytes`). */
+  outbound_dropped: number;
+}
+
+/**
+ * Builds the snapshot from the counters the hot path keeps as plain fields: taking one costs
+ * the hot path nothing. Redis counters stay at zero while no Redis is configured.
+ */
+@Injectable()
+export class WseHealthSnapshotService {
+  private readonly startedAt = process.hrtime.bigint();
+
+  constructor(
+    private readonly registry: TopicRegistryService,
+    private readonly inbound: InboundQueue,
+    private readonly outbound: OutboundStats,
+  ) {}
+
+  snapshot(): WseHealthSnapshot {
+    return {
+      connections: this.registry.connectionCount,
+      inbound_queue_depth: this.inbound.depth,
+      inbound_dropped: this.inbound.dropped,
+      redis_connected: false,
+      redis_messages_received: 0,
+      redis_messages_published: 0,
+      redis_messages_delivered: 0,
+      redis_messages_dropped: 0,
+      redis_publish_errors: 0,
+      redis_reconnect_count: 0,
+      redis_dlq_size: 0,
+      uptime_secs: Math.round(Number(process.hrtime.bigint() - this.startedAt) / 1e6) / 1e3,
+      topics: this.registry.topicCount,
+      patterns: this.registry.patternCount,
+      local_deliveries: this.registry.deliveries,
+      outbound_dropped: this.outbound.dropped,
+    };
+  }
+
+  /** True when Redis is either not configured or connected (CONTRACT section 7). */
+  brokerHealthy(): boolean {
+    return true;
+  }
+}

@@ -1,0 +1,22 @@
+/** Thrown when a payload cannot be put on the wire (undefined, a function, a circular object, a BigInt). */
+export class WsePayloadError extends TypeError {
+  override readonly name = 'WsePayloadError';
+}
+
+/**
+ * The bytes of a payload, exactly as published (CONTRACT section 5): a Buffer as-is, a string
+ * as its UTF-8 bytes, anything else serialized to JSON here, once per publish, never once per
+ * recipient.
+ */
+export function encodePayload(data: unknown): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (typeof data === 'string') return Buffer.from(data, 'utf8');
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(data);
+  } catch (error) {
+    throw new WsePayloadError(`payload cannot be serialized to JSON: ${(error as Error).message}`);
+  }
+  if (json === undefined) throw new WsePayloadError(`payload of type ${typeof data} has no JSON form`);
+  return Buffer.from(json, 'utf8');
+}

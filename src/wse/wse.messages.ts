@@ -1,0 +1,65 @@
+/**
+ * Every human sentence the library sends or logs, as small builders. Tests assert these texts,
+ * so a change here is a change of the documented behaviour (docs/PROTOCOL.md).
+ */
+
+/** `p.message` of `AUTH_FAILED` errors, one per failure reason (CONTRACT section 3). */
+export const authFailures = {
+  missing: () => 'No token: send it in the cookie, an Authorization: Bearer header or ?token=',
+  malformed: () => 'Token is malformed',
+  badSignature: () => 'Token signature is invalid',
+  badAlgorithm: () => 'Token algorithm is not accepted (HS256 only)',
+  expired: () => 'Token has expired',
+  notYetValid: () => 'Token is not valid yet (nbf)',
+  wrongIssuer: () => 'Token issuer (iss) does not match',
+  wrongAudience: () => 'Token audience (aud) does not match',
+  invalid: () => 'Token is invalid',
+};
+
+/** `p.message` of `INVALID_MESSAGE` errors. */
+export const invalidMessages = {
+  notUtf8: () => 'Frame is not valid UTF-8',
+  notJson: () => 'Frame is not valid JSON',
+  notObject: () => 'Frame must be a JSON object',
+  missingType: () => 'Frame must have a string field "t"',
+  payloadNotObject: () => 'Field "p" must be an object when present',
+  badSubscriptionAction: () => 'subscription: p.action must be "subscribe" or "unsubscribe"',
+  badSubscriptionTopics: () => 'subscription: p.topics must be an array of strings',
+};
+
+/** Why a topic ends up in `failed_topics`. */
+export const topicRejections = {
+  notString: () => 'topic must be a string',
+  empty: () => 'topic is empty',
+  tooLong: (maxBytes: number) => `topic is longer than ${maxBytes} bytes`,
+  controlCharacter: () => 'topic contains a control character',
+  badPattern: (detail: string) => `invalid pattern: ${detail}`,
+  refused: () => 'not authorized',
+};
+
+export const errorMessages = {
+  unknownEvent: (type: string) => `No handler for event "${type}"`,
+  overloaded: () => 'Server is overloaded: the event was dropped, retry later',
+  handlerFailed: (type: string) => `Handler for event "${type}" failed`,
+};
+
+/** Close reasons (at most 123 bytes each, as the WebSocket protocol requires). */
+export const closeReasons = {
+  idleTimeout: () => 'idle timeout',
+  serverFull: () => 'server full',
+  authFailed: () => 'authentication failed',
+  goingAway: () => 'going away',
+};
+
+/** Log lines. Never one per message: per connection at most, at debug level. */
+export const logMessages = {
+  anonymousMode: () =>
+    'No JWT secret configured (WSE_JWT_SECRET / auth.jwtSecret): running in anonymous mode, every connection is accepted without a token',
+  listening: (path: string) => `WebSocket endpoint ready at ${path}`,
+  connected: (id: string, userId: string | null) => `connection ${id} opened (user ${userId ?? 'anonymous'})`,
+  disconnected: (id: string, code: number) => `connection ${id} closed (${code})`,
+  authRejected: (reason: string) => `handshake refused: ${reason}`,
+  hookFailed: (hook: string, id: string) => `${hook} hook failed for connection ${id}`,
+  handlerFailed: (type: string, id: string) => `handler for "${type}" failed on connection ${id}`,
+  authorizerFailed: (topic: string) => `authorizeSubscription threw for topic "${topic}"; the topic is refused`,
+};
