@@ -1,0 +1,36 @@
+import type { INestApplication } from '@nestjs/common';
+import { createApp } from '../../src/app/bootstrap.js';
+import { readEnvironment } from '../../src/app/env.config.js';
+import { TopicRegistryService } from '../../src/wse/index.js';
+
+/** A running example app on 127.0.0.1 and a free port. */
+export interface RunningApp {
+  readonly app: INestApplication;
+  readonly port: number;
+  /** `http://127.0.0.1:<port>` */
+  readonly httpUrl: string;
+  /** `ws://127.0.0.1:<port><path>` */
+  readonly wsUrl: string;
+  readonly registry: TopicRegistryService;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the example app exactly as `npm start` builds it, from environment variables (the
+ * contract's names), on port 0. Logging is off unless `WSE_TEST_LOGS=1`.
+ */
+export async function startApp(env: Record<string, string> = {}): Promise<RunningApp> {
+  const environment = readEnvironment({ ...env, PORT: '0', HOST: '127.0.0.1' });
+  const app = await createApp(environment, process.env.WSE_TEST_LOGS === '1' ? undefined : false);
+  await app.listen(0, '127.0.0.1');
+  const address = app.getHttpServer().address() as { port: number };
+  const port = address.port;
+  return {
+    app,
+    port,
+    httpUrl: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}${environment.wse.path ?? '/wse'}`,
+    registry: app.get(TopicRegistryService),
+    close: () => app.close(),
+  };
+}
