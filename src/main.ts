@@ -16,7 +16,9 @@ async function main(): Promise<void> {
   }
   const app = await createApp(env);
   await app.listen(env.port, env.host);
-  new Logger('Main').log(`nestjs-wse example server on http://${env.host}:${env.port} (WebSocket ${env.wse.path ?? '/wse'})`);
+  new Logger('Main').log(
+    `nestjs-wse example server on http://${env.host}:${env.port} (WebSocket ${env.wse.path ?? '/wse'})`,
+  );
 }
 
 main().catch((error: unknown) => {

@@ -67,7 +67,10 @@ class EnvReader {
     if (raw === undefined) return undefined;
     const value = /^\s*\d+\s*$/.test(raw) ? Number(raw) : Number.NaN;
     if (!Number.isSafeInteger(value) || value < min || value > max) {
-      const rule = max === Number.MAX_SAFE_INTEGER ? `must be a whole number >= ${min}` : `must be a whole number from ${min} to ${max}`;
+      const rule =
+        max === Number.MAX_SAFE_INTEGER
+          ? `must be a whole number >= ${min}`
+          : `must be a whole number from ${min} to ${max}`;
       this.problems.push({ path: name, rule, value: raw });
       return undefined;
     }

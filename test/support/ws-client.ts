@@ -157,7 +157,11 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
 }
 
 /** Polls `condition` every 10 ms until true, failing after `timeoutMs`. */
-export async function eventually(condition: () => boolean, timeoutMs = DEFAULT_TIMEOUT_MS, what = 'a condition'): Promise<void> {
+export async function eventually(
+  condition: () => boolean,
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+  what = 'a condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);

@@ -17,10 +17,16 @@ export class ChatHandlers {
   onChatMessage(payload: Readonly<Record<string, unknown>>, { connection }: WseEventContext): void {
     const { room, text } = payload;
     if (typeof room !== 'string' || !ROOM_NAME.test(room)) {
-      throw new WseEventError(WseErrorCode.INVALID_MESSAGE, 'chat_message: p.room must be 1-64 letters, digits, "_", "." or "-"');
+      throw new WseEventError(
+        WseErrorCode.INVALID_MESSAGE,
+        'chat_message: p.room must be 1-64 letters, digits, "_", "." or "-"',
+      );
     }
     if (typeof text !== 'string' || text.length === 0 || text.length > MAX_TEXT_LENGTH) {
-      throw new WseEventError(WseErrorCode.INVALID_MESSAGE, `chat_message: p.text must be a string of 1-${MAX_TEXT_LENGTH} characters`);
+      throw new WseEventError(
+        WseErrorCode.INVALID_MESSAGE,
+        `chat_message: p.text must be a string of 1-${MAX_TEXT_LENGTH} characters`,
+      );
     }
     this.wse.publish(`chat:${room}`, {
       t: 'chat_message',

@@ -64,7 +64,9 @@ export class WseApiController {
   }
 
   @Get('connections')
-  connections(): { connections: Array<{ id: string; user_id: string | null; topics: string[]; connected_at: string }> } {
+  connections(): {
+    connections: Array<{ id: string; user_id: string | null; topics: string[]; connected_at: string }>;
+  } {
     return {
       connections: this.publisher.connections().map((c) => ({
         id: c.id,

@@ -79,7 +79,7 @@ class OptionChecker {
   cookieName(path: string, value: string): string {
     // RFC 6265 token characters: what a browser will actually send back as a cookie name.
     if (typeof value !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value)) {
-      this.fail(path, 'must be a cookie name (letters, digits, and !#$%&\'*+.^_`|~-)', value);
+      this.fail(path, "must be a cookie name (letters, digits, and !#$%&'*+.^_`|~-)", value);
     }
     return value;
   }

@@ -5,10 +5,7 @@ import type { WseConnectionInfo } from '../gateway/wse-connection.js';
  * Decides whether a connection may subscribe to a topic or pattern. Return `false` (or a
  * promise of it) to refuse: the topic lands in `failed_topics` and never delivers.
  */
-export type WseSubscriptionAuthorizer = (
-  connection: WseConnectionInfo,
-  topic: string,
-) => boolean | Promise<boolean>;
+export type WseSubscriptionAuthorizer = (connection: WseConnectionInfo, topic: string) => boolean | Promise<boolean>;
 
 /** Handshake authentication with HS256 JSON Web Tokens. */
 export interface WseAuthOptions {

@@ -11,8 +11,7 @@ export interface InboundFrame {
 }
 
 export type InboundParseResult =
-  | { readonly ok: true; readonly frame: InboundFrame }
-  | { readonly ok: false; readonly message: string };
+  { readonly ok: true; readonly frame: InboundFrame } | { readonly ok: false; readonly message: string };
 
 const EMPTY_PAYLOAD: Readonly<Record<string, unknown>> = Object.freeze({});
 

@@ -12,12 +12,7 @@ import { WseHooksExplorer } from '../hooks/wse-hooks.explorer.js';
 import { encodePayload } from '../publisher/payload.js';
 import { TopicRegistryService } from '../topics/topic-registry.service.js';
 import { topicRejection } from '../topics/topic-validation.js';
-import {
-  WSE_PROTOCOL_VERSION,
-  WSE_SERVER_VERSION,
-  WseCloseCode,
-  WseErrorCode,
-} from '../wse.constants.js';
+import { WSE_PROTOCOL_VERSION, WSE_SERVER_VERSION, WseCloseCode, WseErrorCode } from '../wse.constants.js';
 import { closeReasons, errorMessages, logMessages, topicRejections } from '../wse.messages.js';
 import { InboundQueue } from './inbound-queue.js';
 import { parseInboundFrame, parseSubscriptionRequest, type InboundFrame } from './inbound-frame.js';
@@ -62,7 +57,10 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     this.nextPingAt = Date.now() + this.options.pingIntervalMs;
     // One timer for every connection. It ticks often enough that an idle connection is closed
     // within a quarter of its timeout late, and never more than once a second.
-    const period = Math.min(1000, Math.max(10, Math.floor(Math.min(this.options.pingIntervalMs, this.options.idleTimeoutMs) / 4)));
+    const period = Math.min(
+      1000,
+      Math.max(10, Math.floor(Math.min(this.options.pingIntervalMs, this.options.idleTimeoutMs) / 4)),
+    );
     this.sweepTimer = setInterval(() => this.sweep(), period);
     this.sweepTimer.unref();
     this.logger.log(logMessages.listening(this.options.path));
@@ -83,7 +81,9 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     if (!identity.ok) {
       this.logger.debug(logMessages.authRejected(identity.reason));
       // Not a registered connection, so the frame goes through ws directly, then the close.
-      socket.send(JSON.stringify(systemEnvelope('error', { code: WseErrorCode.AUTH_FAILED, message: identity.reason })));
+      socket.send(
+        JSON.stringify(systemEnvelope('error', { code: WseErrorCode.AUTH_FAILED, message: identity.reason })),
+      );
       socket.close(WseCloseCode.AUTH_FAILED, closeReasons.authFailed());
       return;
     }
@@ -121,7 +121,8 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
   private onClose(connection: WseConnection, code: number): void {
     this.logger.debug(logMessages.disconnected(connection.id, code));
     // Hooks run before the subscriptions are dropped, so they still see the connection's topics.
-    for (const hook of this.hooks.disconnectHandlers) this.runHook('OnWseDisconnect', connection, () => hook(connection, code));
+    for (const hook of this.hooks.disconnectHandlers)
+      this.runHook('OnWseDisconnect', connection, () => hook(connection, code));
     this.registry.unregister(connection.id);
   }
 
@@ -247,7 +248,10 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
           connection.send(errorFrame(error.code, error.message));
           return;
         }
-        this.logger.error(logMessages.handlerFailed(frame.t, connection.id), error instanceof Error ? error.stack : error);
+        this.logger.error(
+          logMessages.handlerFailed(frame.t, connection.id),
+          error instanceof Error ? error.stack : error,
+        );
         connection.send(errorFrame(WseErrorCode.HANDLER_ERROR, errorMessages.handlerFailed(frame.t)));
         return;
       }

@@ -48,7 +48,8 @@ export class WseHooksExplorer implements OnModuleInit {
           this.eventHandlers.set(eventType, bound);
         }
         if (this.reflector.get<boolean | undefined>(WSE_CONNECT_HANDLER, method)) this.connectHandlers.push(bound);
-        if (this.reflector.get<boolean | undefined>(WSE_DISCONNECT_HANDLER, method)) this.disconnectHandlers.push(bound);
+        if (this.reflector.get<boolean | undefined>(WSE_DISCONNECT_HANDLER, method))
+          this.disconnectHandlers.push(bound);
       }
     }
     if (duplicates.length > 0) {
