@@ -1,0 +1,38 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { WsAdapter } from '@nestjs/platform-ws';
+import { signToken, TEST_SECRET } from './support/jwt.js';
+import { TestClient } from './support/ws-client.js';
+
+describe("the README's example app", () => {
+  let app: INestApplication;
+  let wsUrl: string;
+  let orders: { orderFilled(userId: string, orderId: string): void };
+
+  beforeAll(async () => {
+    // The example reads its secret when its module is declared, so set it before the import.
+    process.env.JWT_SECRET = TEST_SECRET;
+    const example = await import('../examples/minimal-app.js');
+    app = await NestFactory.create(example.AppModule, { logger: false, abortOnError: false });
+    app.useWebSocketAdapter(new WsAdapter(app));
+    await app.listen(0, '127.0.0.1');
+    wsUrl = `ws://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}/wse`;
+    orders = app.get(example.OrdersService);
+  });
+  afterAll(async () => {
+    await app.close();
+    delete process.env.JWT_SECRET;
+  });
+
+  it("delivers a domain event to the user's own topic, and only to that user", async () => {
+    const { client: alice } = await TestClient.ready(`${wsUrl}?token=${signToken({ sub: 'alice' })}`);
+    const { client: bob } = await TestClient.ready(`${wsUrl}?token=${signToken({ sub: 'bob' })}`);
+
+    orders.orderFilled('alice', 'o-1');
+
+    expect(await alice.nextJson()).toEqual({ t: 'order_filled', p: { orderId: 'o-1' } });
+    await bob.expectNothing(150);
+    await Promise.all([alice.close(), bob.close()]);
+  });
+});
