@@ -5,8 +5,6 @@ import { WseConfigError, type WseConfigProblem, type WseModuleOptions } from '..
 export interface AppEnvironment {
   readonly port: number;
   readonly host: string;
-  readonly redisUrl: string | undefined;
-  readonly redisPrefix: string;
   readonly wse: WseModuleOptions;
 }
 
@@ -20,8 +18,6 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): AppEnviro
   const result: AppEnvironment = {
     port: read.int('PORT', 5006, { min: 0, max: 65_535 }),
     host: read.text('HOST') ?? '0.0.0.0',
-    redisUrl: read.redisUrl('REDIS_URL'),
-    redisPrefix: read.text('WSE_REDIS_PREFIX') ?? 'wse:',
     wse: {
       path: read.path('WSE_PATH'),
       maxConnections: read.optionalInt('WSE_MAX_CONNECTIONS', { min: 1 }),
@@ -34,6 +30,10 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): AppEnviro
         issuer: read.text('WSE_JWT_ISSUER'),
         audience: read.text('WSE_JWT_AUDIENCE'),
         cookieName: read.text('WSE_JWT_COOKIE'),
+      },
+      redis: {
+        url: read.redisUrl('REDIS_URL'),
+        prefix: read.text('WSE_REDIS_PREFIX'),
       },
     },
   };

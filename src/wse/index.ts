@@ -10,6 +10,10 @@ export type { FailedTopic, SubscriptionChange } from './topics/topic-registry.se
 export { WseTopicError } from './topics/wse-topic.error.js';
 export { compileTopicPattern, isTopicPattern, TopicPatternError } from './topics/topic-pattern.js';
 export type { TopicPattern } from './topics/topic-pattern.js';
+export { RedisPubSubService } from './redis/redis-pubsub.service.js';
+export type { DlqReplayResult, RedisMessageHandler, RedisResyncHandler } from './redis/redis-pubsub.service.js';
+export type { DeadLetter } from './reliability/dead-letter-queue.js';
+export type { CircuitState } from './reliability/circuit-breaker.js';
 export { WseHealthIndicator } from './health/wse.health.js';
 export type { WseHealthSnapshot } from './health/wse-health-snapshot.js';
 export { OnWseConnect, OnWseDisconnect, OnWseEvent } from './hooks/wse-hooks.decorators.js';
@@ -25,6 +29,7 @@ export type {
   WseModuleAsyncOptions,
   WseModuleOptions,
   WseOptionsFactory,
+  WseRedisOptions,
   WseSubscriptionAuthorizer,
 } from './config/wse-module-options.interface.js';
 export { InjectWseOptions } from './config/inject-wse-options.decorator.js';

@@ -41,6 +41,12 @@ export const WseErrorCode = {
 } as const;
 export type WseErrorCode = (typeof WseErrorCode)[keyof typeof WseErrorCode];
 
+/**
+ * Channels of the Redis delivery probe start with this. It must lie outside the topic space
+ * (`<prefix>*`), so the resolver refuses a prefix that would cover it.
+ */
+export const REDIS_PROBE_CHANNEL_PREFIX = '__wse_probe__:';
+
 /** A topic (or pattern) longer than this many UTF-8 bytes is refused. */
 export const MAX_TOPIC_BYTES = 256;
 

@@ -63,3 +63,18 @@ export const logMessages = {
   handlerFailed: (type: string, id: string) => `handler for "${type}" failed on connection ${id}`,
   authorizerFailed: (topic: string) => `authorizeSubscription threw for topic "${topic}"; the topic is refused`,
 };
+
+/** Log lines of the Redis broker: one per state change, never one per message. */
+export const redisMessages = {
+  notConnected: () => 'Redis is not connected',
+  breakerOpen: (name: string) => `circuit breaker ${name} is open`,
+  shutdown: () => 'server shutting down before the publish could be retried',
+  breakerChanged: (name: string, from: string, to: string) => `${name}: ${from} -> ${to}`,
+  connectionError: (role: string, message: string) => `Redis ${role} connection: ${message}`,
+  subscribeFailed: (message: string) => `PSUBSCRIBE failed: ${message}`,
+  delivering: () => 'Redis connected: delivery proven by probe',
+  deliveringAgain: (downMs: number) =>
+    `Redis delivering again after ${downMs} ms: sending resync to subscribed connections`,
+  probeLost: (timeoutMs: number) =>
+    `delivery probe not back within ${timeoutMs} ms: Redis marked down, subscriber reconnecting`,
+};

@@ -20,8 +20,10 @@ import { WseHealthSnapshotService } from './health/wse-health-snapshot.js';
 import { WseHealthIndicator } from './health/wse.health.js';
 import { WseHooksExplorer } from './hooks/wse-hooks.explorer.js';
 import { WsePublisher } from './publisher/wse.publisher.js';
+import { RedisPubSubService } from './redis/redis-pubsub.service.js';
 import { TopicRegistryService } from './topics/topic-registry.service.js';
 import { WSE_OPTIONS } from './wse.constants.js';
+import { WseFanoutWiring } from './wse.wiring.js';
 
 const RAW_OPTIONS = 'WSE:RAW_OPTIONS';
 
@@ -29,8 +31,9 @@ const RAW_OPTIONS = 'WSE:RAW_OPTIONS';
  * The WebSocket engine as a Nest module. Global: import it once, in the root module.
  *
  * Reading order: options are resolved once (config/), the gateway accepts and authenticates
- * connections (gateway/, auth/), the topic registry fans messages out (topics/), the publisher
- * is what the application calls (publisher/), health and the server API report on all of it.
+ * connections (gateway/, auth/), the topic registry fans messages out (topics/), Redis carries
+ * them between instances (redis/, reliability/; joined to the registry in wse.wiring.ts), the
+ * publisher is what the application calls (publisher/), health and the server API report.
  *
  * The application must run Nest's ws driver: `app.useWebSocketAdapter(new WsAdapter(app))`.
  *
@@ -97,10 +100,12 @@ export class WseModule {
         WseHealthSnapshotService,
         HealthIndicatorService,
         WseHealthIndicator,
+        RedisPubSubService,
+        WseFanoutWiring,
         WsePublisher,
         WseApiKeyGuard,
       ],
-      exports: [WSE_OPTIONS, WsePublisher, TopicRegistryService, WseHealthIndicator, WseGateway],
+      exports: [WSE_OPTIONS, WsePublisher, TopicRegistryService, RedisPubSubService, WseHealthIndicator, WseGateway],
     };
   }
 }

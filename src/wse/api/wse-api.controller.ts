@@ -1,4 +1,7 @@
-import { Body, Controller, Get, HttpCode, Param, Post, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Res, UseGuards } from '@nestjs/common';
+import type { Response } from 'express';
+import type { DlqReplayResult } from '../redis/redis-pubsub.service.js';
+import type { DeadLetter } from '../reliability/dead-letter-queue.js';
 import { WsePublisher } from '../publisher/wse.publisher.js';
 import type { WseHealthSnapshot } from '../health/wse-health-snapshot.js';
 import { ApiBody } from './api-body.js';
@@ -14,16 +17,23 @@ import { WseApiKeyGuard } from './api-key.guard.js';
 export class WseApiController {
   constructor(private readonly publisher: WsePublisher) {}
 
+  /** `local: true`, or no Redis configured: 200 with the local count; otherwise 202 queued. */
   @Post('publish')
-  @HttpCode(200)
-  publish(@Body() raw: unknown): { delivered: number } {
+  publish(
+    @Body() raw: unknown,
+    @Res({ passthrough: true }) response: Response,
+  ): { delivered: number } | { queued: true } {
     const body = new ApiBody(raw);
     const topic = body.topic('topic');
     const data = body.data('data');
-    // `local` is validated, but without a Redis broker every publish is local and answers with
-    // its count (CONTRACT section 7).
-    body.optionalBoolean('local');
-    return { delivered: this.publisher.publishLocal(topic, data) };
+    const local = body.optionalBoolean('local') ?? false;
+    if (local || !this.publisher.multiInstance) {
+      response.status(200);
+      return { delivered: this.publisher.publishLocal(topic, data) };
+    }
+    this.publisher.publish(topic, data);
+    response.status(202);
+    return { queued: true };
   }
 
   @Post('broadcast')
@@ -75,6 +85,18 @@ export class WseApiController {
         connected_at: c.connectedAt.toISOString(),
       })),
     };
+  }
+
+  /** Reading drains the dead letter queue. */
+  @Get('dlq')
+  dlq(): { entries: DeadLetter[] } {
+    return { entries: this.publisher.getDlqEntries() };
+  }
+
+  @Post('dlq/replay')
+  @HttpCode(200)
+  replay(): Promise<DlqReplayResult> {
+    return this.publisher.replayDlq();
   }
 
   @Get('snapshot')

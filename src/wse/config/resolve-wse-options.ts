@@ -1,5 +1,11 @@
+import { REDIS_PROBE_CHANNEL_PREFIX } from '../wse.constants.js';
 import { WseConfigError, type WseConfigProblem } from './wse-config.error.js';
-import type { ResolvedWseOptions, WseModuleOptions } from './wse-module-options.interface.js';
+import type {
+  ResolvedRedisOptions,
+  ResolvedWseOptions,
+  WseModuleOptions,
+  WseRedisOptions,
+} from './wse-module-options.interface.js';
 
 /** Every default in one place; nothing else in the library applies its own. */
 export const WSE_DEFAULTS = Object.freeze({
@@ -12,6 +18,17 @@ export const WSE_DEFAULTS = Object.freeze({
   inboundQueueSize: 10_000,
   inboundConcurrency: 64,
   maxBufferedBytes: 4 * 1_048_576,
+  redis: Object.freeze({
+    prefix: 'wse:',
+    publishAttempts: 3,
+    publishRetryDelayMs: 100,
+    dlqCapacity: 1000,
+    reconnect: Object.freeze({ initialDelayMs: 1000, multiplier: 1.5, maxDelayMs: 60_000, jitter: 0.2 }),
+    breaker: Object.freeze({ failureThreshold: 10, resetTimeoutMs: 60_000, halfOpenMaxCalls: 3 }),
+    probeIntervalMs: 5000,
+    probeTimeoutMs: 3000,
+    shutdownTimeoutMs: 2000,
+  }),
 });
 
 /**
@@ -46,9 +63,52 @@ export function resolveWseOptions(input: WseModuleOptions = {}): ResolvedWseOpti
     ),
     maxBufferedBytes: check.positiveInt('maxBufferedBytes', input.maxBufferedBytes ?? WSE_DEFAULTS.maxBufferedBytes),
     authorizeSubscription: check.optionalFunction('authorizeSubscription', input.authorizeSubscription),
+    redis: resolveRedisOptions(input.redis ?? {}, check),
   };
   if (problems.length > 0) throw new WseConfigError(problems);
   return Object.freeze(resolved);
+}
+
+function resolveRedisOptions(redis: WseRedisOptions, check: OptionChecker): ResolvedRedisOptions {
+  const d = WSE_DEFAULTS.redis;
+  const reconnect = redis.reconnect ?? {};
+  const breaker = redis.breaker ?? {};
+  return Object.freeze({
+    url: check.redisUrl('redis.url', redis.url),
+    prefix: check.redisPrefix('redis.prefix', redis.prefix ?? d.prefix),
+    publishAttempts: check.positiveInt('redis.publishAttempts', redis.publishAttempts ?? d.publishAttempts),
+    publishRetryDelayMs: check.nonNegativeInt(
+      'redis.publishRetryDelayMs',
+      redis.publishRetryDelayMs ?? d.publishRetryDelayMs,
+    ),
+    dlqCapacity: check.positiveInt('redis.dlqCapacity', redis.dlqCapacity ?? d.dlqCapacity),
+    reconnect: Object.freeze({
+      initialDelayMs: check.positiveInt(
+        'redis.reconnect.initialDelayMs',
+        reconnect.initialDelayMs ?? d.reconnect.initialDelayMs,
+      ),
+      multiplier: check.numberAtLeast('redis.reconnect.multiplier', reconnect.multiplier ?? d.reconnect.multiplier, 1),
+      maxDelayMs: check.positiveInt('redis.reconnect.maxDelayMs', reconnect.maxDelayMs ?? d.reconnect.maxDelayMs),
+      jitter: check.fraction('redis.reconnect.jitter', reconnect.jitter ?? d.reconnect.jitter),
+    }),
+    breaker: Object.freeze({
+      failureThreshold: check.positiveInt(
+        'redis.breaker.failureThreshold',
+        breaker.failureThreshold ?? d.breaker.failureThreshold,
+      ),
+      resetTimeoutMs: check.positiveInt(
+        'redis.breaker.resetTimeoutMs',
+        breaker.resetTimeoutMs ?? d.breaker.resetTimeoutMs,
+      ),
+      halfOpenMaxCalls: check.positiveInt(
+        'redis.breaker.halfOpenMaxCalls',
+        breaker.halfOpenMaxCalls ?? d.breaker.halfOpenMaxCalls,
+      ),
+    }),
+    probeIntervalMs: check.positiveInt('redis.probeIntervalMs', redis.probeIntervalMs ?? d.probeIntervalMs),
+    probeTimeoutMs: check.positiveInt('redis.probeTimeoutMs', redis.probeTimeoutMs ?? d.probeTimeoutMs),
+    shutdownTimeoutMs: check.nonNegativeInt('redis.shutdownTimeoutMs', redis.shutdownTimeoutMs ?? d.shutdownTimeoutMs),
+  });
 }
 
 /** Records a problem and hands back the value unchanged, so resolution reads as one table. */
@@ -57,6 +117,47 @@ class OptionChecker {
 
   positiveInt(path: string, value: number): number {
     if (!Number.isSafeInteger(value) || value <= 0) this.fail(path, 'must be a positive integer', value);
+    return value;
+  }
+
+  nonNegativeInt(path: string, value: number): number {
+    if (!Number.isSafeInteger(value) || value < 0) this.fail(path, 'must be a whole number >= 0', value);
+    return value;
+  }
+
+  numberAtLeast(path: string, value: number, min: number): number {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < min)
+      this.fail(path, `must be a number >= ${min}`, value);
+    return value;
+  }
+
+  fraction(path: string, value: number): number {
+    if (typeof value !== 'number' || !(value >= 0 && value < 1))
+      this.fail(path, 'must be a number from 0 to below 1', value);
+    return value;
+  }
+
+  /** Non-empty, and not covering the probe channels (they must stay outside `<prefix>*`). */
+  redisPrefix(path: string, value: string): string {
+    if (typeof value !== 'string' || value.length === 0) {
+      this.fail(path, 'must be a non-empty string', value);
+    } else if (REDIS_PROBE_CHANNEL_PREFIX.startsWith(value) || value.startsWith(REDIS_PROBE_CHANNEL_PREFIX)) {
+      this.fail(path, `must not cover the delivery probe channels "${REDIS_PROBE_CHANNEL_PREFIX}…"`, value);
+    }
+    return value;
+  }
+
+  /** The URL may carry a password, so it is never echoed. */
+  redisUrl(path: string, value: string | undefined): string | undefined {
+    if (value === undefined) return undefined;
+    let protocol = '';
+    try {
+      protocol = new URL(value).protocol;
+    } catch {
+      // not a URL at all: reported below
+    }
+    if (protocol !== 'redis:' && protocol !== 'rediss:')
+      this.fail(path, 'must be a redis:// or rediss:// URL', '<hidden>');
     return value;
   }
 

@@ -1,5 +1,7 @@
 import type { ModuleMetadata, Type } from '@nestjs/common';
 import type { WseConnectionInfo } from '../gateway/wse-connection.js';
+import type { BackoffOptions } from '../reliability/backoff.js';
+import type { CircuitBreakerOptions } from '../reliability/circuit-breaker.js';
 
 /**
  * Decides whether a connection may subscribe to a topic or pattern. Return `false` (or a
@@ -21,6 +23,37 @@ export interface WseAuthOptions {
   audience?: string;
   /** Cookie the token is read from before the `Authorization` header and `?token=`. @default 'access_token' */
   cookieName?: string;
+}
+
+/** Multi-instance fan-out through Redis Pub/Sub (CONTRACT sections 9 and 10). */
+export interface WseRedisOptions {
+  /**
+   * `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Unset: single-instance
+   * mode (a later `RedisPubSubService.connectRedis(url)` can still switch it on).
+   * @default undefined
+   */
+  url?: string;
+  /** Channel prefix: topic `t` travels on channel `<prefix>t`. @default 'wse:' */
+  prefix?: string;
+  /** PUBLISH attempts before a message goes to the dead letter queue. @default 3 */
+  publishAttempts?: number;
+  /** Wait before the first retry; each further retry waits twice as long (100 ms, 200 ms). @default 100 */
+  publishRetryDelayMs?: number;
+  /** Entries the dead letter queue holds before it evicts the oldest. @default 1000 */
+  dlqCapacity?: number;
+  /** Reconnection backoff. @default { initialDelayMs: 1000, multiplier: 1.5, maxDelayMs: 60000, jitter: 0.2 } */
+  reconnect?: Partial<BackoffOptions>;
+  /**
+   * Settings of both breakers (`conn_breaker`, `pub_breaker`).
+   * @default { failureThreshold: 10, resetTimeoutMs: 60000, halfOpenMaxCalls: 3 }
+   */
+  breaker?: Partial<CircuitBreakerOptions>;
+  /** How often each instance sends itself a probe through Redis to prove delivery. @default 5000 */
+  probeIntervalMs?: number;
+  /** A probe not back within this marks Redis down and forces the subscriber to reconnect. @default 3000 */
+  probeTimeoutMs?: number;
+  /** At shutdown, how long to wait for publishes in flight before they go to the DLQ. @default 2000 */
+  shutdownTimeoutMs?: number;
 }
 
 /** Everything `WseModule.forRoot()` accepts. Every field is optional. */
@@ -59,6 +92,8 @@ export interface WseModuleOptions {
   maxBufferedBytes?: number;
   /** Called for every topic a client asks to subscribe to. @default allow everything */
   authorizeSubscription?: WseSubscriptionAuthorizer;
+  /** Multi-instance fan-out through Redis. @default {} (single instance) */
+  redis?: WseRedisOptions;
 }
 
 /** The options after defaults and validation: every field present, frozen. */
@@ -79,6 +114,20 @@ export interface ResolvedWseOptions {
   readonly inboundConcurrency: number;
   readonly maxBufferedBytes: number;
   readonly authorizeSubscription: WseSubscriptionAuthorizer | undefined;
+  readonly redis: ResolvedRedisOptions;
+}
+
+export interface ResolvedRedisOptions {
+  readonly url: string | undefined;
+  readonly prefix: string;
+  readonly publishAttempts: number;
+  readonly publishRetryDelayMs: number;
+  readonly dlqCapacity: number;
+  readonly reconnect: Readonly<BackoffOptions>;
+  readonly breaker: Readonly<CircuitBreakerOptions>;
+  readonly probeIntervalMs: number;
+  readonly probeTimeoutMs: number;
+  readonly shutdownTimeoutMs: number;
 }
 
 /** A class that produces the options, for `forRootAsync({ useClass })`. */

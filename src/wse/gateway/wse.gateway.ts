@@ -10,6 +10,7 @@ import type { ResolvedWseOptions } from '../config/wse-module-options.interface.
 import { WseEventError } from '../hooks/wse-event.error.js';
 import { WseHooksExplorer } from '../hooks/wse-hooks.explorer.js';
 import { encodePayload } from '../publisher/payload.js';
+import { RedisPubSubService } from '../redis/redis-pubsub.service.js';
 import { TopicRegistryService } from '../topics/topic-registry.service.js';
 import { topicRejection } from '../topics/topic-validation.js';
 import { WSE_PROTOCOL_VERSION, WSE_SERVER_VERSION, WseCloseCode, WseErrorCode } from '../wse.constants.js';
@@ -18,9 +19,6 @@ import { InboundQueue } from './inbound-queue.js';
 import { parseInboundFrame, parseSubscriptionRequest, type InboundFrame } from './inbound-frame.js';
 import { errorFrame, systemEnvelope, systemFrame, textFrame } from './outbound-frame.js';
 import { OutboundStats, WseConnection } from './wse-connection.js';
-
-/** What `server_ready` and `server_hello` advertise. */
-const FEATURES = Object.freeze({ subscriptions: true, patterns: true, server_ping: true, redis: false });
 
 /**
  * The WebSocket endpoint: handshake, the inbound control frames, the heartbeat and the idle
@@ -45,7 +43,13 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     private readonly hooks: WseHooksExplorer,
     private readonly inbound: InboundQueue,
     private readonly outboundStats: OutboundStats,
+    private readonly redis: RedisPubSubService,
   ) {}
+
+  /** What `server_ready` and `server_hello` advertise. */
+  private features(): Record<string, boolean> {
+    return { subscriptions: true, patterns: true, server_ping: true, redis: this.redis.configured };
+  }
 
   /** True once the endpoint accepts connections, until shutdown. */
   get isListening(): boolean {
@@ -108,7 +112,7 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
         message: 'Connection established',
         details: {
           version: WSE_PROTOCOL_VERSION,
-          features: FEATURES,
+          features: this.features(),
           connection_id: connection.id,
           server_time: new Date().toISOString(),
           user_id: connection.userId,
@@ -159,7 +163,7 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     return systemFrame('server_hello', {
       server_version: WSE_SERVER_VERSION,
       protocol_version: WSE_PROTOCOL_VERSION,
-      features: FEATURES,
+      features: this.features(),
       limits: { max_message_size: this.options.maxMessageBytes },
       ping_interval: this.options.pingIntervalMs,
       connection_id: connection.id,

@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InboundQueue } from '../gateway/inbound-queue.js';
 import { OutboundStats } from '../gateway/wse-connection.js';
+import { RedisPubSubService } from '../redis/redis-pubsub.service.js';
+import type { CircuitState } from '../reliability/circuit-breaker.js';
 import { TopicRegistryService } from '../topics/topic-registry.service.js';
 
 /**
@@ -27,6 +29,8 @@ export interface WseHealthSnapshot {
   local_deliveries: number;
   /** Frames dropped because a connection was not reading (`maxBufferedBytes`). */
   outbound_dropped: number;
+  conn_breaker: CircuitState;
+  pub_breaker: CircuitState;
 }
 
 /**
@@ -41,31 +45,35 @@ export class WseHealthSnapshotService {
     private readonly registry: TopicRegistryService,
     private readonly inbound: InboundQueue,
     private readonly outbound: OutboundStats,
+    private readonly redis: RedisPubSubService,
   ) {}
 
   snapshot(): WseHealthSnapshot {
+    const redis = this.redis.stats;
     return {
       connections: this.registry.connectionCount,
       inbound_queue_depth: this.inbound.depth,
       inbound_dropped: this.inbound.dropped,
-      redis_connected: false,
-      redis_messages_received: 0,
-      redis_messages_published: 0,
-      redis_messages_delivered: 0,
-      redis_messages_dropped: 0,
-      redis_publish_errors: 0,
-      redis_reconnect_count: 0,
-      redis_dlq_size: 0,
+      redis_connected: this.redis.redisConnected(),
+      redis_messages_received: redis.received,
+      redis_messages_published: redis.published,
+      redis_messages_delivered: redis.delivered,
+      redis_messages_dropped: redis.dropped,
+      redis_publish_errors: redis.publishErrors,
+      redis_reconnect_count: redis.reconnectCount,
+      redis_dlq_size: this.redis.dlqSize,
       uptime_secs: Math.round(Number(process.hrtime.bigint() - this.startedAt) / 1e6) / 1e3,
       topics: this.registry.topicCount,
       patterns: this.registry.patternCount,
       local_deliveries: this.registry.deliveries,
       outbound_dropped: this.outbound.dropped,
+      conn_breaker: this.redis.connBreaker.state,
+      pub_breaker: this.redis.pubBreaker.state,
     };
   }
 
-  /** True when Redis is either not configured or connected (CONTRACT section 7). */
+  /** True when Redis is either not configured or connected and delivering (CONTRACT section 7). */
   brokerHealthy(): boolean {
-    return true;
+    return !this.redis.configured || this.redis.redisConnected();
   }
 }

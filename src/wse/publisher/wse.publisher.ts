@@ -5,6 +5,9 @@ import { WseHealthSnapshotService, type WseHealthSnapshot } from '../health/wse-
 import { TopicRegistryService, type SubscriptionChange } from '../topics/topic-registry.service.js';
 import { topicRejection } from '../topics/topic-validation.js';
 import { WseTopicError } from '../topics/wse-topic.error.js';
+import { resolveWseOptions } from '../config/resolve-wse-options.js';
+import { RedisPubSubService, type DlqReplayResult } from '../redis/redis-pubsub.service.js';
+import type { DeadLetter } from '../reliability/dead-letter-queue.js';
 import { encodePayload } from './payload.js';
 
 /**
@@ -27,15 +30,46 @@ export class WsePublisher {
   constructor(
     private readonly registry: TopicRegistryService,
     private readonly health: WseHealthSnapshotService,
+    private readonly redis: RedisPubSubService,
   ) {}
 
   /**
-   * Publishes to every subscriber of `topic` on every instance. Without Redis configured this
-   * is `publishLocal`. Throws `WseTopicError` for an invalid topic and `WsePayloadError` for a
-   * payload with no JSON form.
+   * Publishes to every subscriber of `topic` on every instance, through Redis (this instance's
+   * subscribers get it through Redis too, once). Never blocks and never throws for Redis
+   * trouble: what cannot be published goes to the dead letter queue. Without Redis configured
+   * this delivers locally, like `publishLocal`. Throws `WseTopicError` for an invalid topic and
+   * `WsePayloadError` for a payload with no JSON form.
    */
   publish(topic: string, data: unknown): void {
-    this.publishLocal(topic, data);
+    assertPublishableTopic(topic);
+    const payload = encodePayload(data);
+    if (this.redis.configured) this.redis.publish(topic, payload);
+    else this.registry.deliver(topic, payload);
+  }
+
+  /** True in multi-instance mode (a Redis URL is configured), connected or not. */
+  get multiInstance(): boolean {
+    return this.redis.configured;
+  }
+
+  /** True while Redis is connected and proven to deliver. */
+  redisConnected(): boolean {
+    return this.redis.redisConnected();
+  }
+
+  /** Returns and removes the dead letter queue's entries, oldest first. */
+  getDlqEntries(): DeadLetter[] {
+    return this.redis.getDlqEntries();
+  }
+
+  /** Re-publishes the dead letter queue; what fails again stays in it. */
+  replayDlq(): Promise<DlqReplayResult> {
+    return this.redis.replayDlq();
+  }
+
+  /** Switches multi-instance mode on at run time. Throws WseConfigError for a URL that is not redis. */
+  connectRedis(url: string): Promise<void> {
+    return this.redis.connectRedis(resolveWseOptions({ redis: { url } }).redis.url!);
   }
 
   /**

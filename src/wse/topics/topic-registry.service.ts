@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { textFrame, type WireFrame } from '../gateway/outbound-frame.js';
+import { systemFrame, textFrame, type WireFrame } from '../gateway/outbound-frame.js';
 import type { WseConnection } from '../gateway/wse-connection.js';
 import { topicRejections } from '../wse.messages.js';
 import { PatternIndex, type PatternEntry } from './pattern-index.js';
@@ -40,6 +40,8 @@ export class TopicRegistryService<S extends TopicSubscriber = WseConnection> {
   private deliverySeq = 0;
   /** Deliveries made by `deliver` and `broadcast` since start (a plain field, read on scrape). */
   deliveries = 0;
+  /** Sends `deliver` attempted that the connection did not accept (closed, or not reading). */
+  sendFailures = 0;
 
   // ---- connections -------------------------------------------------------------------------
 
@@ -148,9 +150,11 @@ export class TopicRegistryService<S extends TopicSubscriber = WseConnection> {
     const frame = textFrame(payload);
     const seq = ++this.deliverySeq;
     let delivered = 0;
+    let attempted = 0;
     if (exact !== undefined) {
       for (const subscriber of exact) {
         subscriber.lastDeliverySeq = seq;
+        attempted++;
         if (subscriber.send(frame)) delivered++;
       }
     }
@@ -158,10 +162,12 @@ export class TopicRegistryService<S extends TopicSubscriber = WseConnection> {
       for (const subscriber of entries[i].subscribers) {
         if (subscriber.lastDeliverySeq === seq) continue;
         subscriber.lastDeliverySeq = seq;
+        attempted++;
         if (subscriber.send(frame)) delivered++;
       }
     }
     this.deliveries += delivered;
+    this.sendFailures += attempted - delivered;
     return delivered;
   }
 
@@ -175,6 +181,25 @@ export class TopicRegistryService<S extends TopicSubscriber = WseConnection> {
     }
     this.deliveries += delivered;
     return delivered;
+  }
+
+  /**
+   * Tells every connection holding subscriptions that messages may have been missed (the Redis
+   * subscriber was reconnecting), listing its topics so the application can refetch their state.
+   * Returns how many connections were told.
+   */
+  sendResync(downMs: number): number {
+    let told = 0;
+    for (const connection of this.connectionsById.values()) {
+      if (connection.topics.size === 0) continue;
+      const frame = systemFrame('resync', {
+        reason: 'redis_reconnected',
+        topics: [...connection.topics],
+        down_ms: downMs,
+      });
+      if (connection.send(frame)) told++;
+    }
+    return told;
   }
 
   /** Sends a ready frame to one connection. False when unknown, closed or slow. */
