@@ -4,6 +4,9 @@ import { createApp } from './app/bootstrap.js';
 import { loadDotEnv, readEnvironment, type AppEnvironment } from './app/env.config.js';
 import { WseConfigError } from './wse/index.js';
 
+/** How long a graceful stop may take before the process gives up and exits 1. */
+const SHUTDOWN_TIMEOUT_MS = 10_000;
+
 async function main(): Promise<void> {
   let env: AppEnvironment;
   try {
@@ -16,6 +19,18 @@ async function main(): Promise<void> {
   }
   const app = await createApp(env);
   await app.listen(env.port, env.host);
+  // Nest's own shutdown hooks re-raise the signal after closing, so the process would end "killed
+  // by SIGTERM". An orchestrator expects a clean exit 0 after a graceful stop: close (clients get
+  // 1001, Redis is flushed and quit) and exit, or exit 1 if closing hangs past the bound.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      setTimeout(() => process.exit(1), SHUTDOWN_TIMEOUT_MS).unref();
+      app.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    });
+  }
   new Logger('Main').log(
     `nestjs-wse example server on http://${env.host}:${env.port} (WebSocket ${env.wse.path ?? '/wse'})`,
   );

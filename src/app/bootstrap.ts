@@ -24,6 +24,5 @@ export async function createApp(
   });
   app.useWebSocketAdapter(new WsAdapter(app));
   app.useBodyParser('json', { limit: API_BODY_LIMIT });
-  app.enableShutdownHooks();
   return app;
 }

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { WseConfigError, type WseConfigProblem, type WseModuleOptions } from '../wse/index.js';
+import { resolveWseOptions, WseConfigError, type WseConfigProblem, type WseModuleOptions } from '../wse/index.js';
 
 /** What the example server reads from its environment (CONTRACT section 2). */
 export interface AppEnvironment {
@@ -8,9 +8,49 @@ export interface AppEnvironment {
   readonly wse: WseModuleOptions;
 }
 
+/** The variable behind each module option, to name the variable when the option is refused. */
+const VARIABLE_OF_OPTION: Readonly<Record<string, string>> = {
+  path: 'WSE_PATH',
+  maxConnections: 'WSE_MAX_CONNECTIONS',
+  maxMessageBytes: 'WSE_MAX_MESSAGE_BYTES',
+  pingIntervalMs: 'WSE_PING_INTERVAL_MS',
+  idleTimeoutMs: 'WSE_IDLE_TIMEOUT_MS',
+  apiKey: 'WSE_API_KEY',
+  'auth.jwtSecret': 'WSE_JWT_SECRET',
+  'auth.issuer': 'WSE_JWT_ISSUER',
+  'auth.audience': 'WSE_JWT_AUDIENCE',
+  'auth.cookieName': 'WSE_JWT_COOKIE',
+  'redis.url': 'REDIS_URL',
+  'redis.prefix': 'WSE_REDIS_PREFIX',
+};
+
+/** Variables in the order of CONTRACT section 2: problems are listed in this order. */
+const CONTRACT_ORDER = [
+  'PORT',
+  'HOST',
+  'WSE_PATH',
+  'WSE_MAX_CONNECTIONS',
+  'WSE_JWT_SECRET',
+  'WSE_JWT_ISSUER',
+  'WSE_JWT_AUDIENCE',
+  'WSE_JWT_COOKIE',
+  'REDIS_URL',
+  'WSE_REDIS_PREFIX',
+  'WSE_API_KEY',
+  'WSE_PING_INTERVAL_MS',
+  'WSE_IDLE_TIMEOUT_MS',
+  'WSE_MAX_MESSAGE_BYTES',
+];
+
+function byContractOrder(a: WseConfigProblem, b: WseConfigProblem): number {
+  return CONTRACT_ORDER.indexOf(a.path) - CONTRACT_ORDER.indexOf(b.path);
+}
+
 /**
- * Reads and validates the example server's variables. Every bad value is collected and thrown
- * as one `WseConfigError` naming the variables, so `main.ts` can print it and exit non-zero.
+ * Reads and validates the example server's variables. Numbers are parsed here; everything else
+ * is checked by the module's own resolver (one set of rules), whose problems are renamed to the
+ * variables. Every bad value is collected and thrown as one `WseConfigError` naming the
+ * variables, so `main.ts` can print it and exit non-zero.
  */
 export function readEnvironment(env: NodeJS.ProcessEnv = process.env): AppEnvironment {
   const problems: WseConfigProblem[] = [];
@@ -19,7 +59,7 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): AppEnviro
     port: read.int('PORT', 5006, { min: 0, max: 65_535 }),
     host: read.text('HOST') ?? '0.0.0.0',
     wse: {
-      path: read.path('WSE_PATH'),
+      path: read.text('WSE_PATH'),
       maxConnections: read.optionalInt('WSE_MAX_CONNECTIONS', { min: 1 }),
       maxMessageBytes: read.optionalInt('WSE_MAX_MESSAGE_BYTES', { min: 1 }),
       pingIntervalMs: read.optionalInt('WSE_PING_INTERVAL_MS', { min: 1 }),
@@ -32,12 +72,22 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): AppEnviro
         cookieName: read.text('WSE_JWT_COOKIE'),
       },
       redis: {
-        url: read.redisUrl('REDIS_URL'),
+        url: read.text('REDIS_URL'),
         prefix: read.text('WSE_REDIS_PREFIX'),
       },
     },
   };
-  if (problems.length > 0) throw new WseConfigError(problems, 'environment');
+  try {
+    resolveWseOptions(result.wse);
+  } catch (error) {
+    if (!(error instanceof WseConfigError)) throw error;
+    for (const problem of error.problems) {
+      const variable = VARIABLE_OF_OPTION[problem.path];
+      // A number the reader already refused comes back as an unset option: reported once.
+      if (!problems.some((p) => p.path === variable)) problems.push({ ...problem, path: variable ?? problem.path });
+    }
+  }
+  if (problems.length > 0) throw new WseConfigError(problems.sort(byContractOrder), 'environment');
   return result;
 }
 
@@ -75,30 +125,5 @@ class EnvReader {
       return undefined;
     }
     return value;
-  }
-
-  path(name: string): string | undefined {
-    const raw = this.text(name);
-    if (raw !== undefined && !raw.startsWith('/')) {
-      this.problems.push({ path: name, rule: 'must be a URL path starting with "/"', value: raw });
-    }
-    return raw;
-  }
-
-  redisUrl(name: string): string | undefined {
-    const raw = this.text(name);
-    if (raw === undefined) return undefined;
-    let protocol = '';
-    try {
-      protocol = new URL(raw).protocol;
-    } catch {
-      // not a URL at all: reported below
-    }
-    if (protocol !== 'redis:' && protocol !== 'rediss:') {
-      // The URL may hold a password: name the variable, never echo its value.
-      this.problems.push({ path: name, rule: 'must be a redis:// or rediss:// URL', value: '<hidden>' });
-      return undefined;
-    }
-    return raw;
   }
 }

@@ -42,7 +42,7 @@ export function resolveWseOptions(input: WseModuleOptions = {}): ResolvedWseOpti
   if (typeof input !== 'object' || input === null) {
     throw new WseConfigError([{ path: '(options)', rule: 'must be an object', value: input }]);
   }
-  const auth = input.auth ?? {};
+  const auth = check.section('auth', input.auth);
   const resolved: ResolvedWseOptions = {
     path: check.path('path', input.path ?? WSE_DEFAULTS.path),
     maxConnections: check.positiveInt('maxConnections', input.maxConnections ?? WSE_DEFAULTS.maxConnections),
@@ -63,7 +63,7 @@ export function resolveWseOptions(input: WseModuleOptions = {}): ResolvedWseOpti
     ),
     maxBufferedBytes: check.positiveInt('maxBufferedBytes', input.maxBufferedBytes ?? WSE_DEFAULTS.maxBufferedBytes),
     authorizeSubscription: check.optionalFunction('authorizeSubscription', input.authorizeSubscription),
-    redis: resolveRedisOptions(input.redis ?? {}, check),
+    redis: resolveRedisOptions(check.section('redis', input.redis), check),
   };
   if (problems.length > 0) throw new WseConfigError(problems);
   return Object.freeze(resolved);
@@ -71,8 +71,8 @@ export function resolveWseOptions(input: WseModuleOptions = {}): ResolvedWseOpti
 
 function resolveRedisOptions(redis: WseRedisOptions, check: OptionChecker): ResolvedRedisOptions {
   const d = WSE_DEFAULTS.redis;
-  const reconnect = redis.reconnect ?? {};
-  const breaker = redis.breaker ?? {};
+  const reconnect = check.section('redis.reconnect', redis.reconnect);
+  const breaker = check.section('redis.breaker', redis.breaker);
   return Object.freeze({
     url: check.redisUrl('redis.url', redis.url),
     prefix: check.redisPrefix('redis.prefix', redis.prefix ?? d.prefix),
@@ -114,6 +114,16 @@ function resolveRedisOptions(redis: WseRedisOptions, check: OptionChecker): Reso
 /** Records a problem and hands back the value unchanged, so resolution reads as one table. */
 class OptionChecker {
   constructor(private readonly problems: WseConfigProblem[]) {}
+
+  /** A nested options object; anything else is reported (type only: it may hold secrets) and ignored. */
+  section<T extends object>(path: string, value: T | undefined): Partial<T> {
+    if (value === undefined) return {};
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      this.fail(path, 'must be an object', `<${Array.isArray(value) ? 'array' : typeof value}>`);
+      return {};
+    }
+    return value;
+  }
 
   positiveInt(path: string, value: number): number {
     if (!Number.isSafeInteger(value) || value <= 0) this.fail(path, 'must be a positive integer', value);

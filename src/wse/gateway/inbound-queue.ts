@@ -37,12 +37,17 @@ export class InboundQueue {
 
   private start(job: () => Promise<void>): void {
     this.running++;
-    job()
-      .catch(this.onJobError)
-      .finally(() => {
-        this.running--;
-        const next = this.waiting.shift();
-        if (next !== undefined) this.start(next);
-      });
+    let done: Promise<void>;
+    try {
+      done = job();
+    } catch (error) {
+      // A job that throws before returning its promise must still free its slot.
+      done = Promise.reject(error);
+    }
+    done.catch(this.onJobError).finally(() => {
+      this.running--;
+      const next = this.waiting.shift();
+      if (next !== undefined) this.start(next);
+    });
   }
 }

@@ -6,7 +6,7 @@ import type { RawData, WebSocket } from 'ws';
 import { findHandshakeToken } from '../auth/token-source.js';
 import { WseAuthenticator } from '../auth/wse-authenticator.service.js';
 import { InjectWseOptions } from '../config/inject-wse-options.decorator.js';
-import type { ResolvedWseOptions } from '../config/wse-module-options.interface.js';
+import type { ResolvedWseOptions, WseSubscriptionAuthorizer } from '../config/wse-module-options.interface.js';
 import { WseEventError } from '../hooks/wse-event.error.js';
 import { WseHooksExplorer } from '../hooks/wse-hooks.explorer.js';
 import { encodePayload } from '../publisher/payload.js';
@@ -185,39 +185,51 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     void this.subscribeAuthorized(connection, request.topics);
   }
 
-  /** Validates, asks `authorizeSubscription` for each topic, then subscribes what is allowed. */
+  /**
+   * Validates, asks `authorizeSubscription` for each topic, then subscribes what is allowed.
+   * Both lists of the answer keep the order of the request.
+   */
   private async subscribeAuthorized(connection: WseConnection, topics: string[]): Promise<void> {
-    const failed: { topic: string; reason: string }[] = [];
-    const candidates: string[] = [];
-    for (const topic of topics) {
-      const rejection = topicRejection(topic);
-      if (rejection === undefined) candidates.push(topic);
-      else failed.push({ topic, reason: rejection });
-    }
-    let allowed = candidates;
+    const rejections = topics.map((topic) => topicRejection(topic));
     const authorize = this.options.authorizeSubscription;
-    if (authorize !== undefined && candidates.length > 0) {
-      const verdicts = await Promise.all(
-        candidates.map(async (topic) => {
-          try {
-            return (await authorize(connection, topic)) === true;
-          } catch (error) {
-            this.logger.warn(logMessages.authorizerFailed(topic), error instanceof Error ? error.stack : undefined);
-            return false;
+    if (authorize !== undefined) {
+      await Promise.all(
+        topics.map(async (topic, i) => {
+          if (rejections[i] === undefined && !(await this.isAuthorized(authorize, connection, topic))) {
+            rejections[i] = topicRejections.refused();
           }
         }),
       );
-      allowed = [];
-      for (let i = 0; i < candidates.length; i++) {
-        if (verdicts[i]) allowed.push(candidates[i]);
-        else failed.push({ topic: candidates[i], reason: topicRejections.refused() });
-      }
     }
     // The connection may have closed while the authorizer ran: then there is nothing to do.
-    const change = this.registry.subscribeConnection(connection.id, allowed);
+    const change = this.registry.subscribeConnection(
+      connection.id,
+      topics.filter((_, i) => rejections[i] === undefined),
+    );
     if (change === undefined) return;
-    failed.push(...change.failed);
-    this.sendSubscriptionUpdate(connection, 'subscribe', change.succeeded, failed);
+    const refusedByRegistry = new Map(change.failed.map((f) => [f.topic, f.reason]));
+    const succeeded: string[] = [];
+    const failed: { topic: string; reason: string }[] = [];
+    topics.forEach((topic, i) => {
+      const reason = rejections[i] ?? refusedByRegistry.get(topic);
+      if (reason === undefined) succeeded.push(topic);
+      else failed.push({ topic, reason });
+    });
+    this.sendSubscriptionUpdate(connection, 'subscribe', succeeded, failed);
+  }
+
+  /** The application's verdict; a throwing authorizer refuses (and is logged), never crashes. */
+  private async isAuthorized(
+    authorize: WseSubscriptionAuthorizer,
+    connection: WseConnection,
+    topic: string,
+  ): Promise<boolean> {
+    try {
+      return (await authorize(connection, topic)) === true;
+    } catch (error) {
+      this.logger.warn(logMessages.authorizerFailed(topic), error instanceof Error ? error.stack : undefined);
+      return false;
+    }
   }
 
   private sendSubscriptionUpdate(

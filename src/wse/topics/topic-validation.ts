@@ -14,7 +14,8 @@ export function topicRejection(topic: unknown): string | undefined {
   }
   for (let i = 0; i < topic.length; i++) {
     const c = topic.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f) return topicRejections.controlCharacter();
+    // C0, DEL and C1: every character Unicode classes as a control (Cc).
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return topicRejections.controlCharacter();
   }
   return undefined;
 }

@@ -1,0 +1,66 @@
+import { describe, expect, it } from '@jest/globals';
+import { errorFrame, systemEnvelope, systemFrame, textFrame } from './outbound-frame.js';
+
+describe('textFrame', () => {
+  it.each([
+    [0, 2, [0x81, 0]],
+    [1, 2, [0x81, 1]],
+    [125, 2, [0x81, 125]],
+    [126, 4, [0x81, 126, 0x00, 0x7e]],
+    [65_535, 4, [0x81, 126, 0xff, 0xff]],
+    [65_536, 10, [0x81, 127, 0, 0, 0, 0, 0x00, 0x01, 0x00, 0x00]],
+    [70_000, 10, [0x81, 127, 0, 0, 0, 0, 0x00, 0x01, 0x11, 0x70]],
+  ])('frames a %i-byte payload with a %i-byte header', (length, headerLength, header) => {
+    const payload = Buffer.alloc(length, 0x61);
+    const frame = textFrame(payload);
+    expect(frame.length).toBe(headerLength + length);
+    expect([...frame.subarray(0, headerLength)]).toEqual(header);
+    expect(frame.subarray(headerLength).equals(payload)).toBe(true);
+  });
+
+  it('marks the frame final, text, and unmasked', () => {
+    const frame = textFrame(Buffer.from('x'));
+    expect(frame[0] & 0x80).toBe(0x80); // FIN
+    expect(frame[0] & 0x70).toBe(0); // RSV1-3: no compression
+    expect(frame[0] & 0x0f).toBe(0x1); // opcode: text
+    expect(frame[1] & 0x80).toBe(0); // MASK bit clear
+  });
+
+  it('copies the payload bytes exactly, multi-byte UTF-8 included', () => {
+    const payload = Buffer.from('{"msg":"héllo €"}', 'utf8');
+    const frame = textFrame(payload);
+    expect(frame[1]).toBe(payload.length);
+    expect(frame.subarray(2).toString('utf8')).toBe('{"msg":"héllo €"}');
+  });
+
+  it('does not keep a reference to the payload', () => {
+    const payload = Buffer.from('abc');
+    const frame = textFrame(payload);
+    payload[0] = 0x7a;
+    expect(frame.subarray(2).toString()).toBe('abc');
+  });
+});
+
+describe('system frames', () => {
+  it('wraps a payload in the WSE envelope', () => {
+    expect(systemEnvelope('ping', { server_time: 't' })).toEqual({
+      c: 'WSE',
+      t: 'ping',
+      p: { server_time: 't' },
+      v: 1,
+    });
+  });
+
+  it('frames the envelope as JSON text', () => {
+    const frame = systemFrame('ping', { server_time: 't' });
+    expect(frame.subarray(2).toString()).toBe('{"c":"WSE","t":"ping","p":{"server_time":"t"},"v":1}');
+    expect(frame[1]).toBe(frame.length - 2);
+  });
+
+  it('builds an error frame with code, message and extra fields', () => {
+    const frame = errorFrame('INVALID_MESSAGE', 'Frame is not valid JSON', { ref: 'x' });
+    expect(frame.subarray(2).toString()).toBe(
+      '{"c":"WSE","t":"error","p":{"code":"INVALID_MESSAGE","message":"Frame is not valid JSON","ref":"x"},"v":1}',
+    );
+  });
+});
