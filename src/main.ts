@@ -4,9 +4,6 @@ import { createApp } from './app/bootstrap.js';
 import { loadDotEnv, readEnvironment, type AppEnvironment } from './app/env.config.js';
 import { WseConfigError } from './wse/index.js';
 
-/** How long a graceful stop may take before the process gives up and exits 1. */
-const SHUTDOWN_TIMEOUT_MS = 10_000;
-
 async function main(): Promise<void> {
   let env: AppEnvironment;
   try {
@@ -24,7 +21,7 @@ async function main(): Promise<void> {
   // 1001, Redis is flushed and quit) and exit, or exit 1 if closing hangs past the bound.
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
-      setTimeout(() => process.exit(1), SHUTDOWN_TIMEOUT_MS).unref();
+      setTimeout(() => process.exit(1), env.shutdownTimeoutMs).unref();
       app.close().then(
         () => process.exit(0),
         () => process.exit(1),

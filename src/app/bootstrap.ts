@@ -1,4 +1,4 @@
-import type { INestApplication, LoggerService, LogLevel } from '@nestjs/common';
+import { ConsoleLogger, type INestApplication, type LoggerService, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { WsAdapter } from '@nestjs/platform-ws';
@@ -14,7 +14,7 @@ const API_BODY_LIMIT = '1mb';
  */
 export async function createApp(
   env: AppEnvironment,
-  logger: LoggerService | LogLevel[] | false = ['log', 'warn', 'error'],
+  logger: LoggerService | false = appLogger(env),
 ): Promise<INestApplication> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forEnvironment(env), {
     bodyParser: false,
@@ -25,4 +25,10 @@ export async function createApp(
   app.useWebSocketAdapter(new WsAdapter(app));
   app.useBodyParser('json', { limit: API_BODY_LIMIT });
   return app;
+}
+
+/** Nest's console logger at `WSE_LOG_LEVEL` and above, as text or JSON lines (`WSE_LOG_FORMAT`). */
+export function appLogger(env: AppEnvironment): LoggerService {
+  const order: LogLevel[] = ['verbose', 'debug', 'log', 'warn', 'error', 'fatal'];
+  return new ConsoleLogger({ json: env.logFormat === 'json', logLevels: order.slice(order.indexOf(env.logLevel)) });
 }

@@ -20,7 +20,12 @@ describe('readEnvironment', () => {
       expect(readEnvironment({})).toEqual({
         port: 5006,
         host: '0.0.0.0',
+        metricsRequireKey: false,
+        logFormat: 'text',
+        logLevel: 'log',
+        shutdownTimeoutMs: 10_000,
         wse: {
+          allowedOrigins: undefined,
           path: undefined,
           maxConnections: undefined,
           maxMessageBytes: undefined,
@@ -92,11 +97,21 @@ describe('readEnvironment', () => {
         WSE_PING_INTERVAL_MS: '10',
         WSE_IDLE_TIMEOUT_MS: '20',
         WSE_MAX_MESSAGE_BYTES: '30',
+        WSE_ALLOWED_ORIGINS: 'https://a.example, https://b.example',
+        WSE_METRICS_REQUIRE_KEY: 'true',
+        WSE_LOG_FORMAT: 'json',
+        WSE_LOG_LEVEL: 'debug',
+        WSE_SHUTDOWN_TIMEOUT_MS: '500',
       });
       expect(env).toEqual({
         port: 7000,
         host: '::1',
+        metricsRequireKey: true,
+        logFormat: 'json',
+        logLevel: 'debug',
+        shutdownTimeoutMs: 500,
         wse: {
+          allowedOrigins: ['https://a.example', 'https://b.example'],
           path: '/live',
           maxConnections: 3,
           maxMessageBytes: 30,
@@ -116,6 +131,13 @@ describe('readEnvironment', () => {
 
   describe('with a malformed value', () => {
     it.each([
+      ['WSE_LOG_FORMAT', 'xml', 'must be one of text, json (got "xml")'],
+      ['WSE_METRICS_REQUIRE_KEY', 'yes', 'must be one of true, false (got "yes")'],
+      [
+        'WSE_ALLOWED_ORIGINS',
+        'https://a.example/path',
+        'each origin must be scheme://host[:port] with no path, e.g. "https://app.example.com" (got "https://a.example/path")',
+      ],
       ['PORT', 'abc', 'must be a whole number from 0 to 65535 (got "abc")'],
       ['PORT', '70000', 'must be a whole number from 0 to 65535 (got "70000")'],
       ['PORT', '-1', 'must be a whole number from 0 to 65535 (got "-1")'],

@@ -1,12 +1,21 @@
 import { existsSync } from 'node:fs';
+import type { LogLevel } from '@nestjs/common';
 import { resolveWseOptions, WseConfigError, type WseConfigProblem, type WseModuleOptions } from '../wse/index.js';
 
 /** What the example server reads from its environment (CONTRACT section 2). */
 export interface AppEnvironment {
   readonly port: number;
   readonly host: string;
+  /** `GET /metrics` needs the API key too (`WSE_METRICS_REQUIRE_KEY=true`). */
+  readonly metricsRequireKey: boolean;
+  readonly logFormat: 'text' | 'json';
+  readonly logLevel: LogLevel;
+  /** How long a graceful stop may take before the process exits 1 anyway. */
+  readonly shutdownTimeoutMs: number;
   readonly wse: WseModuleOptions;
 }
+
+const LOG_LEVELS: readonly LogLevel[] = ['verbose', 'debug', 'log', 'warn', 'error', 'fatal'];
 
 /** The variable behind each module option, to name the variable when the option is refused. */
 const VARIABLE_OF_OPTION: Readonly<Record<string, string>> = {
@@ -22,10 +31,12 @@ const VARIABLE_OF_OPTION: Readonly<Record<string, string>> = {
   'auth.cookieName': 'WSE_JWT_COOKIE',
   'redis.url': 'REDIS_URL',
   'redis.prefix': 'WSE_REDIS_PREFIX',
+  allowedOrigins: 'WSE_ALLOWED_ORIGINS',
 };
 
 /** Variables in the order of CONTRACT section 2: problems are listed in this order. */
 const CONTRACT_ORDER = [
+  // the contract's variables, then the example server's own
   'PORT',
   'HOST',
   'WSE_PATH',
@@ -40,6 +51,11 @@ const CONTRACT_ORDER = [
   'WSE_PING_INTERVAL_MS',
   'WSE_IDLE_TIMEOUT_MS',
   'WSE_MAX_MESSAGE_BYTES',
+  'WSE_ALLOWED_ORIGINS',
+  'WSE_METRICS_REQUIRE_KEY',
+  'WSE_LOG_FORMAT',
+  'WSE_LOG_LEVEL',
+  'WSE_SHUTDOWN_TIMEOUT_MS',
 ];
 
 function byContractOrder(a: WseConfigProblem, b: WseConfigProblem): number {
@@ -58,7 +74,12 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): AppEnviro
   const result: AppEnvironment = {
     port: read.int('PORT', 5006, { min: 0, max: 65_535 }),
     host: read.text('HOST') ?? '0.0.0.0',
+    metricsRequireKey: read.boolean('WSE_METRICS_REQUIRE_KEY') ?? false,
+    logFormat: read.oneOf('WSE_LOG_FORMAT', ['text', 'json'] as const) ?? 'text',
+    logLevel: read.oneOf('WSE_LOG_LEVEL', LOG_LEVELS) ?? 'log',
+    shutdownTimeoutMs: read.int('WSE_SHUTDOWN_TIMEOUT_MS', 10_000, { min: 1 }),
     wse: {
+      allowedOrigins: read.list('WSE_ALLOWED_ORIGINS'),
       path: read.text('WSE_PATH'),
       maxConnections: read.optionalInt('WSE_MAX_CONNECTIONS', { min: 1 }),
       maxMessageBytes: read.optionalInt('WSE_MAX_MESSAGE_BYTES', { min: 1 }),
@@ -101,6 +122,30 @@ class EnvReader {
     private readonly env: NodeJS.ProcessEnv,
     private readonly problems: WseConfigProblem[],
   ) {}
+
+  boolean(name: string): boolean | undefined {
+    const value = this.oneOf(name, ['true', 'false'] as const);
+    return value === undefined ? undefined : value === 'true';
+  }
+
+  oneOf<T extends string>(name: string, allowed: readonly T[]): T | undefined {
+    const raw = this.text(name);
+    if (raw === undefined) return undefined;
+    if ((allowed as readonly string[]).includes(raw)) return raw as T;
+    this.problems.push({ path: name, rule: `must be one of ${allowed.join(', ')}`, value: raw });
+    return undefined;
+  }
+
+  /** Comma-separated values, blanks dropped. */
+  list(name: string): string[] | undefined {
+    const raw = this.text(name);
+    return raw === undefined
+      ? undefined
+      : raw
+          .split(',')
+          .map((item) => item.trim())
+          .filter((item) => item !== '');
+  }
 
   /** A set, non-blank value, or undefined. A blank value counts as unset, as in most tools. */
   text(name: string): string | undefined {

@@ -15,6 +15,8 @@ export type { DlqReplayResult, RedisMessageHandler, RedisResyncHandler } from '.
 export type { DeadLetter } from './reliability/dead-letter-queue.js';
 export type { CircuitState } from './reliability/circuit-breaker.js';
 export { WseHealthIndicator } from './health/wse.health.js';
+export { WseMetricsService } from './metrics/wse-metrics.service.js';
+export { WseApiKey } from './api/api-key.js';
 export type { WseHealthSnapshot } from './health/wse-health-snapshot.js';
 export { OnWseConnect, OnWseDisconnect, OnWseEvent } from './hooks/wse-hooks.decorators.js';
 export type { WseEventContext } from './hooks/wse-hooks.explorer.js';
@@ -29,6 +31,7 @@ export type {
   WseModuleAsyncOptions,
   WseModuleOptions,
   WseOptionsFactory,
+  WseRateLimitOptions,
   WseRedisOptions,
   WseSubscriptionAuthorizer,
 } from './config/wse-module-options.interface.js';

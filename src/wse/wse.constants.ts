@@ -22,9 +22,11 @@ export const WseCloseCode = {
   NORMAL: 1000,
   /** Server shutting down: clients should reconnect elsewhere. */
   GOING_AWAY: 1001,
+  /** Persistent abuse of the inbound rate limit (reason `rate limit exceeded`). */
+  POLICY_VIOLATION: 1008,
   /** Inbound frame larger than `maxMessageBytes` (sent by ws itself). */
   MESSAGE_TOO_BIG: 1009,
-  /** Over `maxConnections` (reason `server full`), or a slow consumer. */
+  /** Over `maxConnections` (reason `server full`), or a slow consumer (reason `slow consumer`). */
   TRY_AGAIN_LATER: 1013,
   /** Authentication failed at the handshake. */
   AUTH_FAILED: 4401,
@@ -38,6 +40,7 @@ export const WseErrorCode = {
   UNKNOWN_EVENT: 'UNKNOWN_EVENT',
   OVERLOADED: 'OVERLOADED',
   HANDLER_ERROR: 'HANDLER_ERROR',
+  RATE_LIMITED: 'RATE_LIMITED',
 } as const;
 export type WseErrorCode = (typeof WseErrorCode)[keyof typeof WseErrorCode];
 

@@ -25,6 +25,7 @@ export const invalidMessages = {
   payloadNotObject: () => 'Field "p" must be an object when present',
   badSubscriptionAction: () => 'subscription: p.action must be "subscribe" or "unsubscribe"',
   badSubscriptionTopics: () => 'subscription: p.topics must be an array of strings',
+  tooManyTopics: (max: number) => `subscription: at most ${max} topics per message`,
 };
 
 /** Why a topic ends up in `failed_topics`. */
@@ -35,12 +36,14 @@ export const topicRejections = {
   controlCharacter: () => 'topic contains a control character',
   badPattern: (detail: string) => `invalid pattern: ${detail}`,
   refused: () => 'not authorized',
+  topicLimit: (max: number) => `topic limit reached (${max} per connection)`,
 };
 
 export const errorMessages = {
   unknownEvent: (type: string) => `No handler for event "${type}"`,
   overloaded: () => 'Server is overloaded: the event was dropped, retry later',
   handlerFailed: (type: string) => `Handler for event "${type}" failed`,
+  rateLimited: () => 'Too many messages: slow down and retry after retry_after seconds',
 };
 
 /** Close reasons (at most 123 bytes each, as the WebSocket protocol requires). */
@@ -49,6 +52,8 @@ export const closeReasons = {
   serverFull: () => 'server full',
   authFailed: () => 'authentication failed',
   goingAway: () => 'going away',
+  slowConsumer: () => 'slow consumer',
+  rateLimitExceeded: () => 'rate limit exceeded',
 };
 
 /** Log lines. Never one per message: per connection at most, at debug level. */
@@ -62,6 +67,10 @@ export const logMessages = {
   hookFailed: (hook: string, id: string) => `${hook} hook failed for connection ${id}`,
   handlerFailed: (type: string, id: string) => `handler for "${type}" failed on connection ${id}`,
   authorizerFailed: (topic: string) => `authorizeSubscription threw for topic "${topic}"; the topic is refused`,
+  slowConsumerClosed: (id: string, bufferedBytes: number) =>
+    `connection ${id} closed as a slow consumer (${bufferedBytes} bytes unread)`,
+  rateLimitClosed: (id: string) => `connection ${id} closed for exceeding the rate limit`,
+  originRefused: (origin: string) => `WebSocket upgrade refused for origin ${JSON.stringify(origin)}`,
 };
 
 /** Log lines of the Redis broker: one per state change, never one per message. */

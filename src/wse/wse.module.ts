@@ -14,11 +14,13 @@ import type {
   WseOptionsFactory,
 } from './config/wse-module-options.interface.js';
 import { InboundQueue } from './gateway/inbound-queue.js';
+import { originVerifier } from './gateway/origin-check.js';
 import { WseGateway } from './gateway/wse.gateway.js';
-import { OutboundStats } from './gateway/wse-connection.js';
+import { OutboundWriter } from './gateway/outbound-writer.js';
 import { WseHealthSnapshotService } from './health/wse-health-snapshot.js';
 import { WseHealthIndicator } from './health/wse.health.js';
 import { WseHooksExplorer } from './hooks/wse-hooks.explorer.js';
+import { WseMetricsService } from './metrics/wse-metrics.service.js';
 import { WsePublisher } from './publisher/wse.publisher.js';
 import { RedisPubSubService } from './redis/redis-pubsub.service.js';
 import { TopicRegistryService } from './topics/topic-registry.service.js';
@@ -76,7 +78,12 @@ export class WseModule {
             const resolved = resolveWseOptions(raw);
             Reflect.defineMetadata(
               GATEWAY_OPTIONS,
-              { path: resolved.path, maxPayload: resolved.maxMessageBytes, perMessageDeflate: false },
+              {
+                path: resolved.path,
+                maxPayload: resolved.maxMessageBytes,
+                perMessageDeflate: false,
+                verifyClient: resolved.allowedOrigins && originVerifier(resolved.allowedOrigins),
+              },
               ConfiguredWseGateway,
             );
             return resolved;
@@ -93,7 +100,7 @@ export class WseModule {
             );
           },
         },
-        { provide: OutboundStats, useFactory: () => new OutboundStats() },
+        { provide: OutboundWriter, useFactory: () => new OutboundWriter() },
         TopicRegistryService,
         WseAuthenticator,
         WseHooksExplorer,
@@ -102,10 +109,19 @@ export class WseModule {
         WseHealthIndicator,
         RedisPubSubService,
         WseFanoutWiring,
+        WseMetricsService,
         WsePublisher,
         WseApiKeyGuard,
       ],
-      exports: [WSE_OPTIONS, WsePublisher, TopicRegistryService, RedisPubSubService, WseHealthIndicator, WseGateway],
+      exports: [
+        WSE_OPTIONS,
+        WsePublisher,
+        TopicRegistryService,
+        RedisPubSubService,
+        WseHealthIndicator,
+        WseGateway,
+        WseMetricsService,
+      ],
     };
   }
 }

@@ -4,6 +4,7 @@ import type {
   ResolvedRedisOptions,
   ResolvedWseOptions,
   WseModuleOptions,
+  WseRateLimitOptions,
   WseRedisOptions,
 } from './wse-module-options.interface.js';
 
@@ -18,6 +19,15 @@ export const WSE_DEFAULTS = Object.freeze({
   inboundQueueSize: 10_000,
   inboundConcurrency: 64,
   maxBufferedBytes: 4 * 1_048_576,
+  maxTopicsPerConnection: 1000,
+  maxTopicsPerSubscription: 100,
+  slowConsumerTimeoutMs: 10_000,
+  rateLimit: Object.freeze({
+    capacity: 100_000,
+    refillPerSecond: 10_000,
+    warnBelowFraction: 0.2,
+    closeAfterRejected: 1000,
+  }),
   redis: Object.freeze({
     prefix: 'wse:',
     publishAttempts: 3,
@@ -64,9 +74,43 @@ export function resolveWseOptions(input: WseModuleOptions = {}): ResolvedWseOpti
     maxBufferedBytes: check.positiveInt('maxBufferedBytes', input.maxBufferedBytes ?? WSE_DEFAULTS.maxBufferedBytes),
     authorizeSubscription: check.optionalFunction('authorizeSubscription', input.authorizeSubscription),
     redis: resolveRedisOptions(check.section('redis', input.redis), check),
+    maxTopicsPerConnection: check.positiveInt(
+      'maxTopicsPerConnection',
+      input.maxTopicsPerConnection ?? WSE_DEFAULTS.maxTopicsPerConnection,
+    ),
+    maxTopicsPerSubscription: check.positiveInt(
+      'maxTopicsPerSubscription',
+      input.maxTopicsPerSubscription ?? WSE_DEFAULTS.maxTopicsPerSubscription,
+    ),
+    slowConsumerTimeoutMs: check.nonNegativeInt(
+      'slowConsumerTimeoutMs',
+      input.slowConsumerTimeoutMs ?? WSE_DEFAULTS.slowConsumerTimeoutMs,
+    ),
+    rateLimit:
+      input.rateLimit === false ? undefined : resolveRateLimit(check.section('rateLimit', input.rateLimit), check),
+    allowedOrigins: check.origins('allowedOrigins', input.allowedOrigins),
   };
   if (problems.length > 0) throw new WseConfigError(problems);
   return Object.freeze(resolved);
+}
+
+function resolveRateLimit(
+  rateLimit: Partial<WseRateLimitOptions>,
+  check: OptionChecker,
+): Readonly<WseRateLimitOptions> {
+  const d = WSE_DEFAULTS.rateLimit;
+  return Object.freeze({
+    capacity: check.positiveInt('rateLimit.capacity', rateLimit.capacity ?? d.capacity),
+    refillPerSecond: check.positiveInt('rateLimit.refillPerSecond', rateLimit.refillPerSecond ?? d.refillPerSecond),
+    warnBelowFraction: check.fraction(
+      'rateLimit.warnBelowFraction',
+      rateLimit.warnBelowFraction ?? d.warnBelowFraction,
+    ),
+    closeAfterRejected: check.positiveInt(
+      'rateLimit.closeAfterRejected',
+      rateLimit.closeAfterRejected ?? d.closeAfterRejected,
+    ),
+  });
 }
 
 function resolveRedisOptions(redis: WseRedisOptions, check: OptionChecker): ResolvedRedisOptions {
@@ -155,6 +199,30 @@ class OptionChecker {
       this.fail(path, `must not cover the delivery probe channels "${REDIS_PROBE_CHANNEL_PREFIX}…"`, value);
     }
     return value;
+  }
+
+  /** Exact origins as browsers send them: scheme, host and port, no path. */
+  origins(path: string, value: string[] | undefined): readonly string[] | undefined {
+    if (value === undefined) return undefined;
+    if (!Array.isArray(value)) {
+      this.fail(path, 'must be an array of origins such as "https://app.example.com"', value);
+      return undefined;
+    }
+    for (const origin of value) {
+      let valid = false;
+      try {
+        valid = typeof origin === 'string' && new URL(origin).origin === origin;
+      } catch {
+        valid = false;
+      }
+      if (!valid)
+        this.fail(
+          path,
+          'each origin must be scheme://host[:port] with no path, e.g. "https://app.example.com"',
+          origin,
+        );
+    }
+    return Object.freeze([...value]);
   }
 
   /** The URL may carry a password, so it is never echoed. */

@@ -56,6 +56,18 @@ export interface WseRedisOptions {
   shutdownTimeoutMs?: number;
 }
 
+/** The per-connection inbound rate limit (a token bucket; each inbound frame costs one token). */
+export interface WseRateLimitOptions {
+  /** Tokens in a full bucket: the burst a client may send at once. @default 100000 */
+  capacity: number;
+  /** Tokens added per second: the sustained rate. @default 10000 */
+  refillPerSecond: number;
+  /** A `rate_limit_warning` is sent when the bucket falls below this fraction of its capacity. @default 0.2 */
+  warnBelowFraction: number;
+  /** Consecutive refused frames after which the connection is closed with 1008. @default 1000 */
+  closeAfterRejected: number;
+}
+
 /** Everything `WseModule.forRoot()` accepts. Every field is optional. */
 export interface WseModuleOptions {
   /** WebSocket endpoint path on the application's HTTP server. @default '/wse' */
@@ -94,6 +106,25 @@ export interface WseModuleOptions {
   authorizeSubscription?: WseSubscriptionAuthorizer;
   /** Multi-instance fan-out through Redis. @default {} (single instance) */
   redis?: WseRedisOptions;
+  /** Topics and patterns one connection may hold; more land in `failed_topics`. @default 1000 */
+  maxTopicsPerConnection?: number;
+  /** Topics one `subscription` message may list; more refuse the message (`INVALID_MESSAGE`). @default 100 */
+  maxTopicsPerSubscription?: number;
+  /**
+   * A connection that stays over `maxBufferedBytes` (not reading) this long is closed with
+   * 1013 `slow consumer`. Messages to it are dropped from the moment it is over.
+   * @default 10000
+   */
+  slowConsumerTimeoutMs?: number;
+  /** Inbound rate limit per connection; `false` turns it off. @default { capacity: 100000, refillPerSecond: 10000, warnBelowFraction: 0.2, closeAfterRejected: 1000 } */
+  rateLimit?: Partial<WseRateLimitOptions> | false;
+  /**
+   * Origins (`https://app.example.com`) allowed to open a WebSocket, against cross-site
+   * WebSocket hijacking with cookie auth. Others get HTTP 403 at the upgrade. Requests without
+   * an Origin header (non-browser clients) are allowed.
+   * @default undefined (any origin)
+   */
+  allowedOrigins?: string[];
 }
 
 /** The options after defaults and validation: every field present, frozen. */
@@ -115,6 +146,11 @@ export interface ResolvedWseOptions {
   readonly maxBufferedBytes: number;
   readonly authorizeSubscription: WseSubscriptionAuthorizer | undefined;
   readonly redis: ResolvedRedisOptions;
+  readonly maxTopicsPerConnection: number;
+  readonly maxTopicsPerSubscription: number;
+  readonly slowConsumerTimeoutMs: number;
+  readonly rateLimit: Readonly<WseRateLimitOptions> | undefined;
+  readonly allowedOrigins: readonly string[] | undefined;
 }
 
 export interface ResolvedRedisOptions {

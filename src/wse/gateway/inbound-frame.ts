@@ -54,13 +54,17 @@ export function parseInboundFrame(data: Buffer, isBinary: boolean): InboundParse
 /** The topics of a `subscription` frame, or the reason it is malformed. */
 export function parseSubscriptionRequest(
   p: Readonly<Record<string, unknown>>,
+  maxTopics = Number.POSITIVE_INFINITY,
 ): { ok: true; action: 'subscribe' | 'unsubscribe'; topics: string[] } | { ok: false; message: string } {
   const action = p.action;
   if (action !== 'subscribe' && action !== 'unsubscribe') {
     return { ok: false, message: invalidMessages.badSubscriptionAction() };
   }
   const topics = p.topics;
-  if (!Array.isArray(topics) || !topics.every((topic) => typeof topic === 'string')) {
+  if (!Array.isArray(topics)) return { ok: false, message: invalidMessages.badSubscriptionTopics() };
+  // Counted before anything else is done with them: a giant list costs nothing more than this.
+  if (topics.length > maxTopics) return { ok: false, message: invalidMessages.tooManyTopics(maxTopics) };
+  if (!topics.every((topic) => typeof topic === 'string')) {
     return { ok: false, message: invalidMessages.badSubscriptionTopics() };
   }
   return { ok: true, action, topics: topics as string[] };

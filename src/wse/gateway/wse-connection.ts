@@ -2,6 +2,8 @@ import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { TopicSubscriber } from '../topics/topic-subscriber.js';
 import type { WireFrame } from './outbound-frame.js';
+import type { OutboundWriter } from './outbound-writer.js';
+import type { TokenBucket } from './token-bucket.js';
 
 /** Claims of a verified JSON Web Token. */
 export type WseClaims = Readonly<Record<string, unknown>>;
@@ -18,19 +20,13 @@ export interface WseConnectionInfo {
   readonly topics: ReadonlySet<string>;
 }
 
-/** Counters the outbound path bumps; plain fields, read when a snapshot is taken. */
-export class OutboundStats {
-  /** Frames not queued because the connection's socket buffer was over `maxBufferedBytes`. */
-  dropped = 0;
-}
-
 const WS_OPEN = 1;
 
 /**
  * One client connection: identity, subscriptions and its outbound queue.
  *
  * Outbound frames are queued and written in one go once per event-loop turn (see
- * `OutboundFlush`): a loopback socket write costs about 5 us of CPU whatever its size, so a
+ * `OutboundWriter`): a loopback socket write costs about 5 us of CPU whatever its size, so a
  * connection that receives ten messages in a turn costs one write instead of ten. Frames are
  * written in the order they were queued, so per-connection order holds for topic messages and
  * system messages alike. Every frame to this socket goes through `send`; ws itself only writes
@@ -42,6 +38,14 @@ export class WseConnection implements WseConnectionInfo, TopicSubscriber {
   /** Last fan-out sequence number delivered here: how a message reaches it once (TopicRegistryService). */
   lastDeliverySeq = 0;
   lastActivityMs: number;
+  /** Inbound rate limit state (undefined when rate limiting is off). */
+  readonly bucket: TokenBucket | undefined;
+  /** Frames refused in a row by the rate limit; reset by an accepted one. */
+  rejectedInARow = 0;
+  /** A `rate_limit_warning` was sent and the bucket has not refilled above the mark since. */
+  rateWarningSent = false;
+  /** When the connection went over `maxBufferedBytes`; 0 while it keeps up. */
+  slowSince = 0;
 
   private readonly pending: WireFrame[] = [];
   private readonly rawSocket: Socket;
@@ -52,10 +56,12 @@ export class WseConnection implements WseConnectionInfo, TopicSubscriber {
     readonly userId: string | null,
     readonly claims: WseClaims | null,
     private readonly maxBufferedBytes: number,
-    private readonly stats: OutboundStats,
+    private readonly writer: OutboundWriter,
     now: number,
+    bucket?: TokenBucket,
   ) {
     this.lastActivityMs = now;
+    this.bucket = bucket;
     // ws keeps the underlying TCP socket in a private field. Writing our pre-built frames to it
     // directly is what makes one write per turn possible; ws exposes no cork of its own.
     this.rawSocket = (socket as unknown as { _socket: Socket })._socket;
@@ -66,14 +72,27 @@ export class WseConnection implements WseConnectionInfo, TopicSubscriber {
    * not open or already holds more than `maxBufferedBytes` the client has not read.
    */
   send(frame: WireFrame): boolean {
-    if (this.socket.readyState !== WS_OPEN) return false;
-    if (this.rawSocket.writableLength > this.maxBufferedBytes) {
-      this.stats.dropped++;
+    if (this.socket.readyState !== WS_OPEN) {
+      this.writer.droppedClosed++;
       return false;
     }
-    if (this.pending.length === 0) outboundFlush.schedule(this);
+    if (this.isSlow) {
+      this.writer.droppedSlow++;
+      return false;
+    }
+    if (this.pending.length === 0) this.writer.schedule(this);
     this.pending.push(frame);
     return true;
+  }
+
+  /** True while more than `maxBufferedBytes` wait unread in the socket: the client is not keeping up. */
+  get isSlow(): boolean {
+    return this.rawSocket.writableLength > this.maxBufferedBytes;
+  }
+
+  /** Bytes written to the socket and not yet taken by the client. */
+  get bufferedBytes(): number {
+    return this.rawSocket.writableLength;
   }
 
   /** Writes every queued frame in one syscall (cork/uncork gathers them into one writev). */
@@ -104,35 +123,3 @@ export class WseConnection implements WseConnectionInfo, TopicSubscriber {
     this.socket.close(code, reason);
   }
 }
-
-/**
- * The once-per-turn write of every connection that has frames queued. One `setImmediate` for
- * the whole process, not one per connection: everything delivered during a turn's I/O phase
- * (all Redis messages in a read, all publishes of a timer) goes out together right after it.
- */
-class OutboundFlush {
-  private dirty: WseConnection[] = [];
-  private spare: WseConnection[] = [];
-  private scheduled = false;
-  private readonly run = (): void => this.flushAll();
-
-  schedule(connection: WseConnection): void {
-    this.dirty.push(connection);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.run);
-    }
-  }
-
-  private flushAll(): void {
-    this.scheduled = false;
-    // Swap the lists first: a write can trigger work that queues new frames for the next turn.
-    const connections = this.dirty;
-    this.dirty = this.spare;
-    this.spare = connections;
-    for (let i = 0; i < connections.length; i++) connections[i].flush();
-    connections.length = 0;
-  }
-}
-
-const outboundFlush = new OutboundFlush();

@@ -18,7 +18,9 @@ import { closeReasons, errorMessages, logMessages, topicRejections } from '../ws
 import { InboundQueue } from './inbound-queue.js';
 import { parseInboundFrame, parseSubscriptionRequest, type InboundFrame } from './inbound-frame.js';
 import { errorFrame, systemEnvelope, systemFrame, textFrame } from './outbound-frame.js';
-import { OutboundStats, WseConnection } from './wse-connection.js';
+import { OutboundWriter } from './outbound-writer.js';
+import { TokenBucket } from './token-bucket.js';
+import { WseConnection } from './wse-connection.js';
 
 /**
  * The WebSocket endpoint: handshake, the inbound control frames, the heartbeat and the idle
@@ -29,12 +31,19 @@ import { OutboundStats, WseConnection } from './wse-connection.js';
  * routing: the contract wants an answer to malformed or unknown frames, which Nest's routing
  * drops silently. Outbound fan-out does not pass through here at all (TopicRegistryService).
  */
+/** How long a slow consumer's close handshake may take before its socket is destroyed. */
+const SLOW_CONSUMER_GRACE_MS = 1000;
+
 @Injectable()
 export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleDestroy {
   private readonly logger = new Logger('WseGateway');
   private sweepTimer: NodeJS.Timeout | undefined;
   private nextPingAt = 0;
   private listening = false;
+  /** Connections closed, by close code (for metrics). */
+  readonly closeCodes = new Map<number, number>();
+  /** Inbound frames refused by the rate limit. */
+  rateLimited = 0;
 
   constructor(
     @InjectWseOptions() private readonly options: ResolvedWseOptions,
@@ -42,7 +51,7 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     private readonly authenticator: WseAuthenticator,
     private readonly hooks: WseHooksExplorer,
     private readonly inbound: InboundQueue,
-    private readonly outboundStats: OutboundStats,
+    private readonly writer: OutboundWriter,
     private readonly redis: RedisPubSubService,
   ) {}
 
@@ -92,14 +101,16 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
       return;
     }
 
+    const rateLimit = this.options.rateLimit;
     const connection = new WseConnection(
       randomUUID(),
       socket,
       identity.userId,
       identity.claims,
       this.options.maxBufferedBytes,
-      this.outboundStats,
+      this.writer,
       Date.now(),
+      rateLimit === undefined ? undefined : new TokenBucket(rateLimit.capacity, rateLimit.refillPerSecond),
     );
     this.registry.register(connection);
     socket.on('message', (data: RawData, isBinary: boolean) => this.onMessage(connection, data as Buffer, isBinary));
@@ -124,6 +135,7 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
 
   private onClose(connection: WseConnection, code: number): void {
     this.logger.debug(logMessages.disconnected(connection.id, code));
+    this.closeCodes.set(code, (this.closeCodes.get(code) ?? 0) + 1);
     // Hooks run before the subscriptions are dropped, so they still see the connection's topics.
     for (const hook of this.hooks.disconnectHandlers)
       this.runHook('OnWseDisconnect', connection, () => hook(connection, code));
@@ -134,6 +146,7 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
 
   private onMessage(connection: WseConnection, data: Buffer, isBinary: boolean): void {
     connection.lastActivityMs = Date.now();
+    if (connection.bucket !== undefined && !this.admit(connection, connection.bucket)) return;
     const parsed = parseInboundFrame(data, isBinary);
     if (!parsed.ok) {
       connection.send(errorFrame(WseErrorCode.INVALID_MESSAGE, parsed.message));
@@ -159,6 +172,47 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     }
   }
 
+  /**
+   * The inbound rate limit: one token per frame. Below the warning mark the client is told once
+   * (`rate_limit_warning`); with the bucket empty the frame is refused with `RATE_LIMITED` and a
+   * `retry_after`, answered once per streak so a flood does not make the server flood back;
+   * `closeAfterRejected` refusals in a row close the connection with 1008.
+   */
+  private admit(connection: WseConnection, bucket: TokenBucket): boolean {
+    const limits = this.options.rateLimit!;
+    if (bucket.take()) {
+      connection.rejectedInARow = 0;
+      const remaining = bucket.remaining;
+      if (remaining < limits.capacity * limits.warnBelowFraction) {
+        if (!connection.rateWarningSent) {
+          connection.rateWarningSent = true;
+          connection.send(
+            systemFrame('rate_limit_warning', {
+              remaining,
+              capacity: limits.capacity,
+              refill_per_second: limits.refillPerSecond,
+            }),
+          );
+        }
+      } else {
+        connection.rateWarningSent = false;
+      }
+      return true;
+    }
+    this.rateLimited++;
+    if (++connection.rejectedInARow >= limits.closeAfterRejected) {
+      this.logger.warn(logMessages.rateLimitClosed(connection.id));
+      connection.close(WseCloseCode.POLICY_VIOLATION, closeReasons.rateLimitExceeded());
+    } else if (connection.rejectedInARow === 1) {
+      connection.send(
+        errorFrame(WseErrorCode.RATE_LIMITED, errorMessages.rateLimited(), {
+          retry_after: Math.ceil(bucket.retryAfterSeconds() * 1000) / 1000,
+        }),
+      );
+    }
+    return false;
+  }
+
   private serverHello(connection: WseConnection) {
     return systemFrame('server_hello', {
       server_version: WSE_SERVER_VERSION,
@@ -172,7 +226,7 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
   }
 
   private onSubscription(connection: WseConnection, frame: InboundFrame): void {
-    const request = parseSubscriptionRequest(frame.p);
+    const request = parseSubscriptionRequest(frame.p, this.options.maxTopicsPerSubscription);
     if (!request.ok) {
       connection.send(errorFrame(WseErrorCode.INVALID_MESSAGE, request.message));
       return;
@@ -284,9 +338,36 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     const ping = now >= this.nextPingAt ? systemFrame('ping', { server_time: new Date(now).toISOString() }) : undefined;
     if (ping !== undefined) this.nextPingAt = now + this.options.pingIntervalMs;
     for (const connection of this.registry.connections()) {
-      if (connection.lastActivityMs <= idleBefore) connection.close(WseCloseCode.NORMAL, closeReasons.idleTimeout());
-      else if (ping !== undefined) connection.send(ping);
+      if (connection.lastActivityMs <= idleBefore) {
+        connection.close(WseCloseCode.NORMAL, closeReasons.idleTimeout());
+      } else if (this.isStuckSlow(connection, now)) {
+        this.closeSlowConsumer(connection);
+      } else if (ping !== undefined) {
+        connection.send(ping);
+      }
     }
+  }
+
+  /** Over `maxBufferedBytes` for `slowConsumerTimeoutMs`: the client has stopped keeping up. */
+  private isStuckSlow(connection: WseConnection, now: number): boolean {
+    if (!connection.isSlow) {
+      connection.slowSince = 0;
+      return false;
+    }
+    if (connection.slowSince === 0) connection.slowSince = now;
+    return now - connection.slowSince >= this.options.slowConsumerTimeoutMs;
+  }
+
+  /**
+   * Closes with 1013 `slow consumer`. The close frame waits behind the unread bytes, which a
+   * stalled client may never read, so the socket is destroyed after a short grace: its buffered
+   * memory is released either way.
+   */
+  private closeSlowConsumer(connection: WseConnection): void {
+    this.writer.slowConsumersClosed++;
+    this.logger.warn(logMessages.slowConsumerClosed(connection.id, connection.bufferedBytes));
+    connection.close(WseCloseCode.TRY_AGAIN_LATER, closeReasons.slowConsumer());
+    setTimeout(() => connection.socket.terminate(), SLOW_CONSUMER_GRACE_MS).unref();
   }
 
   // ---- shutdown ----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InboundQueue } from '../gateway/inbound-queue.js';
-import { OutboundStats } from '../gateway/wse-connection.js';
+import { OutboundWriter } from '../gateway/outbound-writer.js';
 import { RedisPubSubService } from '../redis/redis-pubsub.service.js';
 import type { CircuitState } from '../reliability/circuit-breaker.js';
 import { TopicRegistryService } from '../topics/topic-registry.service.js';
@@ -44,7 +44,7 @@ export class WseHealthSnapshotService {
   constructor(
     private readonly registry: TopicRegistryService,
     private readonly inbound: InboundQueue,
-    private readonly outbound: OutboundStats,
+    private readonly outbound: OutboundWriter,
     private readonly redis: RedisPubSubService,
   ) {}
 
@@ -66,7 +66,7 @@ export class WseHealthSnapshotService {
       topics: this.registry.topicCount,
       patterns: this.registry.patternCount,
       local_deliveries: this.registry.deliveries,
-      outbound_dropped: this.outbound.dropped,
+      outbound_dropped: this.outbound.droppedSlow,
       conn_breaker: this.redis.connBreaker.state,
       pub_breaker: this.redis.pubBreaker.state,
     };

@@ -1,4 +1,9 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import type { ResolvedWseOptions } from '../config/wse-module-options.interface.js';
+import { BucketHistogram } from '../metrics/bucket-histogram.js';
+import { WSE_OPTIONS } from '../wse.constants.js';
+
+const FANOUT_SIZE_BOUNDS = [1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10_000, 50_000];
 import { systemFrame, textFrame, type WireFrame } from '../gateway/outbound-frame.js';
 import type { WseConnection } from '../gateway/wse-connection.js';
 import { topicRejections } from '../wse.messages.js';
@@ -34,6 +39,7 @@ export interface SubscriptionChange {
  */
 @Injectable()
 export class TopicRegistryService<S extends TopicSubscriber = WseConnection> {
+  private readonly maxTopicsPerConnection: number;
   private readonly connectionsById = new Map<string, S>();
   private readonly exact = new Map<string, Set<S>>();
   private readonly patterns = new PatternIndex<S>();
@@ -42,6 +48,13 @@ export class TopicRegistryService<S extends TopicSubscriber = WseConnection> {
   deliveries = 0;
   /** Sends `deliver` attempted that the connection did not accept (closed, or not reading). */
   sendFailures = 0;
+  /** Connections reached per delivered message (wse_fanout_size). */
+  readonly fanoutSize = new BucketHistogram(FANOUT_SIZE_BOUNDS);
+
+  /** Options are optional so the registry can be built bare in unit tests (no topic cap then). */
+  constructor(@Optional() @Inject(WSE_OPTIONS) options?: ResolvedWseOptions) {
+    this.maxTopicsPerConnection = options?.maxTopicsPerConnection ?? Number.POSITIVE_INFINITY;
+  }
 
   // ---- connections -------------------------------------------------------------------------
 
@@ -168,6 +181,7 @@ export class TopicRegistryService<S extends TopicSubscriber = WseConnection> {
     }
     this.deliveries += delivered;
     this.sendFailures += attempted - delivered;
+    this.fanoutSize.observe(delivered);
     return delivered;
   }
 
@@ -213,6 +227,8 @@ export class TopicRegistryService<S extends TopicSubscriber = WseConnection> {
   /** Returns why the topic was refused, or undefined once it is subscribed. */
   private addSubscription(connection: S, topic: string): string | undefined {
     if (connection.topics.has(topic)) return undefined;
+    if (connection.topics.size >= this.maxTopicsPerConnection)
+      return topicRejections.topicLimit(this.maxTopicsPerConnection);
     if (isTopicPattern(topic)) {
       let entry: PatternEntry<S> | undefined = this.patterns.get(topic);
       if (entry === undefined) {

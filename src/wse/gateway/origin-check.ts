@@ -1,0 +1,28 @@
+import type { IncomingMessage } from 'node:http';
+import { Logger } from '@nestjs/common';
+import { logMessages } from '../wse.messages.js';
+
+type VerifyClient = (
+  info: { origin: string; secure: boolean; req: IncomingMessage },
+  callback: (result: boolean, code?: number, message?: string) => void,
+) => void;
+
+/**
+ * The ws `verifyClient` hook that refuses upgrades from origins not listed, with HTTP 403 before
+ * any WebSocket exists. Against cross-site WebSocket hijacking: with cookie authentication, a
+ * page on another site could otherwise open a socket carrying the user's cookie. Requests
+ * without an Origin header come from non-browser clients, which carry no ambient cookie, and
+ * are allowed.
+ */
+export function originVerifier(allowedOrigins: readonly string[]): VerifyClient {
+  const allowed = new Set(allowedOrigins);
+  const logger = new Logger('WseGateway');
+  return ({ origin }, callback) => {
+    if (!origin || allowed.has(origin)) {
+      callback(true);
+      return;
+    }
+    logger.warn(logMessages.originRefused(origin));
+    callback(false, 403, 'Forbidden');
+  };
+}
