@@ -94,6 +94,15 @@ export function resolveWseOptions(input: WseModuleOptions = {}): ResolvedWseOpti
   return Object.freeze(resolved);
 }
 
+/** `https://host[:port]` exactly as a browser sends it in the Origin header. */
+function isOrigin(value: unknown): boolean {
+  try {
+    return typeof value === 'string' && new URL(value).origin === value;
+  } catch {
+    return false;
+  }
+}
+
 function resolveRateLimit(
   rateLimit: Partial<WseRateLimitOptions>,
   check: OptionChecker,
@@ -209,13 +218,7 @@ class OptionChecker {
       return undefined;
     }
     for (const origin of value) {
-      let valid = false;
-      try {
-        valid = typeof origin === 'string' && new URL(origin).origin === origin;
-      } catch {
-        valid = false;
-      }
-      if (!valid)
+      if (!isOrigin(origin))
         this.fail(
           path,
           'each origin must be scheme://host[:port] with no path, e.g. "https://app.example.com"',
