@@ -1,15 +1,19 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { WseModule } from '../wse/index.js';
+import { APP_ENVIRONMENT } from './app.constants.js';
 import { ChatHandlers } from './demo/chat.handlers.js';
 import { DemoPageController } from './demo/demo-page.controller.js';
+import { StatsController } from './demo/stats.controller.js';
 import type { AppEnvironment } from './env.config.js';
 import { HealthController } from './health/health.controller.js';
+import { MetricsController } from './metrics.controller.js';
 import { NotificationsService } from './notifications/notifications.service.js';
 
-export const APP_ENVIRONMENT = 'APP:ENVIRONMENT';
-
-/** The example application: the engine, its health endpoint, a demo page and two domain services. */
+/**
+ * The example application: the engine, its health endpoint, a demo page with its public figures
+ * (`GET /stats`) and two domain services.
+ */
 @Module({})
 export class AppModule {
   static forEnvironment(env: AppEnvironment): DynamicModule {
@@ -25,7 +29,7 @@ export class AppModule {
           imports: [{ module: class AppEnvironmentModule {}, providers: [environment], exports: [environment] }],
         }),
       ],
-      controllers: [HealthController, DemoPageController],
+      controllers: [HealthController, MetricsController, DemoPageController, StatsController],
       providers: [environment, NotificationsService, ChatHandlers],
     };
   }
