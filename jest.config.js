@@ -21,7 +21,8 @@ export default {
       displayName: 'integration',
       rootDir: '.',
       testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'],
-      testTimeout: 30_000,
     },
   ],
+  // A global option (Jest ignores it per project): integration tests start servers and Redis.
+  testTimeout: 30_000,
 };

@@ -342,6 +342,9 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnModuleDestr
     if (pending === undefined || payload.toString('utf8') !== pending.nonce) return;
     clearTimeout(pending.timer);
     this.pendingProbe = undefined;
+    // A probe that went round proves both connections work: a success for conn_breaker too, so a
+    // half-open breaker closes once delivery is back (two 'ready' events alone are not enough).
+    this.connBreaker.recordSuccess();
     if (this.delivering) return;
     this.delivering = true;
     const downSince = this.downSince;
