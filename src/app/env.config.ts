@@ -108,6 +108,9 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): AppEnviro
       if (!problems.some((p) => p.path === variable)) problems.push({ ...problem, path: variable ?? problem.path });
     }
   }
+  if (result.metricsRequireKey && result.wse.apiKey === undefined) {
+    problems.push({ path: 'WSE_METRICS_REQUIRE_KEY', rule: 'needs WSE_API_KEY to be set', value: 'true' });
+  }
   if (problems.length > 0) throw new WseConfigError(problems.sort(byContractOrder), 'environment');
   return result;
 }

@@ -26,6 +26,7 @@ export const invalidMessages = {
   badSubscriptionAction: () => 'subscription: p.action must be "subscribe" or "unsubscribe"',
   badSubscriptionTopics: () => 'subscription: p.topics must be an array of strings',
   tooManyTopics: (max: number) => `subscription: at most ${max} topics per message`,
+  unanswerable: () => 'Frame could not be handled',
 };
 
 /** Why a topic ends up in `failed_topics`. */
@@ -66,6 +67,7 @@ export const logMessages = {
   authRejected: (reason: string) => `handshake refused: ${reason}`,
   hookFailed: (hook: string, id: string) => `${hook} hook failed for connection ${id}`,
   handlerFailed: (type: string, id: string) => `handler for "${type}" failed on connection ${id}`,
+  frameFailed: (id: string) => `handling a frame failed on connection ${id}`,
   authorizerFailed: (topic: string) => `authorizeSubscription threw for topic "${topic}"; the topic is refused`,
   slowConsumerClosed: (id: string, bufferedBytes: number) =>
     `connection ${id} closed as a slow consumer (${bufferedBytes} bytes unread)`,
@@ -84,6 +86,8 @@ export const redisMessages = {
   delivering: () => 'Redis connected: delivery proven by probe',
   deliveringAgain: (downMs: number) =>
     `Redis delivering again after ${downMs} ms: sending resync to subscribed connections`,
+  dlqLostAtShutdown: (size: number) =>
+    `${size} message(s) still in the dead letter queue at shutdown are lost with this process (drain GET /api/dlq before stopping to keep them)`,
   probeLost: (timeoutMs: number) =>
     `delivery probe not back within ${timeoutMs} ms: Redis marked down, subscriber reconnecting`,
 };

@@ -8,6 +8,7 @@ export const apiErrors = {
   missing: (field: string) => ({ error: `Field "${field}" is required`, field }),
   wrongType: (field: string, expected: string) => ({ error: `Field "${field}" must be ${expected}`, field }),
   invalidTopic: (field: string, reason: string) => ({ error: `Field "${field}": ${reason}`, field }),
+  badData: (reason: string) => ({ error: `Field "data": ${reason}`, field: 'data' }),
 };
 
 export function badRequest(body: { error: string; field?: string }): BadRequestException {

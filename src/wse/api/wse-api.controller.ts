@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Res, UseFilters, UseGuards } from '@nestjs/common';
 import type { Response } from 'express';
 import type { DlqReplayResult } from '../redis/redis-pubsub.service.js';
 import type { DeadLetter } from '../reliability/dead-letter-queue.js';
@@ -7,6 +7,7 @@ import type { WseHealthSnapshot } from '../health/wse-health-snapshot.js';
 import { ApiBody } from './api-body.js';
 import { unknownConnection } from './api-errors.js';
 import { WseApiKeyGuard } from './api-key.guard.js';
+import { WseApiErrorFilter } from './wse-api-error.filter.js';
 
 /**
  * The server API (CONTRACT section 7): lets another backend publish, send and manage
@@ -14,6 +15,7 @@ import { WseApiKeyGuard } from './api-key.guard.js';
  */
 @Controller('api')
 @UseGuards(WseApiKeyGuard)
+@UseFilters(WseApiErrorFilter)
 export class WseApiController {
   constructor(private readonly publisher: WsePublisher) {}
 

@@ -14,7 +14,7 @@ import { RedisPubSubService } from '../redis/redis-pubsub.service.js';
 import { TopicRegistryService } from '../topics/topic-registry.service.js';
 import { topicRejection } from '../topics/topic-validation.js';
 import { WSE_PROTOCOL_VERSION, WSE_SERVER_VERSION, WseCloseCode, WseErrorCode } from '../wse.constants.js';
-import { closeReasons, errorMessages, logMessages, topicRejections } from '../wse.messages.js';
+import { closeReasons, errorMessages, invalidMessages, logMessages, topicRejections } from '../wse.messages.js';
 import { InboundQueue } from './inbound-queue.js';
 import { parseInboundFrame, parseSubscriptionRequest, type InboundFrame } from './inbound-frame.js';
 import { errorFrame, systemEnvelope, systemFrame, textFrame } from './outbound-frame.js';
@@ -31,6 +31,8 @@ import { WseConnection } from './wse-connection.js';
  * routing: the contract wants an answer to malformed or unknown frames, which Nest's routing
  * drops silently. Outbound fan-out does not pass through here at all (TopicRegistryService).
  */
+const WS_OPEN = 1;
+
 /** How long a slow consumer's close handshake may take before its socket is destroyed. */
 const SLOW_CONSUMER_GRACE_MS = 1000;
 
@@ -144,7 +146,22 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
 
   // ---- inbound frames ----------------------------------------------------------------------
 
+  /**
+   * One guard per inbound frame: whatever a frame does, the failure is answered and logged, and
+   * never reaches ws's listener (where it would take the process down). Frames arriving after the
+   * close started are ignored, so a flood cannot keep a closing connection busy.
+   */
   private onMessage(connection: WseConnection, data: Buffer, isBinary: boolean): void {
+    if (connection.socket.readyState !== WS_OPEN) return;
+    try {
+      this.handleFrame(connection, data, isBinary);
+    } catch (error) {
+      this.logger.error(logMessages.frameFailed(connection.id), error instanceof Error ? error.stack : error);
+      connection.send(errorFrame(WseErrorCode.INVALID_MESSAGE, invalidMessages.unanswerable()));
+    }
+  }
+
+  private handleFrame(connection: WseConnection, data: Buffer, isBinary: boolean): void {
     connection.lastActivityMs = Date.now();
     if (connection.bucket !== undefined && !this.admit(connection, connection.bucket)) return;
     const parsed = parseInboundFrame(data, isBinary);
@@ -156,7 +173,10 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     switch (frame.t.toLowerCase()) {
       case 'ping':
         connection.send(
-          systemFrame('PONG', { client_timestamp: frame.p.client_timestamp ?? null, server_timestamp: Date.now() }),
+          systemFrame('PONG', {
+            client_timestamp: frame.p.client_timestamp ?? null,
+            server_timestamp: Date.now(),
+          }),
         );
         return;
       case 'pong':
@@ -338,6 +358,8 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     const ping = now >= this.nextPingAt ? systemFrame('ping', { server_time: new Date(now).toISOString() }) : undefined;
     if (ping !== undefined) this.nextPingAt = now + this.options.pingIntervalMs;
     for (const connection of this.registry.connections()) {
+      // Closing already: its close handshake (or the slow-consumer grace) takes it from here.
+      if (connection.socket.readyState !== WS_OPEN) continue;
       if (connection.lastActivityMs <= idleBefore) {
         connection.close(WseCloseCode.NORMAL, closeReasons.idleTimeout());
       } else if (this.isStuckSlow(connection, now)) {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Redis, type RedisOptions } from 'ioredis';
 import { InjectWseOptions } from '../config/inject-wse-options.decorator.js';
 import type { ResolvedRedisOptions, ResolvedWseOptions } from '../config/wse-module-options.interface.js';
@@ -48,7 +48,7 @@ export interface DlqReplayResult {
  *   at that moment the resync handler hears how long delivery was interrupted.
  */
 @Injectable()
-export class RedisPubSubService implements OnApplicationBootstrap, OnModuleDestroy {
+export class RedisPubSubService implements OnApplicationBootstrap, OnApplicationShutdown {
   readonly stats = new RedisStats();
   readonly connBreaker: CircuitBreaker;
   readonly pubBreaker: CircuitBreaker;
@@ -138,8 +138,13 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnModuleDestr
     this.start(url);
   }
 
-  async onModuleDestroy(): Promise<void> {
+  /**
+   * Stops last, after Nest has closed the HTTP server and the WebSocket endpoint: publishes made
+   * while the application shuts down (a request finishing, a destroy hook) still reach Redis.
+   */
+  async onApplicationShutdown(): Promise<void> {
     await this.stop();
+    if (this.dlq.size > 0) this.logger.warn(redisMessages.dlqLostAtShutdown(this.dlq.size));
   }
 
   // ---- publishing --------------------------------------------------------------------------

@@ -1,0 +1,110 @@
+import { Module, type DynamicModule, type INestApplication, type LoggerService } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { WsAdapter } from '@nestjs/platform-ws';
+import { TerminusModule } from '@nestjs/terminus';
+import { HealthController } from '../../src/app/health/health.controller.js';
+import {
+  TopicRegistryService,
+  WseMetricsService,
+  WseModule,
+  WsePublisher,
+  type WseHealthSnapshot,
+  type WseModuleOptions,
+} from '../../src/wse/index.js';
+
+/** A running in-process app with only the engine (and Terminus `GET /health`), built with `forRoot(options)`. */
+export interface EngineApp {
+  readonly app: INestApplication;
+  readonly port: number;
+  /** `http://127.0.0.1:<port>` */
+  readonly httpUrl: string;
+  /** `ws://127.0.0.1:<port><path>` */
+  readonly wsUrl: string;
+  readonly publisher: WsePublisher;
+  readonly registry: TopicRegistryService;
+  readonly metrics: WseMetricsService;
+  /** `publisher.healthSnapshot()` */
+  snapshot(): WseHealthSnapshot;
+  close(): Promise<void>;
+}
+
+@Module({})
+class EngineTestAppModule {
+  static with(options: WseModuleOptions): DynamicModule {
+    return {
+      module: EngineTestAppModule,
+      imports: [TerminusModule.forRoot({ logger: false }), WseModule.forRoot(options)],
+      controllers: [HealthController],
+    };
+  }
+}
+
+/** What an app logged, captured by `CapturingLogger`. */
+export interface LogLine {
+  readonly level: 'log' | 'error' | 'warn' | 'debug' | 'verbose' | 'fatal';
+  readonly message: string;
+}
+
+/** A Nest logger that keeps every line (bounded to the last 10,000) for assertions. */
+export class CapturingLogger implements LoggerService {
+  readonly lines: LogLine[] = [];
+
+  log(message: unknown): void {
+    this.keep('log', message);
+  }
+  error(message: unknown): void {
+    this.keep('error', message);
+  }
+  warn(message: unknown): void {
+    this.keep('warn', message);
+  }
+  debug(message: unknown): void {
+    this.keep('debug', message);
+  }
+  verbose(message: unknown): void {
+    this.keep('verbose', message);
+  }
+  fatal(message: unknown): void {
+    this.keep('fatal', message);
+  }
+
+  /** Lines of `level` whose message contains `text`. */
+  count(level: LogLine['level'], text: string): number {
+    return this.lines.filter((line) => line.level === level && line.message.includes(text)).length;
+  }
+
+  private keep(level: LogLine['level'], message: unknown): void {
+    this.lines.push({ level, message: typeof message === 'string' ? message : String(message) });
+    if (this.lines.length > 10_000) this.lines.shift();
+  }
+}
+
+/**
+ * Starts `WseModule.forRoot(options)` in an application of its own on 127.0.0.1 and port 0, on
+ * Nest's ws driver, as the README shows. Logging is off unless `WSE_TEST_LOGS=1` or a `logger`
+ * is given (e.g. a CapturingLogger).
+ */
+export async function startEngineApp(
+  options: WseModuleOptions = {},
+  { logger }: { logger?: LoggerService } = {},
+): Promise<EngineApp> {
+  const app = await NestFactory.create(EngineTestAppModule.with(options), {
+    logger: logger ?? (process.env.WSE_TEST_LOGS === '1' ? undefined : false),
+    abortOnError: false,
+  });
+  app.useWebSocketAdapter(new WsAdapter(app));
+  await app.listen(0, '127.0.0.1');
+  const { port } = app.getHttpServer().address() as { port: number };
+  const publisher = app.get(WsePublisher);
+  return {
+    app,
+    port,
+    httpUrl: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}${options.path ?? '/wse'}`,
+    publisher,
+    registry: app.get(TopicRegistryService),
+    metrics: app.get(WseMetricsService),
+    snapshot: () => publisher.healthSnapshot(),
+    close: () => app.close(),
+  };
+}
