@@ -3,6 +3,9 @@
  * so a change here is a change of the documented behaviour (docs/PROTOCOL.md).
  */
 
+/** `p.message` of `server_ready`, fixed by the contract (section 3). */
+export const readyMessage = (): string => 'Connection established';
+
 /** `p.message` of `AUTH_FAILED` errors, one per failure reason (CONTRACT section 3). */
 export const authFailures = {
   missing: () => 'No token: send it in the cookie, an Authorization: Bearer header or ?token=',

@@ -14,7 +14,14 @@ import { RedisPubSubService } from '../redis/redis-pubsub.service.js';
 import { TopicRegistryService } from '../topics/topic-registry.service.js';
 import { topicRejection } from '../topics/topic-validation.js';
 import { WSE_PROTOCOL_VERSION, WSE_SERVER_VERSION, WseCloseCode, WseErrorCode } from '../wse.constants.js';
-import { closeReasons, errorMessages, invalidMessages, logMessages, topicRejections } from '../wse.messages.js';
+import {
+  closeReasons,
+  errorMessages,
+  invalidMessages,
+  logMessages,
+  readyMessage,
+  topicRejections,
+} from '../wse.messages.js';
 import { InboundQueue } from './inbound-queue.js';
 import { parseInboundFrame, parseSubscriptionRequest, type InboundFrame } from './inbound-frame.js';
 import { errorFrame, systemEnvelope, systemFrame, textFrame } from './outbound-frame.js';
@@ -122,7 +129,7 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
 
     connection.send(
       systemFrame('server_ready', {
-        message: 'Connection established',
+        message: readyMessage(),
         details: {
           version: WSE_PROTOCOL_VERSION,
           features: this.features(),
