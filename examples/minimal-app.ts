@@ -3,8 +3,7 @@
 import 'reflect-metadata';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { WsAdapter } from '@nestjs/platform-ws';
-import { OnWseConnect, WseModule, WsePublisher, type WseConnectionInfo } from '../src/wse/index.js';
+import { OnWseConnect, WseModule, WsePublisher, WseWsAdapter, type WseConnectionInfo } from '../src/wse/index.js';
 
 @Injectable()
 export class OrdersService {
@@ -28,7 +27,7 @@ export class AppModule {}
 
 export async function bootstrap(port = 3000): Promise<void> {
   const app = await NestFactory.create(AppModule);
-  app.useWebSocketAdapter(new WsAdapter(app)); // nestjs-wse runs on Nest's ws driver
+  app.useWebSocketAdapter(new WseWsAdapter(app)); // Nest's ws driver, tuned for the engine
   app.enableShutdownHooks();
   await app.listen(port);
 }

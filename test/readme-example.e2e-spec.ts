@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { WsAdapter } from '@nestjs/platform-ws';
+import { WseWsAdapter } from '../src/wse/index.js';
 import { signToken, TEST_SECRET } from './support/jwt.js';
 import { TestClient } from './support/ws-client.js';
 
@@ -15,7 +15,7 @@ describe("the README's example app", () => {
     process.env.JWT_SECRET = TEST_SECRET;
     const example = await import('../examples/minimal-app.js');
     app = await NestFactory.create(example.AppModule, { logger: false, abortOnError: false });
-    app.useWebSocketAdapter(new WsAdapter(app));
+    app.useWebSocketAdapter(new WseWsAdapter(app));
     await app.listen(0, '127.0.0.1');
     wsUrl = `ws://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}/wse`;
     orders = app.get(example.OrdersService);

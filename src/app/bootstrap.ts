@@ -1,7 +1,7 @@
 import { ConsoleLogger, type INestApplication, type LoggerService, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { WsAdapter } from '@nestjs/platform-ws';
+import { WseWsAdapter } from '../wse/index.js';
 import { AppModule } from './app.module.js';
 import type { AppEnvironment } from './env.config.js';
 
@@ -22,7 +22,7 @@ export async function createApp(
     abortOnError: false,
     logger,
   });
-  app.useWebSocketAdapter(new WsAdapter(app));
+  app.useWebSocketAdapter(new WseWsAdapter(app));
   app.useBodyParser('json', { limit: API_BODY_LIMIT });
   return app;
 }

@@ -3,6 +3,7 @@
  * here; anything not exported is internal and may change.
  */
 export { WseModule } from './wse.module.js';
+export { WseWsAdapter } from './gateway/wse-ws.adapter.js';
 export { WsePublisher } from './publisher/wse.publisher.js';
 export { WsePayloadError } from './publisher/payload.js';
 export { TopicRegistryService } from './topics/topic-registry.service.js';

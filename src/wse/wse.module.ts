@@ -37,7 +37,9 @@ const RAW_OPTIONS = 'WSE:RAW_OPTIONS';
  * them between instances (redis/, reliability/; joined to the registry in wse.wiring.ts), the
  * publisher is what the application calls (publisher/), health and the server API report.
  *
- * The application must run Nest's ws driver: `app.useWebSocketAdapter(new WsAdapter(app))`.
+ * The application must run Nest's ws driver: `app.useWebSocketAdapter(new WseWsAdapter(app))`
+ * (Nest's `WsAdapter` works too, with a message pipeline per connection that the engine does
+ * not use).
  *
  * @example
  * ```ts
