@@ -127,4 +127,53 @@ describe('PatternIndex', () => {
     expect(sourcesMatching(index, 't:7')).toEqual(['t:*7']);
     expect(sourcesMatching(index, 't:8')).toEqual([]);
   });
+
+  describe('patterns with no literal prefix', () => {
+    it('finds a leading-wildcard pattern through its literal suffix, and tests it only on topics ending so', () => {
+      const { index, entries } = indexOf('*:audit', '*:1:audit', '?x\\*');
+      const calls = countMatchCalls(entries);
+      expect(sourcesMatching(index, 'user:1:audit')).toEqual(['*:1:audit', '*:audit']);
+      expect(sourcesMatching(index, 'ax*')).toEqual(['?x\\*']);
+      expect(sourcesMatching(index, 'user:1:events')).toEqual([]);
+      // The last topic ends in none of the suffixes: no pattern was even tried on it.
+      expect(calls.get('*:audit')).toEqual(['user:1:audit']);
+      expect(calls.get('*:1:audit')).toEqual(['user:1:audit']);
+    });
+
+    it('removes a suffix-indexed pattern and prunes its branch', () => {
+      const { index, entries } = indexOf('*:audit');
+      index.remove(entries.get('*:audit')!);
+      expect(index.size).toBe(0);
+      expect(sourcesMatching(index, 'x:audit')).toEqual([]);
+      expect(index.add(compileTopicPattern('*:audit')).pattern.literalSuffix).toBe(':audit');
+      expect(sourcesMatching(index, 'x:audit')).toEqual(['*:audit']);
+    });
+  });
+
+  it('does not cache a topic that no pattern could match, so high-cardinality misses cost no cache churn', () => {
+    const { index, entries } = indexOf('user:1000:*');
+    const calls = countMatchCalls(entries);
+    index.matching('bars:AAPL');
+    index.matching('bars:AAPL');
+    expect(calls.get('user:1000:*')).toEqual([]);
+    // A topic that reached the pattern is tested once, then served from the cache.
+    index.matching('user:1000:x');
+    index.matching('user:1000:x');
+    expect(calls.get('user:1000:*')).toEqual(['user:1000:x']);
+  });
 });
+
+/** Wraps each entry's matcher to record the topics it is asked about. */
+function countMatchCalls(entries: Map<string, PatternEntry<string>>): Map<string, string[]> {
+  const calls = new Map<string, string[]>();
+  for (const [source, entry] of entries) {
+    const seen: string[] = [];
+    calls.set(source, seen);
+    const original = entry.pattern.matches.bind(entry.pattern);
+    (entry.pattern as { matches: (topic: string) => boolean }).matches = (topic) => {
+      seen.push(topic);
+      return original(topic);
+    };
+  }
+  return calls;
+}

@@ -6,8 +6,8 @@ export interface PatternEntry<S> {
   readonly subscribers: Set<S>;
 }
 
-interface PrefixNode<S> {
-  readonly children: Map<number, PrefixNode<S>>;
+interface TrieNode<S> {
+  readonly children: Map<number, TrieNode<S>>;
   readonly entries: PatternEntry<S>[];
 }
 
@@ -17,18 +17,23 @@ const NO_MATCHES: readonly never[] = Object.freeze([]);
 /**
  * The patterns subscribed anywhere, indexed so a publish does not test every one of them.
  *
- * Two levels, because topic streams come in two shapes. Repeating topics (`trades`, `bars:AAPL`)
- * hit the per-topic cache: one map lookup, no matching at all. High-cardinality topics
- * (`user:123:events` for a million users) miss the cache every time, so on a miss the patterns
- * are found through a trie of their literal prefixes (the text before the first glob
- * character): walking the topic down the trie visits only the patterns whose prefix the topic
- * starts with, and only those are matched. `user:*:events` and `trades.*` are never tried
- * against `bars:AAPL`. Patterns that start with a glob character sit at the root and are always
- * tried.
+ * Two levels, because topic streams come in two shapes.
+ * - Repeating topics (`trades`, `bars:AAPL`) hit the per-topic cache: one map lookup, no matching.
+ * - High-cardinality topics (`user:123:events` for a million users) miss any cache, so the
+ *   candidates are found through tries. A pattern with a literal prefix (`user:42:*`) sits in the
+ *   prefix trie under that prefix; one that starts with a glob character but ends in literal text
+ *   (`*:audit`) sits in the suffix trie under that suffix, read backwards. Walking the topic down
+ *   both tries visits only the patterns whose literal part the topic has, and only those are
+ *   matched: `user:*:events` is never tried against `bars:AAPL`. Patterns literal at neither end
+ *   (`*`, `*x*`) are always tried.
+ *
+ * A miss is cached only when it actually tested a pattern: a walk that found no candidate was
+ * already as cheap as a cache lookup, and caching it would churn the cache for nothing.
  */
 export class PatternIndex<S> {
   private readonly byPattern = new Map<string, PatternEntry<S>>();
-  private readonly root: PrefixNode<S> = newNode();
+  private readonly prefixRoot: TrieNode<S> = newNode();
+  private readonly suffixRoot: TrieNode<S> = newNode();
   /** topic -> matching entries; cleared whenever a pattern appears or disappears. */
   private readonly cache = new Map<string, readonly PatternEntry<S>[]>();
 
@@ -43,10 +48,10 @@ export class PatternIndex<S> {
   add(pattern: TopicPattern): PatternEntry<S> {
     const entry: PatternEntry<S> = { pattern, subscribers: new Set() };
     this.byPattern.set(pattern.source, entry);
-    let node = this.root;
-    const prefix = pattern.literalPrefix;
-    for (let i = 0; i < prefix.length; i++) {
-      const code = prefix.charCodeAt(i);
+    const [root, key, reversed] = this.placement(pattern);
+    let node = root;
+    for (let i = 0; i < key.length; i++) {
+      const code = key.charCodeAt(reversed ? key.length - 1 - i : i);
       let child = node.children.get(code);
       if (child === undefined) {
         child = newNode();
@@ -63,17 +68,28 @@ export class PatternIndex<S> {
   remove(entry: PatternEntry<S>): void {
     if (this.byPattern.get(entry.pattern.source) !== entry) return;
     this.byPattern.delete(entry.pattern.source);
-    const prefix = entry.pattern.literalPrefix;
-    const path: PrefixNode<S>[] = [this.root];
-    for (let i = 0; i < prefix.length; i++) path.push(path[i].children.get(prefix.charCodeAt(i))!);
+    const [root, key, reversed] = this.placement(entry.pattern);
+    const codes: number[] = [];
+    const path: TrieNode<S>[] = [root];
+    for (let i = 0; i < key.length; i++) {
+      codes.push(key.charCodeAt(reversed ? key.length - 1 - i : i));
+      path.push(path[i].children.get(codes[i])!);
+    }
     const node = path[path.length - 1];
     node.entries.splice(node.entries.indexOf(entry), 1);
-    for (let i = prefix.length; i > 0; i--) {
+    for (let i = key.length; i > 0; i--) {
       const child = path[i];
       if (child.entries.length > 0 || child.children.size > 0) break;
-      path[i - 1].children.delete(prefix.charCodeAt(i - 1));
+      path[i - 1].children.delete(codes[i - 1]);
     }
     this.cache.clear();
+  }
+
+  /** Where a pattern is indexed: its literal prefix, else its literal suffix (read backwards), else the root. */
+  private placement(pattern: TopicPattern): [TrieNode<S>, string, boolean] {
+    if (pattern.literalPrefix !== '' || pattern.literalSuffix === '')
+      return [this.prefixRoot, pattern.literalPrefix, false];
+    return [this.suffixRoot, pattern.literalSuffix, true];
   }
 
   /** The entries whose pattern matches `topic`. The array is shared: do not modify it. */
@@ -82,25 +98,36 @@ export class PatternIndex<S> {
     const cached = this.cache.get(topic);
     if (cached !== undefined) return cached;
 
-    let found: PatternEntry<S>[] | undefined;
-    let node: PrefixNode<S> | undefined = this.root;
-    for (let i = 0; node !== undefined; i++) {
-      const entries = node.entries;
-      for (let j = 0; j < entries.length; j++) {
-        if (entries[j].pattern.matches(topic)) (found ??= []).push(entries[j]);
-      }
-      if (i >= topic.length) break;
-      node = node.children.get(topic.charCodeAt(i));
+    const found: PatternEntry<S>[] = [];
+    // The root entries of the prefix trie are the patterns literal at neither end.
+    const tested = collect(this.prefixRoot, topic, false, found) + collect(this.suffixRoot, topic, true, found);
+    const result = found.length > 0 ? found : NO_MATCHES;
+    if (tested > 0) {
+      // A full cache is dropped whole: cheaper than LRU bookkeeping on every publish, and a
+      // workload that overflows it is the high-cardinality one the tries serve anyway.
+      if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+      this.cache.set(topic, result);
     }
-    const result = found ?? NO_MATCHES;
-    // A full cache is dropped whole: cheaper than LRU bookkeeping on every publish, and a
-    // workload that overflows it is the high-cardinality one the trie serves anyway.
-    if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
-    this.cache.set(topic, result);
     return result;
   }
 }
 
-function newNode<S>(): PrefixNode<S> {
+/** Walks `topic` (backwards for the suffix trie), matching the entries met; returns how many were tested. */
+function collect<S>(root: TrieNode<S>, topic: string, reversed: boolean, found: PatternEntry<S>[]): number {
+  let tested = 0;
+  let node: TrieNode<S> | undefined = root;
+  for (let i = 0; node !== undefined; i++) {
+    const entries = node.entries;
+    for (let j = 0; j < entries.length; j++) {
+      tested++;
+      if (entries[j].pattern.matches(topic)) found.push(entries[j]);
+    }
+    if (i >= topic.length) break;
+    node = node.children.get(topic.charCodeAt(reversed ? topic.length - 1 - i : i));
+  }
+  return tested;
+}
+
+function newNode<S>(): TrieNode<S> {
   return { children: new Map(), entries: [] };
 }

@@ -185,6 +185,18 @@ describe('compileTopicPattern', () => {
       expect(pattern.literalPrefix).toBe(prefix);
       expect(pattern.source).toBe(source);
     });
+
+    it.each([
+      ['user:*:events', ':events'],
+      ['*', ''],
+      ['*:audit', ':audit'],
+      ['user:?', ''],
+      ['room:[abc]', ''],
+      ['a*\\*b', '*b'],
+      ['plain:topic', 'plain:topic'],
+    ])('the literal suffix of %j is %j (escapes resolved)', (source, suffix) => {
+      expect(compileTopicPattern(source).literalSuffix).toBe(suffix);
+    });
   });
 });
 

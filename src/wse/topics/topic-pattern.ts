@@ -37,6 +37,11 @@ export interface TopicPattern {
   readonly source: string;
   /** The characters before the first special one: the key of the pattern index. */
   readonly literalPrefix: string;
+  /**
+   * The characters a matching topic must end with (after the last `*`, `?` or set; escapes
+   * resolved): the index key of patterns with no literal prefix, such as `*:audit`.
+   */
+  readonly literalSuffix: string;
   matches(topic: string): boolean;
 }
 
@@ -82,7 +87,15 @@ export function compileTopicPattern(source: string): TopicPattern {
       i++;
     }
   }
-  return new CompiledPattern(source, literalPrefix ?? source, tokens);
+  return new CompiledPattern(source, literalPrefix ?? source, trailingLiterals(tokens), tokens);
+}
+
+function trailingLiterals(tokens: readonly Token[]): string {
+  let start = tokens.length;
+  while (start > 0 && tokens[start - 1].kind === TokenKind.Literal) start--;
+  let suffix = '';
+  for (let i = start; i < tokens.length; i++) suffix += String.fromCharCode((tokens[i] as { code: number }).code);
+  return suffix;
 }
 
 /** Parses `[...]` starting after the `[`; pushes one Set token; returns the index after `]`. */
@@ -117,6 +130,7 @@ class CompiledPattern implements TopicPattern {
   constructor(
     readonly source: string,
     readonly literalPrefix: string,
+    readonly literalSuffix: string,
     private readonly tokens: readonly Token[],
   ) {}
 
