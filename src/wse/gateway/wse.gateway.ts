@@ -123,7 +123,8 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     );
     this.registry.register(connection);
     socket.on('message', (data: RawData, isBinary: boolean) => this.onMessage(connection, data as Buffer, isBinary));
-    socket.on('pong', () => (connection.lastActivityMs = Date.now()));
+    // A WebSocket-level ping (some client libraries' keepalive) counts as activity too.
+    socket.on('ping', () => (connection.lastActivityMs = Date.now()));
     socket.once('close', (code: number) => this.onClose(connection, code));
     this.logger.debug(logMessages.connected(connection.id, connection.userId));
 
