@@ -8,8 +8,12 @@ import { topicRejections } from '../wse.messages.js';
 export function topicRejection(topic: unknown): string | undefined {
   if (typeof topic !== 'string') return topicRejections.notString();
   if (topic.length === 0) return topicRejections.empty();
-  // Cheap check first: a UTF-16 length over the limit is over it in UTF-8 too.
-  if (topic.length > MAX_TOPIC_BYTES || Buffer.byteLength(topic) > MAX_TOPIC_BYTES) {
+  // Cheap checks first (this runs on every publish): a UTF-16 length over the limit is over it
+  // in UTF-8 too, and one of at most a third of it cannot be (3 bytes per UTF-16 unit at most).
+  if (
+    topic.length > MAX_TOPIC_BYTES ||
+    (topic.length * 3 > MAX_TOPIC_BYTES && Buffer.byteLength(topic) > MAX_TOPIC_BYTES)
+  ) {
     return topicRejections.tooLong(MAX_TOPIC_BYTES);
   }
   for (let i = 0; i < topic.length; i++) {
