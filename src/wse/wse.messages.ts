@@ -74,6 +74,7 @@ export const logMessages = {
   authorizerFailed: (topic: string) => `authorizeSubscription threw for topic "${topic}"; the topic is refused`,
   slowConsumerClosed: (id: string, bufferedBytes: number) =>
     `connection ${id} closed as a slow consumer (${bufferedBytes} bytes unread)`,
+  inboundDropped: (count: number) => `${count} client event(s) refused as OVERLOADED: the inbound queue is full`,
   rateLimitClosed: (id: string) => `connection ${id} closed for exceeding the rate limit`,
   originRefused: (origin: string) => `WebSocket upgrade refused for origin ${JSON.stringify(origin)}`,
 };
@@ -91,6 +92,8 @@ export const redisMessages = {
     `Redis delivering again after ${downMs} ms: sending resync to subscribed connections`,
   dlqLostAtShutdown: (size: number) =>
     `${size} message(s) still in the dead letter queue at shutdown are lost with this process (drain GET /api/dlq before stopping to keep them)`,
+  movedToDlq: (count: number, lastError: string) =>
+    `${count} publish(es) moved to the dead letter queue (last error: ${lastError})`,
   probeLost: (timeoutMs: number) =>
     `delivery probe not back within ${timeoutMs} ms: Redis marked down, subscriber reconnecting`,
 };

@@ -11,6 +11,7 @@ import { WseEventError } from '../hooks/wse-event.error.js';
 import { WseHooksExplorer } from '../hooks/wse-hooks.explorer.js';
 import { encodePayload } from '../publisher/payload.js';
 import { RedisPubSubService } from '../redis/redis-pubsub.service.js';
+import { ThrottledWarning } from '../reliability/throttled-warning.js';
 import { TopicRegistryService } from '../topics/topic-registry.service.js';
 import { topicRejection } from '../topics/topic-validation.js';
 import { WSE_PROTOCOL_VERSION, WSE_SERVER_VERSION, WseCloseCode, WseErrorCode } from '../wse.constants.js';
@@ -46,6 +47,7 @@ const SLOW_CONSUMER_GRACE_MS = 1000;
 @Injectable()
 export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleDestroy {
   private readonly logger = new Logger('WseGateway');
+  private readonly overloadWarning = new ThrottledWarning((line) => this.logger.warn(line));
   private sweepTimer: NodeJS.Timeout | undefined;
   private nextPingAt = 0;
   private listening = false;
@@ -355,7 +357,10 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
       }
       if (result !== undefined) connection.send(textFrame(encodePayload(result)));
     });
-    if (!accepted) connection.send(errorFrame(WseErrorCode.OVERLOADED, errorMessages.overloaded()));
+    if (!accepted) {
+      this.overloadWarning.record((count) => logMessages.inboundDropped(count));
+      connection.send(errorFrame(WseErrorCode.OVERLOADED, errorMessages.overloaded()));
+    }
   }
 
   // ---- heartbeat and idle timeout ----------------------------------------------------------

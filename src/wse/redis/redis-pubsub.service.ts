@@ -6,6 +6,7 @@ import type { ResolvedRedisOptions, ResolvedWseOptions } from '../config/wse-mod
 import { Backoff } from '../reliability/backoff.js';
 import { CircuitBreaker, type CircuitState } from '../reliability/circuit-breaker.js';
 import { DeadLetterQueue, type DeadLetter } from '../reliability/dead-letter-queue.js';
+import { ThrottledWarning } from '../reliability/throttled-warning.js';
 import { REDIS_PROBE_CHANNEL_PREFIX } from '../wse.constants.js';
 import { redisMessages } from '../wse.messages.js';
 import { RedisStats } from './redis-stats.js';
@@ -54,6 +55,7 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
   readonly pubBreaker: CircuitBreaker;
   private readonly options: ResolvedRedisOptions;
   private readonly logger = new Logger('RedisPubSub');
+  private readonly dlqWarning = new ThrottledWarning((line) => this.logger.warn(line));
   private readonly dlq: DeadLetterQueue;
   private readonly instanceId = randomBytes(6).toString('hex');
   private readonly prefixBytes: number;
@@ -234,6 +236,7 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
   private deadLetter(channel: string, payload: Buffer, error: string): void {
     this.stats.publishErrors++;
     this.dlq.push({ channel, payload: payload.toString('utf8'), error });
+    this.dlqWarning.record((count) => redisMessages.movedToDlq(count, error));
   }
 
   // ---- connections -------------------------------------------------------------------------
