@@ -98,11 +98,12 @@ export class PatternIndex<S> {
     const cached = this.cache.get(topic);
     if (cached !== undefined) return cached;
 
-    const found: PatternEntry<S>[] = [];
     // The root entries of the prefix trie are the patterns literal at neither end.
-    const tested = collect(this.prefixRoot, topic, false, found) + collect(this.suffixRoot, topic, true, found);
-    const result = found.length > 0 ? found : NO_MATCHES;
-    if (tested > 0) {
+    const walk: Walk<S> = { found: undefined, tested: 0 };
+    collect(this.prefixRoot, topic, false, walk);
+    if (this.suffixRoot.children.size > 0) collect(this.suffixRoot, topic, true, walk);
+    const result = walk.found ?? NO_MATCHES;
+    if (walk.tested > 0) {
       // A full cache is dropped whole: cheaper than LRU bookkeeping on every publish, and a
       // workload that overflows it is the high-cardinality one the tries serve anyway.
       if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
@@ -112,20 +113,24 @@ export class PatternIndex<S> {
   }
 }
 
-/** Walks `topic` (backwards for the suffix trie), matching the entries met; returns how many were tested. */
-function collect<S>(root: TrieNode<S>, topic: string, reversed: boolean, found: PatternEntry<S>[]): number {
-  let tested = 0;
+/** What a lookup met: the matches (allocated only when there is one) and how many patterns it tested. */
+interface Walk<S> {
+  found: PatternEntry<S>[] | undefined;
+  tested: number;
+}
+
+/** Walks `topic` down a trie (backwards for the suffix trie), matching the entries met on the way. */
+function collect<S>(root: TrieNode<S>, topic: string, reversed: boolean, walk: Walk<S>): void {
   let node: TrieNode<S> | undefined = root;
   for (let i = 0; node !== undefined; i++) {
     const entries = node.entries;
     for (let j = 0; j < entries.length; j++) {
-      tested++;
-      if (entries[j].pattern.matches(topic)) found.push(entries[j]);
+      walk.tested++;
+      if (entries[j].pattern.matches(topic)) (walk.found ??= []).push(entries[j]);
     }
     if (i >= topic.length) break;
     node = node.children.get(topic.charCodeAt(reversed ? topic.length - 1 - i : i));
   }
-  return tested;
 }
 
 function newNode<S>(): TrieNode<S> {
