@@ -1,0 +1,164 @@
+import type { SparseHistogram } from './histogram.js';
+
+/** The systems under test. */
+export type SystemKind = 'ws-naive' | 'ws-prebuilt' | 'socketio' | 'wse';
+
+/** How a load client talks to a system. */
+export type WireProtocol = 'ws' | 'wse' | 'socketio';
+
+/** Where a publish goes: straight to this instance's subscribers, or through Redis. */
+export type PublishVia = 'local' | 'redis';
+
+// ---- server process ----------------------------------------------------------------------
+
+export interface ServerStartParams {
+  readonly system: SystemKind;
+  readonly redisUrl?: string;
+  readonly jwtSecret?: string;
+}
+
+export interface ServerStartResult {
+  readonly port: number;
+  readonly path: string;
+}
+
+export interface ServerUsage {
+  /** process.cpuUsage() user + system, microseconds since start. */
+  readonly cpuUs: number;
+  readonly rss: number;
+  readonly heapUsed: number;
+  readonly connections: number;
+  /** Messages the system dropped on the way out (nestjs-wse: outbound_dropped). */
+  readonly dropped: number;
+  /** nestjs-wse: redis_messages_published; others: acknowledged PUBLISH commands. */
+  readonly redisPublished: number;
+  readonly atMs: number;
+}
+
+/** Topics cycled through by a publish loop: `prefix + (i % count) + suffix`, or `prefix` alone when count is 0. */
+export interface TopicStream {
+  readonly prefix: string;
+  readonly count: number;
+  readonly suffix: string;
+}
+
+export interface BurstParams {
+  readonly topics: TopicStream;
+  /** Publishes per event-loop turn. */
+  readonly perTurn: number;
+  readonly durationMs: number;
+  readonly via: PublishVia;
+}
+
+export interface LoopResult {
+  readonly published: number;
+  readonly startMs: number;
+  readonly endMs: number;
+  /** Paced loops: messages the schedule offered (more than `published` when the loop gave up behind schedule). */
+  readonly scheduled?: number;
+  /** Paced loops: the schedule's length. */
+  readonly scheduledMs?: number;
+}
+
+export interface PacedParams {
+  readonly topic: string;
+  /** Messages per second, each stamped with its scheduled time. */
+  readonly rate: number;
+  readonly durationMs: number;
+  readonly via: PublishVia;
+}
+
+export interface FloodParams {
+  readonly topic: string;
+  readonly durationMs: number;
+  readonly perTurn: number;
+  /** Publishes allowed in flight (sent, not yet acknowledged by Redis). */
+  readonly window: number;
+}
+
+export interface ServerApi {
+  start(params: ServerStartParams): Promise<ServerStartResult>;
+  usage(params: { readonly gc: boolean }): Promise<ServerUsage>;
+  burst(params: BurstParams): Promise<LoopResult>;
+  paced(params: PacedParams): Promise<LoopResult>;
+  flood(params: FloodParams): Promise<LoopResult>;
+  publishOne(params: { readonly topic: string; readonly via: PublishVia }): Promise<void>;
+  /** The monotonic clock V8's CPU profiler stamps its samples with, in microseconds. */
+  monotonicUs(params: null): Promise<number>;
+}
+
+// ---- load client process -----------------------------------------------------------------
+
+/** What each connection subscribes to. */
+export type TopicPlan =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'same'; readonly topics: readonly string[] }
+  /** Connection with global index g subscribes `prefix + (start + g * perConnection + k) + suffix`, k < perConnection. */
+  | {
+      readonly kind: 'range';
+      readonly prefix: string;
+      readonly suffix: string;
+      readonly start: number;
+      readonly perConnection: number;
+    };
+
+export interface ConnectParams {
+  readonly port: number;
+  readonly path: string;
+  readonly protocol: WireProtocol;
+  readonly count: number;
+  /** Global index of this batch's first connection (user ids, topic ranges). */
+  readonly firstIndex: number;
+  readonly topics: TopicPlan;
+  /** When set, each connection presents its own HS256 token (`sub` = user-<index>), signed before the clock starts. */
+  readonly jwtSecret?: string;
+  /** Source addresses to spread connections over (127.0.0.x), against ephemeral port exhaustion. */
+  readonly localAddresses: readonly string[];
+  /** Handshakes in flight at once. */
+  readonly concurrency: number;
+}
+
+export interface ConnectResult {
+  readonly opened: number;
+  readonly failed: number;
+  readonly firstError?: string;
+  readonly startMs: number;
+  readonly endMs: number;
+  readonly cpuUs: number;
+}
+
+export interface ClientSnapshot {
+  readonly frames: number;
+  readonly bytes: number;
+  readonly lastFrameMs: number;
+  readonly cpuUs: number;
+  readonly open: number;
+  readonly lostAfterReady: number;
+  readonly negativeLatencies: number;
+  readonly histogram?: SparseHistogram;
+}
+
+export interface ClientApi {
+  connect(params: ConnectParams): Promise<ConnectResult>;
+  reset(params: { readonly sampleEvery: number }): Promise<void>;
+  snapshot(params: { readonly histogram: boolean }): Promise<ClientSnapshot>;
+  closeAll(params: null): Promise<void>;
+  /** Connects one socket.io-client, subscribes it, and waits for one message. */
+  socketIoCheckStart(params: { readonly port: number; readonly topic: string }): Promise<void>;
+  socketIoCheckResult(params: { readonly timeoutMs: number }): Promise<string>;
+}
+
+// ---- Redis helper process ----------------------------------------------------------------
+
+export interface RedisToolApi {
+  /** Counts messages arriving on a raw PSUBSCRIBE connection. */
+  countStart(params: { readonly port: number; readonly pattern: string }): Promise<void>;
+  countRead(params: null): Promise<{ readonly count: number; readonly firstMs: number; readonly lastMs: number }>;
+  /** A non-WSE publisher: `PUBLISH <channel> <payload>` at a fixed rate, payload stamped with its scheduled time. */
+  externalPaced(params: {
+    readonly port: number;
+    readonly channel: string;
+    readonly rate: number;
+    readonly durationMs: number;
+  }): Promise<LoopResult>;
+}

@@ -1,0 +1,755 @@
+import type { TitledProfile } from '../scenarios/profile.js';
+import { renderChart, type ChartPanel } from './chart.js';
+import type { BenchConfig } from './config.js';
+import type { MachineInfo } from './machine.js';
+import type { Results, Summary } from './results.js';
+
+/** Everything about the run that is not a measurement. */
+export interface RunInfo {
+  readonly config: BenchConfig;
+  readonly command: string;
+  readonly startedAt: Date;
+  readonly durationMs: number;
+  readonly loadBefore: readonly number[];
+  readonly loadAfter: readonly number[];
+  readonly machine: MachineInfo;
+  readonly profiles: readonly TitledProfile[];
+  readonly chartFile: string;
+  /** Systems measured at the large connection count. */
+  readonly largeSizeSystems: ReadonlySet<string>;
+}
+
+export interface Target {
+  readonly name: string;
+  readonly measured: string;
+  /** undefined: not measured in this run. */
+  readonly met: boolean | undefined;
+}
+
+const LABEL: Readonly<Record<string, string>> = {
+  'ws-naive': '(a) ws, naive send loop',
+  'ws-prebuilt': '(b) ws, pre-built frames',
+  socketio: '(c) Socket.IO 4',
+  wse: '(d) nestjs-wse',
+  'wse-glob': '(d) nestjs-wse, glob subscription',
+  ws: 'bare ws (no auth)',
+  'wse-anon': 'nestjs-wse, anonymous',
+  'wse-jwt': 'nestjs-wse, JWT (HS256)',
+};
+
+const CROSS_LABEL: Readonly<Record<string, string>> = {
+  'ws-naive': '(a) ws + ioredis, naive',
+  'ws-prebuilt': '(b) ws + ioredis, pre-built',
+  socketio: '(c) Socket.IO + redis-adapter',
+  wse: '(d) nestjs-wse',
+};
+
+const COLOR: Readonly<Record<string, string>> = {
+  'ws-naive': '#a0a0a0',
+  'ws-prebuilt': '#546e7a',
+  socketio: '#e69a28',
+  wse: '#2e7d32',
+  'wse-glob': '#81c784',
+  ws: '#546e7a',
+  'wse-anon': '#81c784',
+  'wse-jwt': '#2e7d32',
+};
+
+const BURST_SYSTEMS = ['ws-naive', 'ws-prebuilt', 'socketio', 'wse', 'wse-glob'];
+const FOUR_SYSTEMS = ['ws-naive', 'ws-prebuilt', 'socketio', 'wse'];
+const CONNECTION_SYSTEMS = ['ws', 'socketio', 'wse-anon', 'wse-jwt'];
+
+// ---- number formats ------------------------------------------------------------------------
+
+type Format = (x: number) => string;
+
+const perSec: Format = (x) => {
+  if (!Number.isFinite(x)) return 'n/a';
+  if (x >= 1e6) return `${(x / 1e6).toFixed(2)}M`;
+  if (x >= 1e4) return `${Math.round(x / 1e3)}k`;
+  if (x >= 1e3) return `${(x / 1e3).toFixed(1)}k`;
+  return x.toFixed(x >= 100 ? 0 : 1);
+};
+const ms: Format = (x) => {
+  if (!Number.isFinite(x)) return 'n/a';
+  return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
+};
+const pct: Format = (x) => (Number.isFinite(x) ? `${x.toFixed(0)}%` : 'n/a');
+const fraction: Format = (x) => pct(x * 100);
+const us: Format = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
+const kb: Format = (x) => (Number.isFinite(x) ? (x / 1024).toFixed(1) : 'n/a');
+const ratio: Format = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}x` : 'n/a');
+const thousands = (n: number): string => n.toLocaleString('en');
+
+function cell(s: Summary | undefined, format: Format): string {
+  if (s === undefined) return 'n/a';
+  if (s.n === 1) return format(s.median);
+  return `${format(s.median)} (${format(s.min)}–${format(s.max)})`;
+}
+
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const lines = [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`];
+  for (const row of rows) lines.push(`| ${row.join(' | ')} |`);
+  return lines.join('\n');
+}
+
+/** " (2 of 3 runs)" when some repetitions skipped a case because a lower rate was not held. */
+function runsNote(r: Results, scenario: string, kase: string, system: string, reps: number): string {
+  const ran = r.values(scenario, kase, system, 'deliveriesPerSec').length;
+  return ran > 0 && ran < reps ? ` (${ran} of ${reps} runs; the others skipped it)` : '';
+}
+
+/** "not run" for a case every repetition skipped because a lower rate was not held. */
+function skippedNote(r: Results, scenario: string, kase: string, system: string): string | undefined {
+  const all = r.measurements.filter((m) => m.scenario === scenario && m.case === kase && m.system === system);
+  if (all.length === 0 || !all.every((m) => 'skippedAbove' in m.values)) return undefined;
+  const rates = [...new Set(all.map((m) => m.values.skippedAbove))].join(' / ');
+  return `not run: ${rates} msg/s was not held`;
+}
+
+interface CpuParts {
+  readonly server: number;
+  readonly clients: number;
+  /** Further benchmark processes: the other instance and redis-server in section 3. */
+  readonly others?: number;
+  /** Processes outside the benchmark. */
+  readonly foreign: number;
+  /** The window's offer was not held (deliveries missing or p99 over 100 ms). */
+  readonly notHeld?: boolean;
+}
+
+/** Where the limit was, from the CPU each party used in the window (% of one core; 200 % = the machine). */
+function bottleneck(c: CpuParts): string {
+  const others = c.others ?? 0;
+  const total = c.server + c.clients + others + c.foreign;
+  if (!Number.isFinite(total)) return 'n/a';
+  const parts =
+    `server ${pct(c.server)}, clients ${pct(c.clients)}` +
+    (others >= 5 ? `, A + redis ${pct(others)}` : '') +
+    (c.foreign >= 5 ? `, **other processes ${pct(c.foreign)}**` : '');
+  if (c.server >= 85) return `server (${parts})`;
+  if (total >= 170) return `machine, ${pct(total)} of 200 % (${parts})`;
+  if (c.notHeld === true) return `not held, though no process was busy all the time (${parts})`;
+  return `neither (${parts}): the offered load`;
+}
+
+/** The CPU parts of a (scenario, case, system), medians. */
+function cpuOf(r: Results, scenario: string, kase: string, system: string, withOthers = false): CpuParts {
+  const med = (metric: string): number => r.med(scenario, kase, system, metric);
+  const foreign = med('foreignCpuPct');
+  return {
+    server: med('serverCpuPct'),
+    clients: med('clientCpuPct'),
+    others: withOthers ? med('otherServerCpuPct') + med('redisCpuPct') : 0,
+    foreign: Number.isFinite(foreign) ? foreign : 0,
+    notHeld: med('held') < 0.99 || med('p99') >= 100,
+  };
+}
+
+function verdict(met: boolean | undefined): string {
+  return met === undefined ? '**not measured**' : met ? 'met' : '**not met**';
+}
+
+// ---- targets -------------------------------------------------------------------------------
+
+export function evaluateTargets(r: Results, config: BenchConfig): Target[] {
+  const targets: Target[] = [];
+  const known = (x: number): boolean | undefined => (Number.isFinite(x) ? true : undefined);
+  const check = (value: number, ok: boolean): boolean | undefined => known(value) && ok;
+  for (const n of config.burst.sizes) {
+    const d = r.med('burst', `N=${n}`, 'wse', 'deliveriesPerSec');
+    const b = r.med('burst', `N=${n}`, 'ws-prebuilt', 'deliveriesPerSec');
+    const c = r.med('burst', `N=${n}`, 'socketio', 'deliveriesPerSec');
+    targets.push(
+      {
+        name: `Burst fan-out, N = ${thousands(n)}: at least 0.95x of (b)`,
+        measured: `${ratio(d / b)} (${perSec(d)} vs ${perSec(b)} deliveries/s)`,
+        met: check(d / b, d / b >= 0.95),
+      },
+      {
+        name: `Burst fan-out, N = ${thousands(n)}: at least 1.4x of Socket.IO`,
+        measured: `${ratio(d / c)} (${perSec(d)} vs ${perSec(c)} deliveries/s)`,
+        met: check(d / c, d / c >= 1.4),
+      },
+    );
+  }
+  const sMax = r.med('sustained', 'max', 'wse', 'deliveriesPerSec');
+  const sMaxIo = r.med('sustained', 'max', 'socketio', 'deliveriesPerSec');
+  const s200p99 = r.med('sustained', 'rate=200', 'wse', 'p99');
+  const s200held = r.med('sustained', 'rate=200', 'wse', 'held');
+  targets.push(
+    {
+      name: `Sustained, ${thousands(config.sustained.subscribers)} subscribers: at least 1,000k deliveries/s held`,
+      measured: `${perSec(sMax)} deliveries/s`,
+      met: check(sMax, sMax >= 1_000_000),
+    },
+    {
+      name: "Sustained: at least 8x Socket.IO's maximum",
+      measured: `${ratio(sMax / sMaxIo)} (${perSec(sMax)} vs ${perSec(sMaxIo)} deliveries/s)`,
+      met: check(sMax / sMaxIo, sMax / sMaxIo >= 8),
+    },
+    {
+      name: 'Sustained: p99 under 30 ms at 200k deliveries/s offered',
+      measured: `p99 ${ms(s200p99)} ms, ${fraction(s200held)} held`,
+      met: check(s200p99, s200p99 < 30 && s200held >= 0.99),
+    },
+  );
+  const x200p99 = r.med('cross', 'rate=200', 'wse', 'p99');
+  const x200held = r.med('cross', 'rate=200', 'wse', 'held');
+  const x200rate = r.med('cross', 'rate=200', 'wse', 'deliveriesPerSec');
+  const pub = r.med('cross', 'publish', 'wse', 'msgsPerSec');
+  targets.push(
+    {
+      name: 'Cross-instance: 200k deliveries/s held at p99 under 30 ms',
+      measured: `${perSec(x200rate)} deliveries/s, ${fraction(x200held)} held, p99 ${ms(x200p99)} ms`,
+      met: check(x200p99, x200p99 < 30 && x200held >= 0.99),
+    },
+    {
+      name: 'Cross-instance: one instance publishes at least 100k msg/s into Redis',
+      measured: `${perSec(pub)} msg/s`,
+      met: check(pub, pub >= 100_000),
+    },
+  );
+  const acceptJwt = r.med('connections', 'accept', 'wse-jwt', 'rate');
+  const acceptWs = r.med('connections', 'accept', 'ws', 'rate');
+  targets.push({
+    name: 'Connections: accept rate with JWT at least 0.85x of bare ws',
+    measured: `${ratio(acceptJwt / acceptWs)} (${perSec(acceptJwt)}/s vs ${perSec(acceptWs)}/s)`,
+    met: check(acceptJwt / acceptWs, acceptJwt / acceptWs >= 0.85),
+  });
+  for (const size of config.connections.sizes) {
+    const jwt = r.med('connections', `rss@${size}`, 'wse-jwt', 'bytesPerConnection');
+    const anon = r.med('connections', `rss@${size}`, 'wse-anon', 'bytesPerConnection');
+    const worst = Number.isFinite(anon) ? Math.max(jwt, anon) : jwt;
+    targets.push({
+      name: `Connections: at most 12 KB RSS per idle connection at ${thousands(size)}`,
+      measured: `${kb(jwt)} KB with JWT${Number.isFinite(anon) ? `, ${kb(anon)} KB anonymous` : ''}`,
+      met: check(worst, worst <= 12 * 1024),
+    });
+  }
+  const g0 = r.med('patterns', 'globs=0', 'wse', 'publishesPerSec');
+  const g1k = r.med('patterns', 'globs=1000', 'wse', 'publishesPerSec');
+  targets.push({
+    name: 'Patterns: 1,000 glob subscriptions cost at most 20 % of publish throughput',
+    measured: `${pct((1 - g1k / g0) * 100)} lower (${perSec(g1k)} vs ${perSec(g0)} publishes/s)`,
+    met: check(g1k / g0, g1k / g0 >= 0.8),
+  });
+  return targets;
+}
+
+// ---- chart ---------------------------------------------------------------------------------
+
+function chart(r: Results, run: RunInfo): string {
+  const { config } = run;
+  const bars = (
+    scenario: string,
+    kase: string,
+    systems: readonly string[],
+    metric: string,
+    labels: Readonly<Record<string, string>> = LABEL,
+  ) =>
+    systems.map((system) => ({
+      label: labels[system] ?? system,
+      color: COLOR[system],
+      summary: r.summary(scenario, kase, system, metric),
+    }));
+  const panels: ChartPanel[] = [
+    ...config.burst.sizes.map((n) => ({
+      title: `1. Burst fan-out, ${thousands(n)} subscribers, one message per event-loop turn`,
+      unit: 'deliveries/s',
+      bars: bars('burst', `N=${n}`, BURST_SYSTEMS, 'deliveriesPerSec'),
+    })),
+    {
+      title: `2. Sustained fan-out to ${thousands(config.sustained.subscribers)} subscribers, maximum held (p99 < 100 ms)`,
+      unit: 'deliveries/s',
+      bars: bars('sustained', 'max', FOUR_SYSTEMS, 'deliveriesPerSec'),
+    },
+    {
+      title: '3. Cross-instance fan-out (publish on A, subscribers on B), maximum held',
+      unit: 'deliveries/s',
+      bars: bars('cross', 'max', FOUR_SYSTEMS, 'deliveriesPerSec', CROSS_LABEL),
+    },
+    {
+      title: '3. Publish throughput of one instance into Redis',
+      unit: 'msg/s',
+      bars: bars('cross', 'publish', FOUR_SYSTEMS, 'msgsPerSec', CROSS_LABEL),
+    },
+    {
+      title: `4. Accept rate (${thousands(config.connections.sizes[0])} connections)`,
+      unit: 'conn/s',
+      bars: bars('connections', 'accept', CONNECTION_SYSTEMS, 'rate'),
+    },
+  ];
+  const m = run.machine;
+  return renderChart(
+    'nestjs-wse benchmarks',
+    `${run.startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC, ${m.nproc} cores (${m.cpuModel}), ` +
+      `Node ${m.node}; bars: median of ${config.reps}, lines: min–max; each panel has its own scale`,
+    panels,
+  );
+}
+
+// ---- sections ------------------------------------------------------------------------------
+
+function introSection(run: RunInfo, targets: readonly Target[]): string[] {
+  const { config } = run;
+  const met = targets.filter((t) => t.met === true).length;
+  return [
+    '# Benchmarks',
+    '',
+    `Generated by \`${run.command}\` on ${run.startedAt.toISOString().slice(0, 19).replace('T', ' ')} UTC in ` +
+      `${(run.durationMs / 60_000).toFixed(1)} minutes. Every figure in this file comes from that run` +
+      (config.quick ? ' (**quick mode: 1 repetition, smaller sizes; not the reference figures**).' : '.'),
+    '',
+    `Figures are medians of ${config.reps} repetition${config.reps > 1 ? 's' : ''}` +
+      (config.reps > 1 ? ' with the min–max range in parentheses' : '') +
+      '; ratios are ratios of medians. The systems: (a) plain `ws` with a naive send loop ' +
+      '(`for (const c of clients) c.send(JSON.stringify(msg))`); (b) plain `ws` with the message serialized once and ' +
+      'the same Buffer sent to each (`ws.send(buffer)`); (c) Socket.IO 4 (room emit; `@socket.io/redis-adapter` ' +
+      'across instances); (d) nestjs-wse through its public API (a Nest app with `WseModule.forRoot` and `WseWsAdapter`, ' +
+      'publishing with `WsePublisher`). Servers, load clients and redis-server are separate processes on 127.0.0.1.',
+    '',
+    '## Targets',
+    '',
+    `${met} of ${targets.length} met in this run.`,
+    '',
+    table(
+      ['target (ratios within this run, on this 2-core machine)', 'measured (medians)', 'verdict'],
+      targets.map((t) => [t.name, t.measured, verdict(t.met)]),
+    ),
+    '',
+    `![deliveries per second per scenario and system](${run.chartFile})`,
+    '',
+  ];
+}
+
+function burstSection(r: Results, config: BenchConfig): string[] {
+  const out = [
+    '## 1. Burst fan-out',
+    '',
+    'The server publishes one 100-byte message per event-loop turn (a `setImmediate` loop) for ' +
+      `${config.burst.durationMs} ms to N subscribers of one topic (for (d), also to N subscribers of the glob ` +
+      '`bench:*`). Deliveries/s are counted by the load clients up to the last delivery; CPU per delivery is the ' +
+      "server process's `process.cpuUsage()` over the window divided by the deliveries. With one message per turn " +
+      'no system can put two messages in one socket write, so this measures the per-delivery cost of each.',
+    '',
+  ];
+  for (const n of config.burst.sizes) {
+    const k = `N=${n}`;
+    const b = r.med('burst', k, 'ws-prebuilt', 'deliveriesPerSec');
+    out.push(
+      `**N = ${thousands(n)}**`,
+      '',
+      table(
+        ['system', 'deliveries/s', 'vs (b)', 'server CPU µs/delivery', 'p50 / p99 ms', 'limited by'],
+        BURST_SYSTEMS.map((system) => [
+          LABEL[system],
+          cell(r.summary('burst', k, system, 'deliveriesPerSec'), perSec),
+          ratio(r.med('burst', k, system, 'deliveriesPerSec') / b),
+          cell(r.summary('burst', k, system, 'cpuUsPerDelivery'), us),
+          `${ms(r.med('burst', k, system, 'p50'))} / ${ms(r.med('burst', k, system, 'p99'))}`,
+          bottleneck(cpuOf(r, 'burst', k, system)),
+        ]),
+      ),
+      '',
+    );
+  }
+  return out;
+}
+
+function sustainedSection(r: Results, config: BenchConfig): string[] {
+  const { sustained } = config;
+  const rows: string[][] = [];
+  for (const rate of sustained.rates) {
+    const k = `rate=${rate}`;
+    for (const system of FOUR_SYSTEMS) {
+      const offered = `${rate} msg/s (${perSec(rate * sustained.subscribers)}/s)`;
+      const skipped = skippedNote(r, 'sustained', k, system);
+      if (skipped !== undefined) {
+        rows.push([offered, LABEL[system], skipped, '', '', '', '', '']);
+        continue;
+      }
+      rows.push([
+        offered,
+        LABEL[system],
+        cell(r.summary('sustained', k, system, 'deliveriesPerSec'), perSec) +
+          runsNote(r, 'sustained', k, system, config.reps),
+        cell(r.summary('sustained', k, system, 'held'), fraction),
+        cell(r.summary('sustained', k, system, 'p50'), ms),
+        cell(r.summary('sustained', k, system, 'p99'), ms),
+        cell(r.summary('sustained', k, system, 'p999'), ms),
+        bottleneck(cpuOf(r, 'sustained', k, system)),
+      ]);
+    }
+  }
+  const bMax = r.med('sustained', 'max', 'ws-prebuilt', 'deliveriesPerSec');
+  return [
+    '## 2. Sustained fan-out',
+    '',
+    `Fixed offered rates to ${thousands(sustained.subscribers)} subscribers of one topic, ${sustained.durationMs} ms ` +
+      'each, published by an open-loop timer in the server: message n is stamped with its scheduled time, so a ' +
+      'publisher held up by a busy event loop shows as latency (no coordinated omission), and whatever is due when ' +
+      'the timer fires is published at once. Latency is publish-to-receipt, sampled in the clients (about 20k ' +
+      'samples/s), on the shared system clock (`performance.timeOrigin + performance.now()`). A rate is *held* when ' +
+      'at least 99 % of the offered deliveries arrive and p99 stays under 100 ms; a server more than 1 s behind its ' +
+      'schedule stops publishing, and rates above one not held are not run. The maximum comes from a ramp ' +
+      `(x${sustained.ramp.factor} per ${sustained.ramp.stepMs} ms step) from the highest held fixed rate.`,
+    '',
+    table(
+      ['offered (deliveries/s)', 'system', 'deliveries/s', 'held', 'p50 ms', 'p99 ms', 'p99.9 ms', 'limited by'],
+      rows,
+    ),
+    '',
+    '**Maximum held**',
+    '',
+    table(
+      [
+        'system',
+        'msg/s',
+        'deliveries/s',
+        'vs (b)',
+        'p50 ms',
+        'p99 ms',
+        'p99.9 ms',
+        'next step, not held',
+        'limited by',
+      ],
+      FOUR_SYSTEMS.map((system) => [
+        LABEL[system],
+        cell(r.summary('sustained', 'max', system, 'rate'), perSec),
+        cell(r.summary('sustained', 'max', system, 'deliveriesPerSec'), perSec),
+        ratio(r.med('sustained', 'max', system, 'deliveriesPerSec') / bMax),
+        cell(r.summary('sustained', 'max', system, 'p50'), ms),
+        cell(r.summary('sustained', 'max', system, 'p99'), ms),
+        cell(r.summary('sustained', 'max', system, 'p999'), ms),
+        cell(r.summary('sustained', 'max', system, 'firstFailedRate'), (x) => `${perSec(x)} msg/s`),
+        bottleneck(cpuOf(r, 'sustained', 'max', system)),
+      ]),
+    ),
+    '',
+  ];
+}
+
+function crossSection(r: Results, config: BenchConfig): string[] {
+  const { cross } = config;
+  const bPub = r.med('cross', 'publish', 'ws-prebuilt', 'msgsPerSec');
+  const publishRows = FOUR_SYSTEMS.map((system) => {
+    const last = r.measurements
+      .filter((m) => m.scenario === 'cross' && m.case === 'publish' && m.system === system)
+      .at(-1)?.values;
+    return [
+      CROSS_LABEL[system],
+      cell(r.summary('cross', 'publish', system, 'msgsPerSec'), perSec),
+      ratio(r.med('cross', 'publish', system, 'msgsPerSec') / bPub),
+      last === undefined
+        ? 'n/a'
+        : `${last.counted} / ${last.redisPublishCalls} / ${Number.isFinite(last.acknowledged) ? last.acknowledged : 'n/a'}`,
+      cell(r.summary('cross', 'publish', system, 'serverCpuPct'), pct),
+      cell(r.summary('cross', 'publish', system, 'redisCpuPct'), pct),
+    ];
+  });
+  const cases = [...cross.rates.map((rate) => `rate=${rate}`), `external=${cross.externalRate}`, 'max'];
+  const rows: string[][] = [];
+  for (const kase of cases) {
+    const label =
+      kase === 'max'
+        ? 'maximum held'
+        : kase.startsWith('external')
+          ? `external PUBLISH, ${cross.externalRate} msg/s`
+          : `${kase.slice('rate='.length)} msg/s`;
+    for (const system of FOUR_SYSTEMS) {
+      if (kase.startsWith('external') && system === 'socketio') continue;
+      const skipped = skippedNote(r, 'cross', kase, system);
+      if (skipped !== undefined) {
+        rows.push([label, CROSS_LABEL[system], '', skipped, '', '', '', '', '', '']);
+        continue;
+      }
+      rows.push([
+        label,
+        CROSS_LABEL[system],
+        cell(r.summary('cross', kase, system, 'rate'), perSec),
+        cell(r.summary('cross', kase, system, 'deliveriesPerSec'), perSec) +
+          runsNote(r, 'cross', kase, system, config.reps),
+        cell(r.summary('cross', kase, system, 'held'), fraction),
+        cell(r.summary('cross', kase, system, 'p50'), ms),
+        cell(r.summary('cross', kase, system, 'p99'), ms),
+        cell(r.summary('cross', kase, system, 'p999'), ms),
+        `${pct(r.med('cross', kase, system, 'serverCpuPct'))} / ${pct(r.med('cross', kase, system, 'otherServerCpuPct'))} / ` +
+          `${pct(r.med('cross', kase, system, 'redisCpuPct'))} / ${pct(r.med('cross', kase, system, 'clientCpuPct'))}`,
+        bottleneck(cpuOf(r, 'cross', kase, system, true)),
+      ]);
+    }
+  }
+  return [
+    '## 3. Cross-instance',
+    '',
+    'One redis-server (persistence off) and two instances of the same system. (a) and (b) are the hand-rolled ' +
+      'multi-instance versions: ioredis `PUBLISH`, and `PSUBSCRIBE wse:*` fanned out with the naive / pre-built loop ' +
+      '((b) publishes with auto-pipelining, as nestjs-wse does).',
+    '',
+    `**Publish throughput of one instance.** Instance A alone publishes in a loop for ${cross.floodMs} ms (up to 512 ` +
+      'per turn while fewer than 20,000 wait for their acknowledgement) to a topic nobody subscribes. Messages/s are ' +
+      'counted by a separate PSUBSCRIBE connection (a raw socket counting `pmessage` replies) up to the last one, and ' +
+      "cross-checked with Redis's own `cmdstat_publish` and, for (d), `redis_messages_published`. Every instance also " +
+      'receives its own messages back through its PSUBSCRIBE, as the design requires, and pays for that too.',
+    '',
+    table(
+      [
+        'system',
+        'msg/s into Redis',
+        'vs (b)',
+        'counted / PUBLISH calls / acknowledged (last repetition)',
+        'publisher CPU',
+        'redis-server CPU',
+      ],
+      publishRows,
+    ),
+    '',
+    `**Fan-out through Redis.** A publishes at fixed rates (open loop, as in section 2) to ${thousands(cross.subscribers)} ` +
+      'subscribers connected to instance B; latency runs from the scheduled publish time on A to receipt. The ' +
+      'external case is a plain ioredis client (not nestjs-wse) running `PUBLISH wse:<topic> <payload>`; it is not ' +
+      "run for Socket.IO, whose adapter's messages are msgpack envelopes. CPU columns: instance B / instance A / " +
+      'redis-server / load clients.',
+    '',
+    table(
+      [
+        'case',
+        'system',
+        'msg/s',
+        'deliveries/s',
+        'held',
+        'p50 ms',
+        'p99 ms',
+        'p99.9 ms',
+        'CPU B / A / redis / clients',
+        'limited by',
+      ],
+      rows,
+    ),
+    '',
+  ];
+}
+
+function connectionsSection(r: Results, run: RunInfo): string[] {
+  const { config } = run;
+  const [small, large] = config.connections.sizes;
+  const acceptWs = r.med('connections', 'accept', 'ws', 'rate');
+  const largeCell = (system: string, metric: string): string =>
+    run.largeSizeSystems.has(system) ? cell(r.summary('connections', `rss@${large}`, system, metric), kb) : 'not run';
+  return [
+    '## 4. Connections',
+    '',
+    `**Accept rate**: ${thousands(small)} connections opened by 2 client processes with ` +
+      `${config.connections.concurrency} handshakes in flight each. A connection counts once it is usable: bare ws ` +
+      'at the 101 response; Socket.IO at the namespace `40` answer; nestjs-wse at its `server_ready` frame, which ' +
+      'with a secret comes after the HS256 token in the `Authorization` header was verified. Each client signs its ' +
+      'own tokens (`sub` = user-<n>) before the clock starts. **RSS per idle connection**: server RSS after a forced ' +
+      'GC, minus the RSS before any connection, over the connection count (connected, nothing subscribed). User-space ' +
+      `memory only: kernel socket buffers are not in RSS. The large size is ${thousands(large)}, not 20,000: the ` +
+      `open-files limit here is ${run.machine.openFiles} per process, and a process cannot raise its hard limit; it ` +
+      `is measured for ${[...run.largeSizeSystems].map((s) => LABEL[s]).join(' and ')} only, to keep the run within ` +
+      'its time budget.',
+    '',
+    table(
+      [
+        'system',
+        'accepted/s',
+        'vs bare ws',
+        `KB RSS/conn at ${thousands(small)}`,
+        `KB heap/conn at ${thousands(small)}`,
+        `KB RSS/conn at ${thousands(large)}`,
+        `KB heap/conn at ${thousands(large)}`,
+        'accept limited by',
+      ],
+      CONNECTION_SYSTEMS.map((system) => [
+        LABEL[system],
+        cell(r.summary('connections', 'accept', system, 'rate'), perSec),
+        ratio(r.med('connections', 'accept', system, 'rate') / acceptWs),
+        cell(r.summary('connections', `rss@${small}`, system, 'bytesPerConnection'), kb),
+        cell(r.summary('connections', `rss@${small}`, system, 'heapPerConnection'), kb),
+        largeCell(system, 'bytesPerConnection'),
+        largeCell(system, 'heapPerConnection'),
+        bottleneck(cpuOf(r, 'connections', 'accept', system)),
+      ]),
+    ),
+    '',
+  ];
+}
+
+function patternsSection(r: Results, config: BenchConfig): string[] {
+  const { patterns } = config;
+  const g0 = r.med('patterns', 'globs=0', 'wse', 'publishesPerSec');
+  const row = (label: string, kase: string, versus: string): string[] => [
+    label,
+    cell(r.summary('patterns', kase, 'wse', 'publishesPerSec'), perSec),
+    versus,
+    cell(r.summary('patterns', kase, 'wse', 'cpuUsPerPublish'), us),
+    cell(r.summary('patterns', kase, 'wse', 'held'), fraction),
+    cell(r.summary('patterns', kase, 'wse', 'serverCpuPct'), pct),
+  ];
+  const rows = patterns.globs.map((globs) =>
+    row(
+      `${thousands(globs)} prefix-anchored globs (\`user:<id>:*\`)`,
+      `globs=${globs}`,
+      ratio(r.med('patterns', `globs=${globs}`, 'wse', 'publishesPerSec') / g0),
+    ),
+  );
+  const leadBase = r.med('patterns', 'globs=0 leading-baseline', 'wse', 'publishesPerSec');
+  const lead = r.med('patterns', 'globs=1000 leading', 'wse', 'publishesPerSec');
+  rows.push(
+    row(
+      '1,000 leading-wildcard globs (`*:<id>:audit`), worst case',
+      'globs=1000 leading',
+      `${ratio(lead / leadBase)} (of ${perSec(leadBase)} with 0 on the same server)`,
+    ),
+  );
+  return [
+    '## 5. Patterns',
+    '',
+    'nestjs-wse only (plain ws and Socket.IO have no glob subscriptions). `publishLocal` in a loop, 32 per ' +
+      `event-loop turn, over ${thousands(patterns.subscribers * patterns.topicsPerSubscriber)} distinct topics ` +
+      `\`user:<i>:events\` with one subscriber each (${patterns.subscribers} connections holding ` +
+      `${patterns.topicsPerSubscriber} topics each): more topics than the registry's topic-to-patterns cache ` +
+      'holds (10,000), so most publishes miss it and walk the pattern index. The globs are held by further ' +
+      'connections (1,000 each) and match nothing published: deliveries stay the same, only matching costs change. ' +
+      'Prefix-anchored globs are the common shape; leading-wildcard globs all sit at the root of the prefix index, ' +
+      'so every cache miss tests each of them.',
+    '',
+    table(['globs present', 'publishes/s', 'vs 0 globs', 'server CPU µs/publish', 'delivered', 'server CPU'], rows),
+    '',
+  ];
+}
+
+function profilesSection(run: RunInfo): string[] {
+  const out = [
+    '## Where the server spends its time (CPU profiles)',
+    '',
+    '`node --cpu-prof --cpu-prof-interval=250` on a nestjs-wse server process; only the samples of the ' +
+      'measurement window count (start-up and connection setup are cut off by the sample timestamps). Self time ' +
+      'per function as a share of the busy (non-idle) samples. Locations in `src/` are the compiled ' +
+      '`dist-bench/src/` files (the TypeScript compiled as is: same functions, nearby lines).',
+    '',
+  ];
+  if (run.profiles.length === 0) out.push('No profile was taken in this run.', '');
+  for (const profile of run.profiles) {
+    out.push(`**${profile.title}**`, '');
+    const p = profile.summary;
+    if (p === undefined) {
+      out.push(`The profile could not be taken: ${profile.error ?? 'unknown error'}.`, '');
+      continue;
+    }
+    out.push(
+      `${ms(p.busyMs)} ms busy of ${ms(p.totalMs)} ms in the window.`,
+      '',
+      table(
+        ['function', 'where', 'area', 'self ms', 'share'],
+        p.top.map((e) => [
+          `\`${e.name}\``,
+          e.location === '' ? '(native)' : `\`${e.location}\``,
+          e.area,
+          e.selfMs.toFixed(0),
+          pct(e.share * 100),
+        ]),
+      ),
+      '',
+      `By area: ${p.areas
+        .slice(0, 8)
+        .map((a) => `${a.area} ${pct(a.share * 100)}`)
+        .join(', ')}.`,
+      '',
+    );
+  }
+  return out;
+}
+
+function loadSection(r: Results, run: RunInfo): string[] {
+  const { config } = run;
+  const foreign = r.measurements
+    .filter((m) => Number.isFinite(m.values.foreignCpuPct))
+    .map((m) => ({ m, v: m.values.foreignCpuPct }));
+  const sorted = foreign.map((f) => f.v).sort((a, b) => a - b);
+  const worst = foreign.reduce<(typeof foreign)[number] | undefined>(
+    (w, f) => (w === undefined || f.v > w.v ? f : w),
+    undefined,
+  );
+  const busy = foreign.filter((f) => f.v >= 25).length;
+  const foreignLine =
+    sorted.length === 0
+      ? 'CPU of processes outside the benchmark was not measured.'
+      : `CPU used by processes outside the benchmark (other work on this shared machine) during the ` +
+        `${sorted.length} measurement windows: median ${pct(sorted[Math.floor(sorted.length / 2)])} of a core, ` +
+        `maximum ${pct(worst?.v ?? Number.NaN)} (${worst?.m.scenario} ${worst?.m.case} ${worst?.m.system} ` +
+        `#${worst?.m.rep}); ${busy} window${busy === 1 ? '' : 's'} saw 25 % or more (marked in bold in the ` +
+        '"limited by" columns when 5 % or more). Before each window the run waits (up to 2 s, 90 s in all) for ' +
+        'the machine to be quiet.';
+  const kernel = r.measurements
+    .map((m) => m.values.kernelCpuPct)
+    .filter((v) => Number.isFinite(v))
+    .sort((a, b) => a - b);
+  const kernelLine =
+    kernel.length === 0
+      ? ''
+      : `- Interrupt and softirq time (the kernel's side of the loopback TCP traffic): median ` +
+        `${pct(kernel[Math.floor(kernel.length / 2)])}, maximum ${pct(kernel[kernel.length - 1])} of a core per ` +
+        'window. The kernel charges it to whichever process was running, so it is already inside the CPU figures ' +
+        "above (mostly the servers' and the clients' system time): delivering a message on loopback costs the " +
+        'receiving side about as much kernel work as the sending side.';
+  const lastN = `N=${config.burst.sizes.at(-1)}`;
+  const line = (what: string, scenario: string, kase: string): string => {
+    const server = r.med(scenario, kase, 'wse', 'serverCpuPct');
+    const clients = r.med(scenario, kase, 'wse', 'clientCpuPct');
+    return `- ${what}: server ${pct(server)} of a core, load clients ${pct(clients)}: limited by ${bottleneck(cpuOf(r, scenario, kase, 'wse'))}.`;
+  };
+  return [
+    '## Load generators and bottlenecks',
+    '',
+    '- The load clients are 2 processes (one per core) of raw-socket WebSocket clients: a hand-written upgrade ' +
+      'request and a frame scanner that counts frames and bytes without decoding them and parses the timestamp of ' +
+      'sampled frames only. For Socket.IO they speak Engine.IO v4 over the websocket transport; the official ' +
+      '`socket.io-client` is run once per Socket.IO server as a cross-check that it receives the same messages.',
+    '- Servers, load clients (and in section 3 the second instance and redis-server) share the 2 cores. Every ' +
+      'message a client reads costs it about as much as the server spends writing it when frames travel one per ' +
+      'socket write, so in sections 1 and 4 the machine, not the server alone, is the limit; the "limited by" ' +
+      "columns give each party's CPU (% of one core) so the reader can tell.",
+    line(`nestjs-wse burst at ${lastN}`, 'burst', lastN),
+    line('nestjs-wse sustained maximum', 'sustained', 'max'),
+    `- ${foreignLine}`,
+    ...(kernelLine === '' ? [] : [kernelLine]),
+    `- Load average (1, 5, 15 min) before the run: ${run.loadBefore.map((x) => x.toFixed(2)).join(', ')}; after: ` +
+      `${run.loadAfter.map((x) => x.toFixed(2)).join(', ')} (the run itself keeps about 3 processes busy).`,
+    '',
+  ];
+}
+
+function machineSection(run: RunInfo): string[] {
+  const m = run.machine;
+  return [
+    '## Machine, versions and command',
+    '',
+    `- \`nproc\`: ${m.nproc}; CPU: ${m.cpuModel}; memory: ${m.memory}; ${m.kernel}`,
+    `- Node ${m.node}; redis-server ${m.redis}; open files: ${m.openFiles}; ephemeral ports: ${m.portRange}`,
+    `- Packages: ${m.packages.map((p) => `${p.name} ${p.version}`).join(', ')}`,
+    `- Command: \`${run.command}\` (\`npm run bench -- --quick\`: 1 repetition, smaller sizes, a few minutes, ` +
+      'written to `dist-bench/`). It compiles `bench/` with `bench/tsconfig.json` to `dist-bench/` and runs ' +
+      '`dist-bench/bench/run.js`; everything listens on 127.0.0.1 and every loop is bounded in count and time.',
+    '',
+  ];
+}
+
+/** The whole report: markdown, the SVG chart, and the target verdicts. */
+export function buildReport(results: Results, run: RunInfo): { markdown: string; svg: string; targets: Target[] } {
+  const targets = evaluateTargets(results, run.config);
+  const sections = [
+    ...introSection(run, targets),
+    ...burstSection(results, run.config),
+    ...sustainedSection(results, run.config),
+    ...crossSection(results, run.config),
+    ...connectionsSection(results, run),
+    ...patternsSection(results, run.config),
+    ...profilesSection(run),
+    ...loadSection(results, run),
+    ...machineSection(run),
+  ];
+  if (results.notes.length > 0) sections.push('## Notes from this run', '', ...results.notes.map((n) => `- ${n}`), '');
+  return { markdown: sections.join('\n'), svg: chart(results, run), targets };
+}

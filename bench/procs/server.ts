@@ -1,0 +1,102 @@
+/**
+ * The server under test: one child process running one system (see systems.ts), driven over
+ * IPC by the orchestrator. It runs the publish loops itself, so publishing costs the server's
+ * CPU exactly as it would in an application.
+ */
+import type {
+  BurstParams,
+  FloodParams,
+  LoopResult,
+  PacedParams,
+  PublishVia,
+  ServerApi,
+  ServerStartParams,
+  ServerStartResult,
+  ServerUsage,
+} from '../lib/apis.js';
+import { benchMessage, clockMs, sleep, type BenchMessage } from '../lib/clock.js';
+import { serve } from '../lib/ipc.js';
+import { runBurst, runFlood, runPaced } from '../lib/loops.js';
+import { startSystem, type BenchSystem } from './systems.js';
+
+let system: BenchSystem | undefined;
+
+function running(): BenchSystem {
+  if (system === undefined) throw new Error('start() first');
+  return system;
+}
+
+function publisher(via: PublishVia): (topic: string, message: BenchMessage) => void {
+  const s = running();
+  return via === 'local'
+    ? (topic, message) => s.publishLocal(topic, message)
+    : (topic, message) => s.publishRedis(topic, message);
+}
+
+const api: ServerApi = {
+  async start(params: ServerStartParams): Promise<ServerStartResult> {
+    system = await startSystem(params);
+    await system.ready();
+    return { port: system.port, path: system.path };
+  },
+
+  async usage({ gc }): Promise<ServerUsage> {
+    const s = running();
+    if (gc) {
+      const collect = (globalThis as { gc?: () => void }).gc;
+      if (collect === undefined) throw new Error('run the server with --expose-gc');
+      collect();
+      await sleep(50);
+      collect();
+    }
+    const cpu = process.cpuUsage();
+    const memory = process.memoryUsage();
+    return {
+      cpuUs: cpu.user + cpu.system,
+      rss: memory.rss,
+      heapUsed: memory.heapUsed,
+      connections: s.connections(),
+      dropped: s.dropped(),
+      redisPublished: s.redisPublished(),
+      atMs: clockMs(),
+    };
+  },
+
+  burst(params: BurstParams): Promise<LoopResult> {
+    const publish = publisher(params.via);
+    const { prefix, count, suffix } = params.topics;
+    if (count === 0)
+      return runBurst(params.perTurn, params.durationMs, (seq, now) => publish(prefix, benchMessage(seq, now)));
+    return runBurst(params.perTurn, params.durationMs, (seq, now) =>
+      publish(prefix + (seq % count) + suffix, benchMessage(seq, now)),
+    );
+  },
+
+  paced(params: PacedParams): Promise<LoopResult> {
+    const publish = publisher(params.via);
+    return runPaced(params.rate, params.durationMs, (seq, scheduled) =>
+      publish(params.topic, benchMessage(seq, scheduled)),
+    );
+  },
+
+  flood(params: FloodParams): Promise<LoopResult> {
+    const s = running();
+    return runFlood(
+      params.perTurn,
+      params.window,
+      params.durationMs,
+      (seq) => s.publishRedis(params.topic, benchMessage(seq, clockMs())),
+      () => s.redisInFlight(),
+    );
+  },
+
+  async publishOne({ topic, via }): Promise<void> {
+    publisher(via)(topic, benchMessage(0, clockMs()));
+  },
+
+  async monotonicUs(): Promise<number> {
+    return Number(process.hrtime.bigint() / 1000n);
+  },
+};
+
+serve(api);

@@ -1,0 +1,319 @@
+import 'reflect-metadata';
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Module, type INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { createAdapter } from '@socket.io/redis-adapter';
+import { Redis } from 'ioredis';
+import { Server as SocketIoServer } from 'socket.io';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { WseModule, WsePublisher, WseWsAdapter, type WseModuleOptions } from '../../src/wse/index.js';
+import type { BenchMessage } from '../lib/clock.js';
+import type { ServerStartParams, SystemKind } from '../lib/apis.js';
+
+/** Redis channel prefix every system uses, so an external `PUBLISH wse:<topic>` reaches them all. */
+export const CHANNEL_PREFIX = 'wse:';
+
+/** What the server process needs of a system under test. */
+export interface BenchSystem {
+  readonly port: number;
+  readonly path: string;
+  /** One fan-out of `message` to this instance's subscribers of `topic`. */
+  publishLocal(topic: string, message: BenchMessage): void;
+  /** One publish through Redis, to every instance's subscribers of `topic`. */
+  publishRedis(topic: string, message: BenchMessage): void;
+  /** Publishes sent to Redis and not yet acknowledged. */
+  redisInFlight(): number;
+  redisPublished(): number;
+  connections(): number;
+  dropped(): number;
+  /** Resolves once Redis (when configured) is connected and subscribed. */
+  ready(): Promise<void>;
+}
+
+export async function startSystem(params: ServerStartParams): Promise<BenchSystem> {
+  switch (params.system) {
+    case 'ws-naive':
+    case 'ws-prebuilt':
+      return PlainWsSystem.start(params.system, params.redisUrl);
+    case 'socketio':
+      return SocketIoSystem.start(params.redisUrl);
+    case 'wse':
+      return WseSystem.start(params.redisUrl, params.jwtSecret);
+    default: {
+      const never: never = params.system;
+      throw new Error(`unknown system ${String(never)}`);
+    }
+  }
+}
+
+async function listen(server: HttpServer): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`${what} not ready within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** A shared options object: a Buffer sent as a text frame, not binary. */
+const SEND_TEXT = Object.freeze({ binary: false });
+const SUBSCRIBED = '{"t":"subscription_update"}';
+
+/**
+ * (a) and (b): plain `ws`, topics in a Map of Sets. (a) serializes per recipient
+ * (`c.send(JSON.stringify(msg))`); (b) serializes once and sends the same Buffer to each. With
+ * Redis they are the hand-rolled multi-instance version: PSUBSCRIBE `wse:*` and fan out what
+ * arrives ((a) parses it and re-serializes per recipient, (b) sends the received Buffer as is).
+ */
+class PlainWsSystem implements BenchSystem {
+  private readonly topics = new Map<string, Set<WebSocket>>();
+  private pub: Redis | undefined;
+  private sub: Redis | undefined;
+  private inFlight = 0;
+  private acked = 0;
+  private subscribed = false;
+
+  private constructor(
+    private readonly naive: boolean,
+    private readonly wss: WebSocketServer,
+    readonly port: number,
+  ) {}
+
+  readonly path = '/ws';
+
+  static async start(kind: 'ws-naive' | 'ws-prebuilt', redisUrl: string | undefined): Promise<PlainWsSystem> {
+    const server = createServer();
+    const wss = new WebSocketServer({ server, path: '/ws', perMessageDeflate: false });
+    const port = await listen(server);
+    const system = new PlainWsSystem(kind === 'ws-naive', wss, port);
+    wss.on('connection', (ws) => system.onConnection(ws));
+    if (redisUrl !== undefined) system.connectRedis(redisUrl);
+    return system;
+  }
+
+  private onConnection(ws: WebSocket): void {
+    const mine: string[] = [];
+    ws.on('error', () => undefined);
+    ws.on('message', (data: RawData) => {
+      const frame = JSON.parse(String(data)) as { t?: string; p?: { topics?: string[] } };
+      if (frame.t !== 'subscription' || !Array.isArray(frame.p?.topics)) return;
+      for (const topic of frame.p.topics) {
+        let set = this.topics.get(topic);
+        if (set === undefined) this.topics.set(topic, (set = new Set()));
+        set.add(ws);
+        mine.push(topic);
+      }
+      ws.send(SUBSCRIBED);
+    });
+    ws.on('close', () => {
+      for (const topic of mine) this.topics.get(topic)?.delete(ws);
+    });
+  }
+
+  private connectRedis(url: string): void {
+    // (b) is the tuned baseline: auto-pipelining, like nestjs-wse's publisher. (a) keeps defaults.
+    this.pub = new Redis(url, { enableAutoPipelining: !this.naive });
+    this.sub = new Redis(url);
+    this.pub.on('error', () => undefined);
+    this.sub.on('error', () => undefined);
+    this.sub.psubscribe(`${CHANNEL_PREFIX}*`).then(() => (this.subscribed = true));
+    this.sub.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, payload: Buffer) => {
+      const clients = this.topics.get(channel.toString('utf8', CHANNEL_PREFIX.length));
+      if (clients === undefined) return;
+      if (this.naive) {
+        const message: unknown = JSON.parse(payload.toString());
+        for (const c of clients) c.send(JSON.stringify(message));
+      } else {
+        for (const c of clients) c.send(payload, SEND_TEXT);
+      }
+    });
+  }
+
+  publishLocal(topic: string, message: BenchMessage): void {
+    const clients = this.topics.get(topic);
+    if (clients === undefined) return;
+    if (this.naive) {
+      for (const c of clients) c.send(JSON.stringify(message));
+    } else {
+      const data = Buffer.from(JSON.stringify(message));
+      for (const c of clients) c.send(data, SEND_TEXT);
+    }
+  }
+
+  publishRedis(topic: string, message: BenchMessage): void {
+    this.inFlight++;
+    this.pub!.publish(CHANNEL_PREFIX + topic, JSON.stringify(message)).then(
+      () => {
+        this.inFlight--;
+        this.acked++;
+      },
+      () => this.inFlight--,
+    );
+  }
+
+  redisInFlight(): number {
+    return this.inFlight;
+  }
+
+  redisPublished(): number {
+    return this.acked;
+  }
+
+  connections(): number {
+    return this.wss.clients.size;
+  }
+
+  dropped(): number {
+    return 0;
+  }
+
+  async ready(): Promise<void> {
+    if (this.sub === undefined) return;
+    await waitFor(() => this.subscribed && this.pub?.status === 'ready', 'Redis');
+  }
+}
+
+/**
+ * (c): Socket.IO 4, one room per topic, `io.to(topic).emit('m', msg)`. With Redis, the
+ * documented `@socket.io/redis-adapter` setup (a pub client and its duplicate).
+ */
+class SocketIoSystem implements BenchSystem {
+  readonly path = '/socket.io/?EIO=4&transport=websocket';
+  private pub: Redis | undefined;
+  private sub: Redis | undefined;
+
+  private constructor(
+    private readonly io: SocketIoServer,
+    readonly port: number,
+  ) {}
+
+  static async start(redisUrl: string | undefined): Promise<SocketIoSystem> {
+    const server = createServer();
+    const io = new SocketIoServer(server, { transports: ['websocket'], serveClient: false, perMessageDeflate: false });
+    const system = new SocketIoSystem(io, await listen(server));
+    io.on('connection', (socket) => {
+      socket.on('subscribe', (topics: unknown, ack: unknown) => {
+        if (Array.isArray(topics)) void socket.join(topics as string[]);
+        if (typeof ack === 'function') (ack as (ok: boolean) => void)(true);
+      });
+    });
+    if (redisUrl !== undefined) {
+      system.pub = new Redis(redisUrl);
+      system.sub = system.pub.duplicate();
+      system.pub.on('error', () => undefined);
+      system.sub.on('error', () => undefined);
+      io.adapter(createAdapter(system.pub, system.sub));
+    }
+    return system;
+  }
+
+  publishLocal(topic: string, message: BenchMessage): void {
+    this.io.local.to(topic).emit('m', message);
+  }
+
+  publishRedis(topic: string, message: BenchMessage): void {
+    this.io.to(topic).emit('m', message);
+  }
+
+  redisInFlight(): number {
+    // The adapter publishes without handing us the promise; ioredis's queue of commands
+    // awaiting a reply is the in-flight count.
+    return (this.pub as unknown as { commandQueue: { length: number } } | undefined)?.commandQueue.length ?? 0;
+  }
+
+  redisPublished(): number {
+    return -1;
+  }
+
+  connections(): number {
+    return this.io.engine.clientsCount;
+  }
+
+  dropped(): number {
+    return 0;
+  }
+
+  async ready(): Promise<void> {
+    if (this.sub === undefined) return;
+    await waitFor(() => this.sub?.status === 'ready' && this.pub?.status === 'ready', 'Redis');
+    // The adapter's PSUBSCRIBE goes out as soon as the sub client connects; give it a round trip.
+    await this.pub!.ping();
+    await this.sub.ping().catch(() => undefined);
+  }
+}
+
+/**
+ * (d): nestjs-wse through its public API only: a Nest app importing WseModule.forRoot, on Nest's
+ * ws driver as the README sets it up (`WseWsAdapter`, the library's subclass of Nest's
+ * `WsAdapter`), publishing through WsePublisher.
+ */
+class WseSystem implements BenchSystem {
+  readonly path = '/wse';
+  private issued = 0;
+
+  private constructor(
+    private readonly app: INestApplication,
+    private readonly publisher: WsePublisher,
+    readonly port: number,
+  ) {}
+
+  static async start(redisUrl: string | undefined, jwtSecret: string | undefined): Promise<WseSystem> {
+    const options: WseModuleOptions = {
+      path: '/wse',
+      // Above the bench's largest connection count; everything else stays at its default.
+      maxConnections: 50_000,
+      auth: jwtSecret === undefined ? undefined : { jwtSecret },
+      redis: redisUrl === undefined ? undefined : { url: redisUrl },
+    };
+    class BenchAppModule {}
+    Module({ imports: [WseModule.forRoot(options)] })(BenchAppModule);
+    const app = await NestFactory.create(BenchAppModule, { logger: false, abortOnError: false });
+    app.useWebSocketAdapter(new WseWsAdapter(app));
+    await app.listen(0, '127.0.0.1');
+    const port = (app.getHttpServer().address() as AddressInfo).port;
+    return new WseSystem(app, app.get(WsePublisher), port);
+  }
+
+  publishLocal(topic: string, message: BenchMessage): void {
+    this.publisher.publishLocal(topic, message);
+  }
+
+  publishRedis(topic: string, message: BenchMessage): void {
+    this.issued++;
+    this.publisher.publish(topic, message);
+  }
+
+  redisInFlight(): number {
+    const snapshot = this.publisher.healthSnapshot();
+    return this.issued - snapshot.redis_messages_published - snapshot.redis_publish_errors;
+  }
+
+  redisPublished(): number {
+    return this.publisher.healthSnapshot().redis_messages_published;
+  }
+
+  connections(): number {
+    return this.publisher.healthSnapshot().connections;
+  }
+
+  dropped(): number {
+    return this.publisher.healthSnapshot().outbound_dropped;
+  }
+
+  async ready(): Promise<void> {
+    if (!this.publisher.multiInstance) return;
+    await waitFor(() => this.publisher.redisConnected(), 'nestjs-wse Redis');
+  }
+
+  /** Kept for symmetry with the others; the process exits at the end of a run. */
+  close(): Promise<void> {
+    return this.app.close();
+  }
+}
+
+export type { SystemKind };

@@ -1,0 +1,182 @@
+import { Redis } from 'ioredis';
+import type { LoopResult, RedisToolApi, SystemKind } from '../lib/apis.js';
+import { sleep } from '../lib/clock.js';
+import { awaitQuiet, cpuMark, cpuSplit, registerBenchPid, unregisterBenchPid } from '../lib/cpu.js';
+import { Child } from '../lib/ipc.js';
+import { LoadClients, REDIS_TOOL_SCRIPT, Server, teardown, type Window } from '../lib/rig.js';
+import { RedisServer } from '../../test/support/redis-server.js';
+import {
+  describe,
+  errorText,
+  holds,
+  processCpuUs,
+  publishCalls,
+  ramp,
+  sampleEvery,
+  verifyDelivery,
+  verifySocketIo,
+  windowMetrics,
+  type Context,
+  selected,
+  withinBudget,
+} from './common.js';
+
+export const CROSS_SYSTEMS: readonly SystemKind[] = ['ws-naive', 'ws-prebuilt', 'socketio', 'wse'];
+
+const TOPIC = 'bench:cross';
+const FLOOD_TOPIC = 'bench:flood';
+
+/**
+ * Scenario 3: two instances on one redis-server. Instance A publishes (through its Redis path),
+ * the subscribers are on instance B. First A alone floods Redis (publish throughput of one
+ * instance), then B and its subscribers measure fixed rates, an external `PUBLISH wse:<topic>`
+ * (not Socket.IO: its adapter's wire format is msgpack envelopes) and the ramp to the maximum.
+ */
+export async function crossScenario(ctx: Context): Promise<void> {
+  const { cross, reps } = ctx.config;
+  const n = cross.subscribers;
+  const redisServer = await RedisServer.launch();
+  const admin = new Redis(redisServer.url, { lazyConnect: true });
+  admin.on('error', () => undefined);
+  let tool: Child<RedisToolApi> | undefined;
+  let redisPid = -1;
+  try {
+    await admin.connect();
+    redisPid = Number(/process_id:(\d+)/.exec(await admin.info('server'))?.[1] ?? -1);
+    registerBenchPid(redisPid);
+    tool = await Child.spawn<RedisToolApi>('redis-tool', REDIS_TOOL_SCRIPT);
+    const t = tool;
+    for (let rep = 1; rep <= reps; rep++) {
+      for (const system of selected(ctx, CROSS_SYSTEMS)) {
+        if (!withinBudget(ctx, `cross, ${system}, repetition ${rep}`)) continue;
+        let a: Server | undefined;
+        let b: Server | undefined;
+        let clients: LoadClients | undefined;
+        try {
+          a = await Server.start({ system, redisUrl: redisServer.url });
+          const publisher = a;
+
+          // -- publish throughput of one instance into Redis (A alone) --
+          await t.call('countStart', {
+            port: redisServer.port,
+            pattern: system === 'socketio' ? 'socket.io#*' : 'wse:*',
+          });
+          await awaitQuiet();
+          const mark = cpuMark();
+          const [calls0, a0] = await Promise.all([publishCalls(admin), publisher.usage()]);
+          const redisCpu0 = processCpuUs(redisPid);
+          const loop = await publisher.child.call('flood', {
+            topic: FLOOD_TOPIC,
+            durationMs: cross.floodMs,
+            perTurn: 512,
+            window: 20_000,
+          });
+          await sleep(300);
+          const [calls1, a1, counted] = await Promise.all([
+            publishCalls(admin),
+            publisher.usage(),
+            t.call('countRead', null),
+          ]);
+          const spanMs = Math.max(1, counted.lastMs - loop.startMs);
+          const flood = {
+            msgsPerSec: (counted.count / spanMs) * 1000,
+            counted: counted.count,
+            issued: loop.published,
+            acknowledged: a1.redisPublished >= 0 ? a1.redisPublished - a0.redisPublished : Number.NaN,
+            redisPublishCalls: calls1 - calls0,
+            serverCpuPct: (a1.cpuUs - a0.cpuUs) / 10 / spanMs,
+            redisCpuPct: (processCpuUs(redisPid) - redisCpu0) / 10 / spanMs,
+            ...(({ foreign, kernel }) => ({ foreignCpuPct: foreign, kernelCpuPct: kernel }))(cpuSplit(mark, cpuMark())),
+          };
+          ctx.results.add('cross', 'publish', system, rep, flood);
+          ctx.log(
+            `  cross publish ${system} #${rep}: ${Math.round(flood.msgsPerSec)} msg/s into Redis ` +
+              `(counted ${flood.counted}, acknowledged ${flood.acknowledged}, PUBLISH calls ${flood.redisPublishCalls}), ` +
+              `publisher ${flood.serverCpuPct.toFixed(0)}% redis ${flood.redisCpuPct.toFixed(0)}%`,
+          );
+
+          // -- fan-out on B of what A publishes --
+          [b, clients] = await Promise.all([Server.start({ system, redisUrl: redisServer.url }), LoadClients.start()]);
+          const subscriberServer = b;
+          const c = clients;
+          await c.connectAll(subscriberServer, n, { kind: 'same', topics: [TOPIC] });
+          await verifyDelivery(publisher, c, TOPIC, 'redis', n);
+          if (system === 'socketio') await verifySocketIo(publisher, subscriberServer, c, TOPIC, 'redis');
+          const measure = async (
+            rate: number,
+            action: () => Promise<LoopResult>,
+            warmUp = false,
+          ): Promise<Record<string, number>> => {
+            const redisCpu = processCpuUs(redisPid);
+            const w: Window = await c.measure(subscriberServer, [publisher], n, sampleEvery(rate * n), action, {
+              warmUp,
+            });
+            const m = windowMetrics(w, 'paced');
+            return { ...m, rate, redisCpuPct: (processCpuUs(redisPid) - redisCpu) / 10 / w.wallMs };
+          };
+          const paced = (rate: number, durationMs: number, warmUp = false) =>
+            measure(
+              rate,
+              () => publisher.child.call('paced', { topic: TOPIC, rate, durationMs, via: 'redis' }),
+              warmUp,
+            );
+          await paced(50, 400, true); // not recorded
+          let bestFixed = 0;
+          let bestFixedMetrics: Record<string, number> | undefined;
+          let failedAt = 0;
+          for (const rate of cross.rates) {
+            if (failedAt > 0) {
+              // A higher rate than one not held is not held either; running it only costs time.
+              ctx.results.add('cross', `rate=${rate}`, system, rep, { skippedAbove: failedAt });
+              ctx.log(`  cross ${rate} msg/s ${system} #${rep}: not run, ${failedAt} msg/s was not held`);
+              continue;
+            }
+            const m = await paced(rate, cross.durationMs);
+            ctx.results.add('cross', `rate=${rate}`, system, rep, m);
+            ctx.log(`  cross ${rate} msg/s ${system} #${rep}: ${describe(m)}, redis ${m.redisCpuPct.toFixed(0)}%`);
+            if (holds(m)) {
+              bestFixed = rate;
+              bestFixedMetrics = m;
+            } else {
+              failedAt = rate;
+              await c.drain();
+            }
+          }
+          if (system !== 'socketio') {
+            const rate = cross.externalRate;
+            const m = await measure(rate, () =>
+              t.call('externalPaced', {
+                port: redisServer.port,
+                channel: `wse:${TOPIC}`,
+                rate,
+                durationMs: cross.durationMs,
+              }),
+            );
+            ctx.results.add('cross', `external=${rate}`, system, rep, m);
+            ctx.log(`  cross external PUBLISH ${rate} msg/s ${system} #${rep}: ${describe(m)}`);
+            if (!holds(m)) await c.drain();
+          }
+          const start = bestFixed > 0 ? bestFixed * cross.ramp.factor : cross.rates[0];
+          const { best, firstFailedRate } = await ramp(
+            cross.ramp,
+            Math.round(start),
+            (rate) => paced(rate, cross.ramp.stepMs),
+            ctx.log,
+          );
+          const max = best ?? bestFixedMetrics;
+          if (max !== undefined) ctx.results.add('cross', 'max', system, rep, { ...max, firstFailedRate });
+          else ctx.results.note(`cross-instance, ${system}, repetition ${rep}: no offered rate was held`);
+        } catch (error) {
+          ctx.results.note(`cross-instance, ${system}, repetition ${rep}: ${errorText(error)}`);
+        } finally {
+          await teardown([b, a], clients);
+        }
+      }
+    }
+  } finally {
+    unregisterBenchPid(redisPid);
+    await tool?.kill();
+    admin.disconnect();
+    await redisServer.stop();
+  }
+}

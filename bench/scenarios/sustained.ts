@@ -1,0 +1,90 @@
+import type { SystemKind } from '../lib/apis.js';
+import { LoadClients, Server, teardown } from '../lib/rig.js';
+import {
+  describe,
+  errorText,
+  holds,
+  ramp,
+  sampleEvery,
+  verifyDelivery,
+  windowMetrics,
+  type Context,
+  selected,
+  withinBudget,
+} from './common.js';
+
+export const SUSTAINED_SYSTEMS: readonly SystemKind[] = ['ws-naive', 'ws-prebuilt', 'socketio', 'wse'];
+
+const TOPIC = 'bench:sustained';
+
+/**
+ * Scenario 2: fixed offered rates to 1,000 subscribers, then a ramp (x factor per step) from the
+ * highest held fixed rate until a step is no longer held: the maximum is the last held step.
+ * Latency is publish (scheduled time) to receipt, sampled in the clients.
+ */
+export async function sustainedScenario(ctx: Context): Promise<void> {
+  const { sustained, reps } = ctx.config;
+  const n = sustained.subscribers;
+  for (let rep = 1; rep <= reps; rep++) {
+    for (const system of selected(ctx, SUSTAINED_SYSTEMS)) {
+      if (!withinBudget(ctx, `sustained, ${system}, repetition ${rep}`)) continue;
+      let server: Server | undefined;
+      let clients: LoadClients | undefined;
+      try {
+        [server, clients] = await Promise.all([Server.start({ system }), LoadClients.start()]);
+        const s = server;
+        const c = clients;
+        await c.connectAll(s, n, { kind: 'same', topics: [TOPIC] });
+        await verifyDelivery(s, c, TOPIC, 'local', n);
+        const window = async (rate: number, durationMs: number, warmUp = false): Promise<Record<string, number>> =>
+          windowMetrics(
+            await c.measure(
+              s,
+              [],
+              n,
+              sampleEvery(rate * n),
+              () => s.child.call('paced', { topic: TOPIC, rate, durationMs, via: 'local' }),
+              { warmUp },
+            ),
+            'paced',
+          );
+        await window(50, 400, true); // not recorded
+        let bestFixed = 0;
+        let bestFixedMetrics: Record<string, number> | undefined;
+        let failedAt = 0;
+        for (const rate of sustained.rates) {
+          if (failedAt > 0) {
+            // A higher rate than one not held is not held either; running it only costs time.
+            ctx.results.add('sustained', `rate=${rate}`, system, rep, { skippedAbove: failedAt });
+            ctx.log(`  sustained ${rate} msg/s ${system} #${rep}: not run, ${failedAt} msg/s was not held`);
+            continue;
+          }
+          const m = { ...(await window(rate, sustained.durationMs)), rate };
+          ctx.results.add('sustained', `rate=${rate}`, system, rep, m);
+          ctx.log(`  sustained ${rate} msg/s ${system} #${rep}: ${describe(m)}`);
+          if (holds(m)) {
+            bestFixed = rate;
+            bestFixedMetrics = m;
+          } else {
+            failedAt = rate;
+            await c.drain();
+          }
+        }
+        const start = bestFixed > 0 ? bestFixed * sustained.ramp.factor : sustained.rates[0];
+        const { best, firstFailedRate } = await ramp(
+          sustained.ramp,
+          Math.round(start),
+          (rate) => window(rate, sustained.ramp.stepMs),
+          ctx.log,
+        );
+        const max = best ?? bestFixedMetrics;
+        if (max !== undefined) ctx.results.add('sustained', 'max', system, rep, { ...max, firstFailedRate });
+        else ctx.results.note(`sustained, ${system}, repetition ${rep}: no offered rate was held`);
+      } catch (error) {
+        ctx.results.note(`sustained, ${system}, repetition ${rep}: ${errorText(error)}`);
+      } finally {
+        await teardown([server], clients);
+      }
+    }
+  }
+}
