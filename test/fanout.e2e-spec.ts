@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { WsePublisher } from '../src/wse/index.js';
+import { httpCall, type HttpAnswer } from './support/http.js';
 import { startApp, type RunningApp } from './support/app.js';
 import { eventually, TestClient, type Envelope } from './support/ws-client.js';
 
@@ -18,19 +19,8 @@ function connectionIdOf(ready: Envelope): string {
   return (ready.p.details as { connection_id: string }).connection_id;
 }
 
-async function api(
-  server: RunningApp,
-  method: 'GET' | 'POST',
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; body: unknown }> {
-  const response = await fetch(`${server.httpUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(5_000),
-  });
-  return { status: response.status, body: await response.json() };
+function api(server: RunningApp, method: 'GET' | 'POST', path: string, body?: unknown): Promise<HttpAnswer> {
+  return httpCall(`${server.httpUrl}${path}`, method, body, API_KEY);
 }
 
 /** Runs `task(0..count-1)` with at most `concurrency` in flight; rejects on the first failure. */

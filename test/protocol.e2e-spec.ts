@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { WsePublisher } from '../src/wse/index.js';
 import { errorMessages, invalidMessages, topicRejections } from '../src/wse/wse.messages.js';
+import { httpCall, type HttpAnswer } from './support/http.js';
 import { startApp, type RunningApp } from './support/app.js';
 import { signToken, TEST_SECRET } from './support/jwt.js';
 import { eventually, TestClient, type Envelope } from './support/ws-client.js';
@@ -66,19 +67,8 @@ function expectSubscriptionUpdate(
   }).toEqual({ action, success_topics: successTopics, failed_topics: failedTopics });
 }
 
-async function api(
-  server: RunningApp,
-  method: 'GET' | 'POST',
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; body: unknown }> {
-  const response = await fetch(`${server.httpUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(5_000),
-  });
-  return { status: response.status, body: await response.json() };
+function api(server: RunningApp, method: 'GET' | 'POST', path: string, body?: unknown): Promise<HttpAnswer> {
+  return httpCall(`${server.httpUrl}${path}`, method, body, API_KEY);
 }
 
 describe('client frames (WSE_MAX_MESSAGE_BYTES=4096, JWT, server API on)', () => {

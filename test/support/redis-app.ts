@@ -1,3 +1,4 @@
+import { httpCall, type HttpAnswer } from './http.js';
 import { randomBytes } from 'node:crypto';
 import { Module, type DynamicModule, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -27,10 +28,6 @@ export const FAST_REDIS: Readonly<WseRedisOptions> = Object.freeze({
 });
 
 /** An HTTP answer as the tests read it. */
-export interface HttpAnswer {
-  status: number;
-  body: Record<string, unknown>;
-}
 
 /** A running in-process app with the engine, Terminus `GET /health` and custom Redis options. */
 export interface RedisApp {
@@ -114,21 +111,4 @@ export async function startRedisApp(
   };
 }
 
-/** One HTTP call with a 5 s timeout, answering status and JSON body. */
-export async function httpCall(
-  url: string,
-  method: 'GET' | 'POST',
-  body?: unknown,
-  apiKey?: string,
-): Promise<HttpAnswer> {
-  const headers: Record<string, string> = {};
-  if (apiKey !== undefined) headers.authorization = `Bearer ${apiKey}`;
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const response = await fetch(url, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(5_000),
-  });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
-}
+export { httpCall, type HttpAnswer };
