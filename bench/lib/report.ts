@@ -488,7 +488,7 @@ function crossSection(r: Results, config: BenchConfig): string[] {
     '',
     'One redis-server (persistence off) and two instances of the same system. (a) and (b) are the hand-rolled ' +
       'multi-instance versions: ioredis `PUBLISH`, and `PSUBSCRIBE wse:*` fanned out with the naive / pre-built loop ' +
-      '((b) publishes with auto-pipelining, as nestjs-wse does).',
+      '((b) publishes with auto-pipelining; nestjs-wse sends the publishes of one tick as one command).',
     '',
     `**Publish throughput of one instance.** Instance A alone publishes in a loop for ${cross.floodMs} ms (up to 512 ` +
       'per turn while fewer than 20,000 wait for their acknowledgement) to a topic nobody subscribes. Messages/s are ' +

@@ -9,8 +9,17 @@ export class WsePayloadError extends TypeError {
  * recipient.
  */
 export function encodePayload(data: unknown): Buffer {
-  if (Buffer.isBuffer(data)) return data;
-  if (typeof data === 'string') return Buffer.from(data, 'utf8');
+  const serialized = serializePayload(data);
+  return typeof serialized === 'string' ? Buffer.from(serialized, 'utf8') : serialized;
+}
+
+/**
+ * The payload in its serialized form, before UTF-8 encoding: a Buffer as-is, a string as-is,
+ * anything else as JSON text. What goes to Redis: ioredis writes a command whose arguments
+ * are all strings as one string, cheaper than gathering Buffers.
+ */
+export function serializePayload(data: unknown): string | Buffer {
+  if (Buffer.isBuffer(data) || typeof data === 'string') return data;
   let json: string | undefined;
   try {
     json = JSON.stringify(data);
@@ -18,5 +27,5 @@ export function encodePayload(data: unknown): Buffer {
     throw new WsePayloadError(`payload cannot be serialized to JSON: ${(error as Error).message}`);
   }
   if (json === undefined) throw new WsePayloadError(`payload of type ${typeof data} has no JSON form`);
-  return Buffer.from(json, 'utf8');
+  return json;
 }

@@ -8,7 +8,7 @@ import { WseTopicError } from '../topics/wse-topic.error.js';
 import { resolveWseOptions } from '../config/resolve-wse-options.js';
 import { RedisPubSubService, type DlqReplayResult } from '../redis/redis-pubsub.service.js';
 import type { DeadLetter } from '../reliability/dead-letter-queue.js';
-import { encodePayload } from './payload.js';
+import { encodePayload, serializePayload } from './payload.js';
 
 /**
  * The one thing domain code injects. Payloads go out exactly as published: a string as-is, a
@@ -42,9 +42,8 @@ export class WsePublisher {
    */
   publish(topic: string, data: unknown): void {
     assertPublishableTopic(topic);
-    const payload = encodePayload(data);
-    if (this.redis.configured) this.redis.publish(topic, payload);
-    else this.registry.deliver(topic, payload);
+    if (this.redis.configured) this.redis.publish(topic, serializePayload(data));
+    else this.registry.deliver(topic, encodePayload(data));
   }
 
   /** True in multi-instance mode (a Redis URL is configured), connected or not. */
