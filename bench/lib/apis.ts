@@ -129,6 +129,8 @@ export interface ConnectResult {
 
 export interface ClientSnapshot {
   readonly frames: number;
+  /** Socket reads that carried at least one counted frame. */
+  readonly reads: number;
   readonly bytes: number;
   readonly lastFrameMs: number;
   readonly cpuUs: number;

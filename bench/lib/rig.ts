@@ -81,6 +81,8 @@ export interface Window {
   readonly subscribers: number;
   readonly expected: number;
   readonly frames: number;
+  /** Client socket reads that carried frames. */
+  readonly reads: number;
   readonly lastFrameMs: number;
   readonly serverCpuUs: number;
   /** CPU of the other servers of the window (the publishing instance in cross-instance runs). */
@@ -247,6 +249,7 @@ export class LoadClients {
       subscribers,
       expected,
       frames: c1.reduce((sum, s) => sum + s.frames, 0),
+      reads: c1.reduce((sum, s) => sum + s.reads, 0),
       lastFrameMs: Math.max(...c1.map((s) => s.lastFrameMs)),
       serverCpuUs: s1.cpuUs - s0.cpuUs,
       otherServerCpuUs: o1.reduce((sum, u, i) => sum + u.cpuUs - o0[i].cpuUs, 0),

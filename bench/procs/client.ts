@@ -117,6 +117,7 @@ const api: ClientApi = {
   async snapshot({ histogram }): Promise<ClientSnapshot> {
     return {
       frames: counters.frames,
+      reads: counters.reads,
       bytes: counters.bytes,
       lastFrameMs: counters.lastFrameMs,
       cpuUs: cpuUs(),

@@ -19,6 +19,8 @@ import { LatencyHistogram } from '../lib/histogram.js';
 /** What every connection of a process adds to. */
 export class ReceiveCounters {
   frames = 0;
+  /** Reads that carried at least one counted frame: frames / reads is how many frames a server write held. */
+  reads = 0;
   bytes = 0;
   lastFrameMs = 0;
   sampleEvery = 64;
@@ -29,6 +31,7 @@ export class ReceiveCounters {
 
   reset(sampleEvery: number): void {
     this.frames = 0;
+    this.reads = 0;
     this.bytes = 0;
     this.lastFrameMs = 0;
     this.sampleEvery = sampleEvery;
@@ -42,6 +45,9 @@ interface Step {
   /** Checks the next text frame; false fails the connection. */
   readonly expect?: (payload: string) => boolean;
 }
+
+/** Where every socket of the process reads into; each read is scanned before the next. */
+const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
 
 const WS_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 const MASK = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
@@ -146,10 +152,20 @@ export class LoadConnection {
     this.isSocketIo = options.protocol === 'socketio';
     this.isWse = options.protocol === 'wse';
     this.timer = setTimeout(() => this.fail('handshake timeout'), options.handshakeTimeoutMs);
-    this.socket = connect({ host: '127.0.0.1', port: options.port, localAddress: options.localAddress });
-    this.socket.setNoDelay(true);
+    this.socket = connect({
+      host: '127.0.0.1',
+      port: options.port,
+      localAddress: options.localAddress,
+      noDelay: true,
+      onread: {
+        buffer: READ_BUFFER,
+        callback: (bytes: number) => {
+          this.onData(READ_BUFFER.subarray(0, bytes));
+          return true;
+        },
+      },
+    });
     this.socket.on('connect', () => this.onConnect());
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
     this.socket.on('error', (error: Error) => this.fail(error.message));
     this.socket.on('close', () => this.fail('closed'));
   }
@@ -184,13 +200,14 @@ export class LoadConnection {
     this.done(reason);
   }
 
+  /** `chunk` is a view of READ_BUFFER: whatever is kept for later is copied. */
   private onData(chunk: Buffer): void {
     if (this.state === UPGRADING) {
       const buffer = this.carry === undefined ? chunk : Buffer.concat([this.carry, chunk]);
       this.carry = undefined;
       const end = buffer.indexOf(HEADER_END);
       if (end < 0) {
-        this.carry = buffer;
+        this.carry = Buffer.from(buffer);
         return;
       }
       const status = buffer.toString('latin1', 0, Math.min(end, 12));
@@ -297,6 +314,7 @@ export class LoadConnection {
     }
     if (frames > 0) {
       counters.frames += frames;
+      counters.reads++;
       counters.lastFrameMs = nowMs === 0 ? clockMs() : nowMs;
     }
     if (offset < end) this.carry = Buffer.from(buffer.subarray(offset));

@@ -48,6 +48,7 @@ export function windowMetrics(w: Window, mode: 'burst' | 'paced'): Record<string
     offeredDeliveriesPerSec: offered / scheduledSec,
     held,
     cpuUsPerDelivery: w.serverCpuUs / Math.max(1, w.frames),
+    framesPerRead: w.frames / Math.max(1, w.reads),
     serverCpuPct: w.serverCpuUs / 10 / Math.max(1, spanMs),
     otherServerCpuPct: w.otherServerCpuUs / 10 / Math.max(1, spanMs),
     clientCpuPct: w.clientCpuUs / 10 / Math.max(1, spanMs),
@@ -134,6 +135,7 @@ export function describe(m: Record<string, number>): string {
   const parts = [`${kilo(m.deliveriesPerSec)} deliveries/s`, `held ${(m.held * 100).toFixed(1)}%`];
   if (Number.isFinite(m.p99)) parts.push(`p50 ${m.p50.toFixed(2)} / p99 ${m.p99.toFixed(2)} ms`);
   parts.push(`server ${m.serverCpuPct.toFixed(0)}% clients ${m.clientCpuPct.toFixed(0)}%`);
+  parts.push(`${m.framesPerRead.toFixed(1)} frames/read`);
   if (m.dropped > 0) parts.push(`dropped ${m.dropped}`);
   parts.push(`irq+softirq ${m.kernelCpuPct.toFixed(0)}% (inside the others)`);
   if (m.foreignCpuPct >= 10) parts.push(`OTHER PROCESSES ${m.foreignCpuPct.toFixed(0)}%`);

@@ -25,9 +25,9 @@ const WS_OPEN = 1;
 /**
  * One client connection: identity, subscriptions and its outbound queue.
  *
- * Outbound frames are queued and written in one go once per event-loop turn (see
- * `OutboundWriter`): a loopback socket write costs about 5 us of CPU whatever its size, so a
- * connection that receives ten messages in a turn costs one write instead of ten. Frames are
+ * Outbound frames are queued and written in one go when the connection's turn in the writer's
+ * round comes (see `OutboundWriter`): a loopback socket write costs 5-15 us of CPU whatever its
+ * size, so a connection that receives ten messages meanwhile costs one write instead of ten. Frames are
  * written in the order they were queued, so per-connection order holds for topic messages and
  * system messages alike. Every frame to this socket goes through `send`; ws itself only writes
  * control frames (close, pong), which carry no order guarantee relative to data.
@@ -63,7 +63,7 @@ export class WseConnection implements WseConnectionInfo, TopicSubscriber {
     this.lastActivityMs = now;
     this.bucket = bucket;
     // ws keeps the underlying TCP socket in a private field. Writing our pre-built frames to it
-    // directly is what makes one write per turn possible; ws exposes no cork of its own.
+    // directly is what makes one write for many frames possible; ws exposes no cork of its own.
     this.rawSocket = (socket as unknown as { _socket: Socket })._socket;
   }
 

@@ -124,7 +124,7 @@ export class WseMetricsService {
     this.registry.registerMetric(
       histogramMetric(
         'wse_publish_to_write_seconds',
-        'From the first frame queued in an event-loop turn to the end of the socket writes of that turn',
+        'From the first frame queued for a write round to the end of that round of socket writes',
         writer.latency,
       ),
     );
