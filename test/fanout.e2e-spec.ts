@@ -210,6 +210,23 @@ describe('fan-out through the example app (single instance, anonymous, server AP
       expect(received).toEqual(expected);
       await client.expectNothing(200);
     }, 60_000);
+
+    it('delivers exact bytes in order whether a write copies small frames together or passes large ones on', async () => {
+      // One turn with 20 small frames (one copied Buffer per connection), then a turn where 20 KB
+      // frames push the total over 16 KB (each frame written as is, shared by both connections).
+      const small = Array.from({ length: 20 }, (_, i) => `s${i}`);
+      const large = ['a', 'b', 'c'].map((letter) => letter.repeat(20_000));
+      const clients = [(await subscriber(['bytes'])).client, (await subscriber(['bytes'])).client];
+      for (const text of small) publisher.publishLocal('bytes', text);
+      await new Promise((resolve) => setImmediate(resolve));
+      for (const text of [...small.slice(0, 5), ...large, ...small.slice(5, 10)]) publisher.publishLocal('bytes', text);
+
+      const expected = [...small, ...small.slice(0, 5), ...large, ...small.slice(5, 10)];
+      for (const client of clients) {
+        const frames = await client.take(expected.length, 5_000);
+        expect(frames.map((f) => f.text)).toEqual(expected);
+      }
+    });
   });
 
   describe('broadcast', () => {
