@@ -712,8 +712,9 @@ function loadSection(r: Results, run: RunInfo): string[] {
     '## Load generators and bottlenecks',
     '',
     '- The load clients are 2 processes (one per core) of raw-socket WebSocket clients: a hand-written upgrade ' +
-      'request and a frame scanner that counts frames and bytes without decoding them and parses the timestamp of ' +
-      'sampled frames only. For Socket.IO they speak Engine.IO v4 over the websocket transport; the official ' +
+      'request, reads into one buffer shared by all sockets of the process (`onread`, no Buffer or stream event ' +
+      'per read) and a frame scanner that counts frames and bytes without decoding them and parses the timestamp ' +
+      'of sampled frames only. For Socket.IO they speak Engine.IO v4 over the websocket transport; the official ' +
       '`socket.io-client` is run once per Socket.IO server as a cross-check that it receives the same messages.',
     '- Servers, load clients (and in section 3 the second instance and redis-server) share the 2 cores. Every ' +
       'message a client reads costs it about as much as the server spends writing it when frames travel one per ' +
