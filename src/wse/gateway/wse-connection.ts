@@ -51,6 +51,8 @@ export class WseConnection implements WseConnectionInfo, TopicSubscriber {
   slowSince = 0;
 
   private readonly pending: WireFrame[] = [];
+  /** `isSlow` as it was when the queue started (see send). */
+  private slowWhileQueued = false;
   private readonly rawSocket: Socket;
 
   constructor(
@@ -71,7 +73,7 @@ export class WseConnection implements WseConnectionInfo, TopicSubscriber {
   }
 
   /**
-   * Queues a frame for this turn's write. Returns false, and drops the frame, when the socket is
+   * Queues a frame for the connection's next write. Returns false, and drops the frame, when the socket is
    * not open or already holds more than `maxBufferedBytes` the client has not read.
    */
   send(frame: WireFrame): boolean {
@@ -79,11 +81,16 @@ export class WseConnection implements WseConnectionInfo, TopicSubscriber {
       this.writer.droppedClosed++;
       return false;
     }
-    if (this.isSlow) {
+    if (this.pending.length === 0) {
+      // The unread bytes only grow when this connection writes, which it does not do until its
+      // queue is flushed: the check made as the queue starts holds for every frame queued after.
+      this.slowWhileQueued = this.isSlow;
+      if (!this.slowWhileQueued) this.writer.schedule(this);
+    }
+    if (this.slowWhileQueued) {
       this.writer.droppedSlow++;
       return false;
     }
-    if (this.pending.length === 0) this.writer.schedule(this);
     this.pending.push(frame);
     return true;
   }
