@@ -159,11 +159,14 @@ describe('a slow consumer (maxBufferedBytes 1 MiB, slowConsumerTimeoutMs 300)', 
       { code: 1013, reason: 'slow consumer' },
       { code: 1006, reason: '' },
     ]).toContainEqual(closed);
-    // One slow consumer, closed once: counted once and logged once.
+    // One slow consumer, closed once: counted once and logged once, and its close counted under
+    // 1013 whether the close handshake finished or the socket was destroyed after the grace.
+    const exposition = parseExposition(await server.metrics.metrics());
     expect({
-      closedTotal: parseExposition(await server.metrics.metrics()).value('wse_slow_consumers_closed_total'),
+      closedTotal: exposition.value('wse_slow_consumers_closed_total'),
+      closedWith1013: exposition.value('wse_connections_closed_total', { code: '1013' }),
       warnings: logger.count('warn', 'closed as a slow consumer'),
-    }).toEqual({ closedTotal: 1, warnings: 1 });
+    }).toEqual({ closedTotal: 1, closedWith1013: 1, warnings: 1 });
   }, 120_000);
 
   it('drops messages to a client that stopped reading, without closing it before the timeout', async () => {

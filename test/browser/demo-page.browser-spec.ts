@@ -6,7 +6,6 @@ import { RedisServer } from '../support/redis-server.js';
 import { ServerProcess } from '../support/server-process.js';
 import { launchChromium, newDemoContext, requireChromium } from './chromium.js';
 import { DemoPage } from './demo-page.js';
-import { SamePortServer } from './same-port-server.js';
 
 // Fail the whole suite with one line, before any server starts, when there is no browser.
 requireChromium();
@@ -31,7 +30,7 @@ describe('the demo page, in Chromium, on two instances and one Redis', () => {
   let env: Record<string, string>;
   let serverA: ServerProcess;
   let serverB: ServerProcess;
-  let restartedA: SamePortServer | undefined;
+  let restartedA: ServerProcess | undefined;
   let browser: Browser;
   const contexts: BrowserContext[] = [];
   let pageA: DemoPage;
@@ -204,7 +203,7 @@ describe('the demo page, in Chromium, on two instances and one Redis', () => {
       expect(await pageA.waitForNotice('lost')).toBe('Connection lost.');
       await pageA.screenshot('demo-reconnecting-a');
 
-      restartedA = await SamePortServer.start(serverA.port, env);
+      restartedA = await ServerProcess.spawn(env, { port: serverA.port });
       // Backoff 1 s, 1.5 s, 2.25 s, 3.4 s…: the restart fits in the first few attempts.
       await pageA.waitForState('connected', 20_000);
       expect(await pageA.connectionId()).not.toBe(before);

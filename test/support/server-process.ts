@@ -59,10 +59,19 @@ export class ServerProcess {
    */
   static async spawn(
     env: Record<string, string>,
-    { expectStatus = 200, timeoutMs = 15_000 }: { expectStatus?: number; timeoutMs?: number } = {},
+    {
+      expectStatus = 200,
+      timeoutMs = 15_000,
+      port: fixedPort,
+    }: {
+      expectStatus?: number;
+      timeoutMs?: number;
+      /** A port the server had before (to restart it under an open page); a free one by default. */
+      port?: number;
+    } = {},
   ): Promise<ServerProcess> {
     if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build first (npm test does it in pretest)`);
-    const port = await freePort();
+    const port = fixedPort ?? (await freePort());
     // A clean environment: only what the process needs to run plus the variables under test, so
     // nothing from the test runner's own environment (NODE_OPTIONS, a stray REDIS_URL) leaks in.
     const childEnv: Record<string, string> = {

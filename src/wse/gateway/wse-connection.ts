@@ -49,6 +49,8 @@ export class WseConnection implements WseConnectionInfo, TopicSubscriber {
   rateWarningSent = false;
   /** When the connection went over `maxBufferedBytes`; 0 while it keeps up. */
   slowSince = 0;
+  /** The code the server closed with, once it started a close (see `close`). */
+  closeCodeSent: number | undefined;
 
   private readonly pending: WireFrame[] = [];
   /** `isSlow` as it was when the queue started (see send). */
@@ -138,6 +140,7 @@ export class WseConnection implements WseConnectionInfo, TopicSubscriber {
 
   /** Writes what is queued, then starts the closing handshake. */
   close(code: number, reason: string): void {
+    this.closeCodeSent ??= code;
     this.flush();
     this.socket.close(code, reason);
   }

@@ -160,7 +160,10 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
 
   private onClose(connection: WseConnection, code: number): void {
     this.logger.debug(logMessages.disconnected(connection.id, code));
-    this.closeCodes.set(code, (this.closeCodes.get(code) ?? 0) + 1);
+    // Counted under the code the server closed with when it started the close: a slow consumer
+    // destroyed after its grace is a 1013 close, even though ws reports 1006 for the socket.
+    const counted = connection.closeCodeSent ?? code;
+    this.closeCodes.set(counted, (this.closeCodes.get(counted) ?? 0) + 1);
     // Hooks run before the subscriptions are dropped, so they still see the connection's topics.
     for (const hook of this.hooks.disconnectHandlers)
       this.runHook('OnWseDisconnect', connection, () => hook(connection, code));

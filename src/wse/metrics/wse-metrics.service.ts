@@ -98,7 +98,7 @@ export class WseMetricsService {
     });
     new Counter({
       name: 'wse_connections_closed_total',
-      help: 'Closed connections, by WebSocket close code',
+      help: "Closed connections, by WebSocket close code (the server's own code when it started the close)",
       labelNames: ['code'],
       registers: register,
       collect() {

@@ -4,7 +4,7 @@ import { BucketHistogram } from '../metrics/bucket-histogram.js';
 import { WSE_OPTIONS } from '../wse.constants.js';
 
 const FANOUT_SIZE_BOUNDS = [1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10_000, 50_000];
-import { systemFrame, textFrame, type WireFrame } from '../gateway/outbound-frame.js';
+import { systemFrame, textFrame } from '../gateway/outbound-frame.js';
 import type { WseConnection } from '../gateway/wse-connection.js';
 import { topicRejections } from '../wse.messages.js';
 import { PatternIndex, type PatternEntry } from './pattern-index.js';
@@ -144,11 +144,6 @@ export class TopicRegistryService<S extends TopicSubscriber = WseConnection> {
     return count;
   }
 
-  /** True when some local connection would receive a message on `topic`: the cheapest reject. */
-  hasSubscribers(topic: string): boolean {
-    return this.exact.has(topic) || this.patterns.matching(topic).length > 0;
-  }
-
   // ---- fan-out (the hot path) ----------------------------------------------------------------
 
   /**
@@ -214,12 +209,6 @@ export class TopicRegistryService<S extends TopicSubscriber = WseConnection> {
       if (connection.send(frame)) told++;
     }
     return told;
-  }
-
-  /** Sends a ready frame to one connection. False when unknown, closed or slow. */
-  sendFrame(connectionId: string, frame: WireFrame): boolean {
-    const connection = this.connectionsById.get(connectionId);
-    return connection !== undefined && connection.send(frame);
   }
 
   // ---- internals ---------------------------------------------------------------------------
