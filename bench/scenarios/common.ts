@@ -126,6 +126,66 @@ export async function ramp(
   return { best, firstFailedRate: Number.NaN };
 }
 
+/** Where a rate sweep records its figures: `results.add(scenario, <case>, system, rep, ...)`. */
+export interface SweepTarget {
+  readonly scenario: 'sustained' | 'cross';
+  readonly system: string;
+  readonly rep: number;
+}
+
+/**
+ * The fixed offered rates, then the ramp: each fixed rate is measured and recorded as
+ * `rate=<r>` (rates above one not held are recorded as skipped, not run), `between` runs after
+ * them (and may measure more), then the ramp starts from the highest held fixed rate (times
+ * the ramp factor) and the maximum is recorded as `max`.
+ */
+export async function rateSweep(
+  ctx: Context,
+  target: SweepTarget,
+  config: { readonly rates: readonly number[]; readonly durationMs: number; readonly ramp: RampConfig },
+  measure: (rate: number, durationMs: number) => Promise<Record<string, number>>,
+  options: {
+    drain: () => Promise<void>;
+    describeExtra?: (m: Record<string, number>) => string;
+    between?: () => Promise<void>;
+  },
+): Promise<void> {
+  const { scenario, system, rep } = target;
+  const extra = options.describeExtra ?? (() => '');
+  let bestFixed = 0;
+  let bestFixedMetrics: Record<string, number> | undefined;
+  let failedAt = 0;
+  for (const rate of config.rates) {
+    if (failedAt > 0) {
+      // A higher rate than one not held is not held either; running it only costs time.
+      ctx.results.add(scenario, `rate=${rate}`, system, rep, { skippedAbove: failedAt });
+      ctx.log(`  ${scenario} ${rate} msg/s ${system} #${rep}: not run, ${failedAt} msg/s was not held`);
+      continue;
+    }
+    const m = { ...(await measure(rate, config.durationMs)), rate };
+    ctx.results.add(scenario, `rate=${rate}`, system, rep, m);
+    ctx.log(`  ${scenario} ${rate} msg/s ${system} #${rep}: ${describe(m)}${extra(m)}`);
+    if (holds(m)) {
+      bestFixed = rate;
+      bestFixedMetrics = m;
+    } else {
+      failedAt = rate;
+      await options.drain();
+    }
+  }
+  await options.between?.();
+  const start = bestFixed > 0 ? bestFixed * config.ramp.factor : config.rates[0];
+  const { best, firstFailedRate } = await ramp(
+    config.ramp,
+    Math.round(start),
+    (rate) => measure(rate, config.ramp.stepMs),
+    ctx.log,
+  );
+  const max = best ?? bestFixedMetrics;
+  if (max !== undefined) ctx.results.add(scenario, 'max', system, rep, { ...max, firstFailedRate });
+  else ctx.results.note(`${scenario}, ${system}, repetition ${rep}: no offered rate was held`);
+}
+
 export function kilo(x: number): string {
   if (!Number.isFinite(x)) return 'n/a';
   return x >= 10_000 ? `${Math.round(x / 1000)}k` : x >= 1000 ? `${(x / 1000).toFixed(1)}k` : x.toFixed(0);

@@ -11,7 +11,7 @@ import {
   holds,
   processCpuUs,
   publishCalls,
-  ramp,
+  rateSweep,
   sampleEvery,
   verifyDelivery,
   verifySocketIo,
@@ -121,28 +121,10 @@ export async function crossScenario(ctx: Context): Promise<void> {
               warmUp,
             );
           await paced(50, 400, true); // not recorded
-          let bestFixed = 0;
-          let bestFixedMetrics: Record<string, number> | undefined;
-          let failedAt = 0;
-          for (const rate of cross.rates) {
-            if (failedAt > 0) {
-              // A higher rate than one not held is not held either; running it only costs time.
-              ctx.results.add('cross', `rate=${rate}`, system, rep, { skippedAbove: failedAt });
-              ctx.log(`  cross ${rate} msg/s ${system} #${rep}: not run, ${failedAt} msg/s was not held`);
-              continue;
-            }
-            const m = await paced(rate, cross.durationMs);
-            ctx.results.add('cross', `rate=${rate}`, system, rep, m);
-            ctx.log(`  cross ${rate} msg/s ${system} #${rep}: ${describe(m)}, redis ${m.redisCpuPct.toFixed(0)}%`);
-            if (holds(m)) {
-              bestFixed = rate;
-              bestFixedMetrics = m;
-            } else {
-              failedAt = rate;
-              await c.drain();
-            }
-          }
-          if (system !== 'socketio') {
+          // An external `PUBLISH wse:<topic>` at a fixed rate, between the fixed rates and the
+          // ramp (not Socket.IO: its adapter's wire format is msgpack envelopes).
+          const external = async (): Promise<void> => {
+            if (system === 'socketio') return;
             const rate = cross.externalRate;
             const m = await measure(rate, () =>
               t.call('externalPaced', {
@@ -155,17 +137,12 @@ export async function crossScenario(ctx: Context): Promise<void> {
             ctx.results.add('cross', `external=${rate}`, system, rep, m);
             ctx.log(`  cross external PUBLISH ${rate} msg/s ${system} #${rep}: ${describe(m)}`);
             if (!holds(m)) await c.drain();
-          }
-          const start = bestFixed > 0 ? bestFixed * cross.ramp.factor : cross.rates[0];
-          const { best, firstFailedRate } = await ramp(
-            cross.ramp,
-            Math.round(start),
-            (rate) => paced(rate, cross.ramp.stepMs),
-            ctx.log,
-          );
-          const max = best ?? bestFixedMetrics;
-          if (max !== undefined) ctx.results.add('cross', 'max', system, rep, { ...max, firstFailedRate });
-          else ctx.results.note(`cross-instance, ${system}, repetition ${rep}: no offered rate was held`);
+          };
+          await rateSweep(ctx, { scenario: 'cross', system, rep }, cross, paced, {
+            drain: () => c.drain(),
+            describeExtra: (m) => `, redis ${m.redisCpuPct.toFixed(0)}%`,
+            between: external,
+          });
         } catch (error) {
           ctx.results.note(`cross-instance, ${system}, repetition ${rep}: ${errorText(error)}`);
         } finally {

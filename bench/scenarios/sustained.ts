@@ -1,10 +1,8 @@
 import type { SystemKind } from '../lib/apis.js';
 import { LoadClients, Server, teardown } from '../lib/rig.js';
 import {
-  describe,
   errorText,
-  holds,
-  ramp,
+  rateSweep,
   sampleEvery,
   verifyDelivery,
   windowMetrics,
@@ -49,37 +47,7 @@ export async function sustainedScenario(ctx: Context): Promise<void> {
             'paced',
           );
         await window(50, 400, true); // not recorded
-        let bestFixed = 0;
-        let bestFixedMetrics: Record<string, number> | undefined;
-        let failedAt = 0;
-        for (const rate of sustained.rates) {
-          if (failedAt > 0) {
-            // A higher rate than one not held is not held either; running it only costs time.
-            ctx.results.add('sustained', `rate=${rate}`, system, rep, { skippedAbove: failedAt });
-            ctx.log(`  sustained ${rate} msg/s ${system} #${rep}: not run, ${failedAt} msg/s was not held`);
-            continue;
-          }
-          const m = { ...(await window(rate, sustained.durationMs)), rate };
-          ctx.results.add('sustained', `rate=${rate}`, system, rep, m);
-          ctx.log(`  sustained ${rate} msg/s ${system} #${rep}: ${describe(m)}`);
-          if (holds(m)) {
-            bestFixed = rate;
-            bestFixedMetrics = m;
-          } else {
-            failedAt = rate;
-            await c.drain();
-          }
-        }
-        const start = bestFixed > 0 ? bestFixed * sustained.ramp.factor : sustained.rates[0];
-        const { best, firstFailedRate } = await ramp(
-          sustained.ramp,
-          Math.round(start),
-          (rate) => window(rate, sustained.ramp.stepMs),
-          ctx.log,
-        );
-        const max = best ?? bestFixedMetrics;
-        if (max !== undefined) ctx.results.add('sustained', 'max', system, rep, { ...max, firstFailedRate });
-        else ctx.results.note(`sustained, ${system}, repetition ${rep}: no offered rate was held`);
+        await rateSweep(ctx, { scenario: 'sustained', system, rep }, sustained, window, { drain: () => c.drain() });
       } catch (error) {
         ctx.results.note(`sustained, ${system}, repetition ${rep}: ${errorText(error)}`);
       } finally {
