@@ -30,9 +30,9 @@ const COPY_BELOW_BYTES = 16 * 1024;
  *
  * Outbound frames are queued and written in one go when the connection's turn in the writer's
  * round comes (see `OutboundWriter`): a loopback socket write costs 5-15 us of CPU whatever its
- * size, so a connection that receives ten messages meanwhile costs one write instead of ten. Frames are
- * written in the order they were queued, so per-connection order holds for topic messages and
- * system messages alike. Every frame to this socket goes through `send`; ws itself only writes
+ * size, so a connection that receives ten messages meanwhile costs one write instead of ten.
+ * Frames are written in the order they were queued, so per-connection order holds for topic
+ * messages and system messages alike. Every frame to this socket goes through `send`; ws itself only writes
  * control frames (close, pong), which carry no order guarantee relative to data.
  */
 export class WseConnection implements WseConnectionInfo, TopicSubscriber {
@@ -75,8 +75,8 @@ export class WseConnection implements WseConnectionInfo, TopicSubscriber {
   }
 
   /**
-   * Queues a frame for the connection's next write. Returns false, and drops the frame, when the socket is
-   * not open or already holds more than `maxBufferedBytes` the client has not read.
+   * Queues a frame for the connection's next write. Returns false, and drops the frame, when the
+   * socket is not open or already holds more than `maxBufferedBytes` the client has not read.
    */
   send(frame: WireFrame): boolean {
     if (this.socket.readyState !== WS_OPEN) {

@@ -27,7 +27,10 @@ return refused`;
 
 /** At most this many messages per command. */
 export const MAX_BATCH_MESSAGES = 512;
-/** A command is closed once its payloads reach this many bytes (a single larger message still goes). */
+/**
+ * A command is closed once its payloads reach this size (bytes, or characters of text); a larger
+ * single message still goes, alone.
+ */
 export const MAX_BATCH_BYTES = 1024 * 1024;
 
 /** The script's reply: (1-based message index, error text) pairs of the messages Redis refused. */
