@@ -22,15 +22,15 @@ describe('batched publishing into Redis', () => {
     await Promise.all(apps.splice(0).map((app) => app.close()));
     for (const connection of connections.splice(0)) connection.disconnect();
     await redis.command('ACL', 'SETUSER', 'default', '+@all');
-    await redis.command('ACL', 'DELUSER', 'limited');
+    await redis.command('ACL', 'DELUSER', 'limited', 'scriptless', 'minimal');
   });
   afterAll(async () => {
     await redis.stop();
   });
 
-  async function deliveringApp(): Promise<RedisApp> {
+  async function deliveringApp(url = redis.url): Promise<RedisApp> {
     // Probes are PUBLISHes too: one a minute keeps them out of the counts below.
-    const app = await startRedisApp({ url: redis.url, probeIntervalMs: 60_000, probeTimeoutMs: 5_000 });
+    const app = await startRedisApp({ url, probeIntervalMs: 60_000, probeTimeoutMs: 5_000 });
     apps.push(app);
     await eventually(() => app.publisher.redisConnected(), 5_000, 'the app to prove delivery through Redis');
     return app;
@@ -48,10 +48,12 @@ describe('batched publishing into Redis', () => {
     return received;
   }
 
-  async function commandCalls(): Promise<Record<string, number>> {
+  async function commandCalls(counter: 'calls' | 'rejected_calls' = 'calls'): Promise<Record<string, number>> {
     const info = String(await redis.command('INFO', 'commandstats'));
     const calls: Record<string, number> = {};
-    for (const match of info.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)) calls[match[1]] = Number(match[2]);
+    for (const match of info.matchAll(new RegExp(`^cmdstat_(\\w+):.*\\b${counter}=(\\d+)`, 'gm'))) {
+      calls[match[1]] = Number(match[2]);
+    }
     return calls;
   }
 
@@ -119,6 +121,62 @@ describe('batched publishing into Redis', () => {
     expect(received).toEqual([0, 1, 2, 3, 4].map((i) => `${app.prefix}retried m${i}`));
     expect(app.redis.dlqSize).toBe(0);
     expect(app.snapshot().redis_messages_published).toBe(5);
+  });
+
+  it('falls back to pipelined PUBLISHes when its Redis user may not run scripts: nothing lost, reordered or repeated', async () => {
+    await redis.command('ACL', 'SETUSER', 'scriptless', 'on', 'nopass', '~*', '&*', '+@all', '-@scripting');
+    const app = await deliveringApp(`redis://scriptless@127.0.0.1:${redis.port}`);
+    const received = await listen(`${app.prefix}*`);
+    await redis.command('CONFIG', 'RESETSTAT');
+
+    const expected: string[] = [];
+    for (let i = 0; i < 1200; i++) {
+      app.publisher.publish('fallback', `m${i}`);
+      expected.push(`${app.prefix}fallback m${i}`);
+    }
+
+    await eventually(() => received.length >= 1200, 5_000, '1,200 messages at the outside subscriber');
+    await eventually(() => app.snapshot().redis_messages_published === 1200, 2_000, '1,200 acknowledged');
+    expect(received).toEqual(expected);
+    expect(app.redis.dlqSize).toBe(0);
+    expect((await commandCalls()).publish).toBe(1200);
+    expect((await commandCalls('rejected_calls')).evalsha).toBeGreaterThan(0);
+
+    // Later ticks go straight to the pipeline: no script is tried again.
+    await redis.command('CONFIG', 'RESETSTAT');
+    for (let i = 0; i < 10; i++) app.publisher.publish('fallback', `later${i}`);
+    await eventually(() => received.length === 1210, 2_000, 'ten more messages');
+    expect(received.slice(1200)).toEqual([...Array(10).keys()].map((i) => `${app.prefix}fallback later${i}`));
+    const rejected = await commandCalls('rejected_calls');
+    expect((rejected.eval ?? 0) + (rejected.evalsha ?? 0)).toBe(0);
+  });
+
+  it('works with a Redis user holding only the permissions the README lists', async () => {
+    await redis.command(
+      'ACL',
+      'SETUSER',
+      'minimal',
+      'on',
+      'nopass',
+      'resetchannels',
+      '&wse:*',
+      '&__wse_probe__:*',
+      '-@all',
+      '+psubscribe',
+      '+subscribe',
+      '+publish',
+      '+ping',
+      '+eval',
+      '+evalsha',
+    );
+    const app = await startRedisApp({ url: `redis://minimal@127.0.0.1:${redis.port}`, prefix: 'wse:' });
+    apps.push(app);
+    await eventually(() => app.publisher.redisConnected(), 5_000, 'the app to prove delivery through Redis');
+    const received = await listen('wse:*');
+    for (let i = 0; i < 3; i++) app.publisher.publish('minimal', `m${i}`);
+    await eventually(() => received.length === 3, 2_000, 'three messages');
+    expect(received).toEqual(['wse:minimal m0', 'wse:minimal m1', 'wse:minimal m2']);
+    expect(app.redis.dlqSize).toBe(0);
   });
 
   it('runs every PUBLISH of a batch on its own: one refused message neither stops nor repeats the others', async () => {

@@ -84,9 +84,11 @@ export const redisMessages = {
   notConnected: () => 'Redis is not connected',
   breakerOpen: (name: string) => `circuit breaker ${name} is open`,
   shutdown: () => 'server shutting down before the publish could be retried',
+  scriptRefused: (message: string) =>
+    `Redis refused the publish batch script (${message}): publishing pipelined PUBLISH commands from now on`,
   breakerChanged: (name: string, from: string, to: string) => `${name}: ${from} -> ${to}`,
   connectionError: (role: string, message: string) => `Redis ${role} connection: ${message}`,
-  subscribeFailed: (message: string) => `PSUBSCRIBE failed: ${message}`,
+  subscribeFailed: (message: string) => `subscribing on Redis failed: ${message}`,
   delivering: () => 'Redis connected: delivery proven by probe',
   deliveringAgain: (downMs: number) =>
     `Redis delivering again after ${downMs} ms: sending resync to subscribed connections`,

@@ -44,6 +44,31 @@ export interface BatchPublisher extends Redis {
 }
 
 /**
+ * The same batch without the script, for a Redis that refuses to run scripts (an ACL without
+ * EVAL, scripting renamed away): one pipeline of PUBLISHes, one write, the same reply shape.
+ * Costs the client one command per message, so it is the fallback, not the rule.
+ */
+export async function publishPipelined(
+  redis: Redis,
+  channelsAndPayloads: readonly (string | Buffer)[],
+): Promise<BatchRefusals> {
+  const pipeline = redis.pipeline();
+  for (let i = 0; i < channelsAndPayloads.length; i += 2)
+    pipeline.publish(channelsAndPayloads[i], channelsAndPayloads[i + 1]);
+  const results = (await pipeline.exec()) ?? [];
+  const refusals: (number | string)[] = [];
+  results.forEach(([error], i) => {
+    if (error !== null) refusals.push(i + 1, error.message);
+  });
+  return refusals;
+}
+
+/** True when Redis refused the batch script itself (not a PUBLISH inside it). */
+export function isScriptRefused(error: unknown): boolean {
+  return error instanceof Error && /^(NOPERM|ERR unknown command)\b.*\b(eval|evalsha)\b/i.test(error.message);
+}
+
+/**
  * Defines `wsePublishBatch` on `redis`. ioredis sends it as EVALSHA and falls back to EVAL
  * (which loads the script) on the first use of each connection and after a Redis restart.
  */

@@ -11,9 +11,11 @@ import { REDIS_PROBE_CHANNEL_PREFIX } from '../wse.constants.js';
 import { redisMessages } from '../wse.messages.js';
 import {
   definePublishBatch,
+  isScriptRefused,
   MAX_BATCH_BYTES,
   MAX_BATCH_MESSAGES,
   NO_REFUSALS,
+  publishPipelined,
   type BatchPublisher,
   type BatchRefusals,
 } from './publish-batch.js';
@@ -55,6 +57,8 @@ export interface DlqReplayResult {
  *   small Lua script that runs `PUBLISH` for each, in order (see publish-batch.ts). Subscribers
  *   see exactly what separate PUBLISHes would give them; the instance pays for one command
  *   instead of hundreds (ioredis's per-command work was half of a publishing instance's CPU).
+ *   A Redis that refuses scripts (an ACL without EVAL) gets one pipeline of PUBLISHes instead,
+ *   from its first refusal on, with nothing lost or counted as failed in the switch.
  * - A publishing instance's own subscribers get its messages through Redis like everyone else,
  *   so each connection on each instance gets a message once.
  * - Reliability (CONTRACT section 10): up to 3 attempts (100 ms, 200 ms apart), then the DLQ;
@@ -81,7 +85,6 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
   private readonly instanceId = randomBytes(6).toString('hex');
   private readonly prefixBytes: number;
   private readonly probeChannel: string;
-  private readonly probePattern: string;
 
   private url: string | undefined;
   private subscriber: Redis | undefined;
@@ -102,6 +105,8 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
   /** Publishes of this tick, sent together when the tick ends. */
   private batch: PendingPublish[] = [];
   private readonly sendBatchSoon = (): void => this.sendBatch();
+  /** False once Redis refused to run the batch script: pipelined PUBLISHes from then on. */
+  private scriptAllowed = true;
   /** Publishes waiting for their next attempt, by the timer that will send them. */
   private readonly retryTimers = new Map<NodeJS.Timeout, PendingPublish[]>();
   private inFlight = 0;
@@ -119,7 +124,6 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
     // Outside the topic space: it does not start with the prefix (resolveWseOptions checks), so
     // `PSUBSCRIBE <prefix>*` never matches it and no client can receive it.
     this.probeChannel = REDIS_PROBE_CHANNEL_PREFIX + this.instanceId;
-    this.probePattern = escapeGlob(this.probeChannel);
   }
 
   // ---- wiring ------------------------------------------------------------------------------
@@ -258,7 +262,7 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
         args[2 * i] = items[i].channel;
         args[2 * i + 1] = items[i].payload;
       }
-      sent = publisher.wsePublishBatch(...args);
+      sent = this.scriptAllowed ? publisher.wsePublishBatch(...args) : publishPipelined(publisher, args);
     }
     sent.then(
       (refusals) => {
@@ -267,6 +271,14 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
       },
       (error: unknown) => {
         this.inFlight -= count;
+        if (count > 1 && isScriptRefused(error)) {
+          // Nothing of the batch was published: the same attempt again, without the script (the
+          // batches already on their way when the first refusal came back end up here too).
+          if (this.scriptAllowed) this.logger.warn(redisMessages.scriptRefused(errorText(error)));
+          this.scriptAllowed = false;
+          this.sendCommand(publisher, items);
+          return;
+        }
         this.settle(items, NO_REFUSALS, errorText(error));
       },
     );
@@ -362,10 +374,12 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
     this.subscriber = subscriber;
     this.publisher = publisher;
 
-    subscriber.on('pmessageBuffer', (pattern: string, channel: Buffer, payload: Buffer) => {
-      if (pattern === this.probePattern) this.onProbe(payload);
-      else this.onChannelMessage(channel, payload);
-    });
+    subscriber.on('pmessageBuffer', (_pattern: string, channel: Buffer, payload: Buffer) =>
+      this.onChannelMessage(channel, payload),
+    );
+    // The probe comes back on a plain SUBSCRIBE: a Redis ACL can grant `&__wse_probe__:*` for a
+    // channel, while a PSUBSCRIBE pattern must equal a granted pattern literally.
+    subscriber.on('messageBuffer', (_channel: Buffer, payload: Buffer) => this.onProbe(payload));
     subscriber.on('ready', () => {
       this.onConnectionReady(subscriberBackoff);
       // ioredis writes the (re)subscriptions before it emits 'ready', so once this PING is
@@ -387,9 +401,11 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
       connection.on('error', (error: Error) => this.logger.warn(redisMessages.connectionError(role, error.message)));
       connection.on('close', () => this.markDown());
     }
-    subscriber.psubscribe(`${escapeGlob(this.options.prefix)}*`, this.probePattern).catch((error: unknown) => {
+    const subscribeFailed = (error: unknown): void => {
       if (!this.stopping) this.logger.error(redisMessages.subscribeFailed(errorText(error)));
-    });
+    };
+    subscriber.psubscribe(`${escapeGlob(this.options.prefix)}*`).catch(subscribeFailed);
+    subscriber.subscribe(this.probeChannel).catch(subscribeFailed);
     subscriber.connect().catch(() => undefined); // failures are retried by retryStrategy and logged via 'error'
     publisher.connect().catch(() => undefined);
 
