@@ -116,7 +116,7 @@ class PlainWsSystem implements BenchSystem {
   }
 
   private connectRedis(url: string): void {
-    // (b) is the tuned baseline: auto-pipelining, like nestjs-wse's publisher. (a) keeps defaults.
+    // (b) is the tuned baseline: auto-pipelining, the best plain ioredis offers. (a) keeps defaults.
     this.pub = new Redis(url, { enableAutoPipelining: !this.naive });
     this.sub = new Redis(url);
     this.pub.on('error', () => undefined);
