@@ -1,3 +1,5 @@
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ClientOptions } from 'ws';
 import { authFailures, closeReasons } from '../src/wse/wse.messages.js';
@@ -13,6 +15,12 @@ import { eventually, TestClient } from './support/ws-client.js';
 
 const API_KEY = 'handshake-api-key';
 const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/** The stream methods net.Socket implements for Writable: each call is one write to the kernel. */
+interface WritableImpl {
+  _write(chunk: unknown, encoding: BufferEncoding, callback: (error?: Error | null) => void): void;
+  _writev(chunks: { chunk: unknown }[], callback: (error?: Error | null) => void): void;
+}
 
 function base64url(value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -250,6 +258,33 @@ describe('handshake with a JWT secret (token sources, checks, refusals)', () => 
         await client.expectNothing(200);
       } finally {
         await client.close();
+      }
+    });
+
+    it('leaves in the same socket write as the 101 response', async () => {
+      // Records, for each write the server's TCP socket makes, how many chunks it carries.
+      const writes: number[] = [];
+      const recordWrites = (_request: IncomingMessage, socket: Socket): void => {
+        const stream = socket as unknown as WritableImpl;
+        const write = stream._write.bind(stream);
+        const writev = stream._writev.bind(stream);
+        stream._write = (chunk, encoding, callback) => {
+          writes.push(1);
+          write(chunk, encoding, callback);
+        };
+        stream._writev = (chunks, callback) => {
+          writes.push(chunks.length);
+          writev(chunks, callback);
+        };
+      };
+      const httpServer = server.app.getHttpServer() as HttpServer;
+      httpServer.prependListener('upgrade', recordWrites);
+      try {
+        const { client } = await TestClient.ready(withQuery(server, signToken({ sub: 'alice' })));
+        await client.close();
+        expect(writes[0]).toBe(2); // the 101 response and server_ready together
+      } finally {
+        httpServer.off('upgrade', recordWrites);
       }
     });
 

@@ -10,13 +10,26 @@ export function runBurst(
   durationMs: number,
   publish: (seq: number, nowMs: number) => void,
 ): Promise<LoopResult> {
+  return runTurns(() => perTurn, durationMs, publish);
+}
+
+/**
+ * The setImmediate loop of runBurst and runFlood: each turn publishes `countThisTurn()` messages,
+ * until `durationMs` is over.
+ */
+function runTurns(
+  countThisTurn: () => number,
+  durationMs: number,
+  publish: (seq: number, nowMs: number) => void,
+): Promise<LoopResult> {
   return new Promise((resolve, reject) => {
     const startMs = clockMs();
     const endAt = startMs + durationMs;
     let seq = 0;
     const turn = (): void => {
       try {
-        for (let i = 0; i < perTurn; i++) publish(seq++, clockMs());
+        const count = countThisTurn();
+        for (let i = 0; i < count; i++) publish(seq++, clockMs());
       } catch (error) {
         reject(error as Error);
         return;
@@ -82,25 +95,8 @@ export function runFlood(
   perTurn: number,
   window: number,
   durationMs: number,
-  publish: (seq: number) => void,
+  publish: (seq: number, nowMs: number) => void,
   inFlight: () => number,
 ): Promise<LoopResult> {
-  return new Promise((resolve, reject) => {
-    const startMs = clockMs();
-    const endAt = startMs + durationMs;
-    let seq = 0;
-    const turn = (): void => {
-      try {
-        const count = Math.min(perTurn, window - inFlight());
-        for (let i = 0; i < count; i++) publish(seq++);
-      } catch (error) {
-        reject(error as Error);
-        return;
-      }
-      const now = clockMs();
-      if (now < endAt) setImmediate(turn);
-      else resolve({ published: seq, startMs, endMs: now });
-    };
-    setImmediate(turn);
-  });
+  return runTurns(() => Math.min(perTurn, window - inFlight()), durationMs, publish);
 }

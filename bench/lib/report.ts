@@ -94,6 +94,11 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
 }
 
 /** " (2 of 3 runs)" when some repetitions skipped a case because a lower rate was not held. */
+/** The p50, p99 and p99.9 cells of a latency table row. */
+function latencyCells(r: Results, scenario: string, kase: string, system: string): string[] {
+  return (['p50', 'p99', 'p999'] as const).map((q) => cell(r.summary(scenario, kase, system, q), ms));
+}
+
 function runsNote(r: Results, scenario: string, kase: string, system: string, reps: number): string {
   const ran = r.values(scenario, kase, system, 'deliveriesPerSec').length;
   return ran > 0 && ran < reps ? ` (${ran} of ${reps} runs; the others skipped it)` : '';
@@ -383,9 +388,7 @@ function sustainedSection(r: Results, config: BenchConfig): string[] {
         cell(r.summary('sustained', k, system, 'deliveriesPerSec'), perSec) +
           runsNote(r, 'sustained', k, system, config.reps),
         cell(r.summary('sustained', k, system, 'held'), fraction),
-        cell(r.summary('sustained', k, system, 'p50'), ms),
-        cell(r.summary('sustained', k, system, 'p99'), ms),
-        cell(r.summary('sustained', k, system, 'p999'), ms),
+        ...latencyCells(r, 'sustained', k, system),
         bottleneck(cpuOf(r, 'sustained', k, system)),
       ]);
     }
@@ -427,9 +430,7 @@ function sustainedSection(r: Results, config: BenchConfig): string[] {
         cell(r.summary('sustained', 'max', system, 'rate'), perSec),
         cell(r.summary('sustained', 'max', system, 'deliveriesPerSec'), perSec),
         ratio(r.med('sustained', 'max', system, 'deliveriesPerSec') / bMax),
-        cell(r.summary('sustained', 'max', system, 'p50'), ms),
-        cell(r.summary('sustained', 'max', system, 'p99'), ms),
-        cell(r.summary('sustained', 'max', system, 'p999'), ms),
+        ...latencyCells(r, 'sustained', 'max', system),
         cell(r.summary('sustained', 'max', system, 'firstFailedRate'), (x) => `${perSec(x)} msg/s`),
         bottleneck(cpuOf(r, 'sustained', 'max', system)),
       ]),
@@ -479,9 +480,7 @@ function crossSection(r: Results, config: BenchConfig): string[] {
         cell(r.summary('cross', kase, system, 'deliveriesPerSec'), perSec) +
           runsNote(r, 'cross', kase, system, config.reps),
         cell(r.summary('cross', kase, system, 'held'), fraction),
-        cell(r.summary('cross', kase, system, 'p50'), ms),
-        cell(r.summary('cross', kase, system, 'p99'), ms),
-        cell(r.summary('cross', kase, system, 'p999'), ms),
+        ...latencyCells(r, 'cross', kase, system),
         `${pct(r.med('cross', kase, system, 'serverCpuPct'))} / ${pct(r.med('cross', kase, system, 'otherServerCpuPct'))} / ` +
           `${pct(r.med('cross', kase, system, 'redisCpuPct'))} / ${pct(r.med('cross', kase, system, 'clientCpuPct'))}`,
         bottleneck(cpuOf(r, 'cross', kase, system, true)),

@@ -85,7 +85,7 @@ const api: ServerApi = {
       params.perTurn,
       params.window,
       params.durationMs,
-      (seq) => s.publishRedis(params.topic, benchMessage(seq, clockMs())),
+      (seq, nowMs) => s.publishRedis(params.topic, benchMessage(seq, nowMs)),
       () => s.redisInFlight(),
     );
   },

@@ -5,7 +5,7 @@
 export class RedisStats {
   /** Messages that arrived through the subscriber (probes excluded). */
   received = 0;
-  /** PUBLISH commands Redis acknowledged. */
+  /** Messages Redis acknowledged (a PUBLISH alone or one inside a batch, each counted). */
   published = 0;
   /** Local deliveries of messages that arrived through Redis. */
   delivered = 0;
