@@ -16,7 +16,7 @@ import {
   type WseConnectionInfo,
   type WseEventContext,
   type WseModuleOptions,
-} from '../src/wse/index.js';
+} from '../src/index.js';
 import { signToken, TEST_SECRET } from './support/jwt.js';
 import { eventually, TestClient } from './support/ws-client.js';
 

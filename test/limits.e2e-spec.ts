@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { Socket } from 'node:net';
 import WebSocket, { type RawData } from 'ws';
-import { errorMessages, invalidMessages, topicRejections } from '../src/wse/wse.messages.js';
+import { errorMessages, invalidMessages, topicRejections } from '../src/wse.messages.js';
 import { startApp, type RunningApp } from './support/app.js';
 import { CapturingLogger, startEngineApp, type EngineApp } from './support/engine-app.js';
 import { forceGc } from './support/memory.js';

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import type { WseModuleOptions, WseRedisOptions } from '../src/wse/index.js';
+import type { WseModuleOptions, WseRedisOptions } from '../src/index.js';
 import { FAST_REDIS, startRedisApp, type HttpAnswer, type RedisApp } from './support/redis-app.js';
 import { RedisServer } from './support/redis-server.js';
 import { waitUntil } from './support/server-process.js';

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { definePublishBatch } from '../src/wse/redis/publish-batch.js';
+import { definePublishBatch } from '../src/broker/redis/publish-batch.js';
 import { startRedisApp, type RedisApp } from './support/redis-app.js';
 import { RedisServer } from './support/redis-server.js';
 import { eventually } from './support/ws-client.js';

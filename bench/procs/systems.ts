@@ -7,7 +7,7 @@ import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import { Server as SocketIoServer } from 'socket.io';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { WseModule, WsePublisher, WseWsAdapter, type WseModuleOptions } from '../../src/wse/index.js';
+import { WseModule, WsePublisher, WseWsAdapter, type WseModuleOptions } from '../../src/index.js';
 import type { BenchMessage } from '../lib/clock.js';
 import type { ServerStartParams, SystemKind } from '../lib/apis.js';
 

@@ -2,7 +2,7 @@ import { Module, type DynamicModule, type INestApplication, type LoggerService }
 import { NestFactory } from '@nestjs/core';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { TerminusModule } from '@nestjs/terminus';
-import { HealthController } from '../../src/app/health/health.controller.js';
+import { HealthController } from '../../examples/server/health/health.controller.js';
 import {
   TopicRegistryService,
   WseMetricsService,
@@ -10,7 +10,7 @@ import {
   WsePublisher,
   type WseHealthSnapshot,
   type WseModuleOptions,
-} from '../../src/wse/index.js';
+} from '../../src/index.js';
 
 /** A running in-process app with only the engine (and Terminus `GET /health`), built with `forRoot(options)`. */
 export interface EngineApp {
