@@ -5,6 +5,8 @@
 export { WseModule } from './wse.module.js';
 export { WseWsAdapter } from './transport/wse-ws.adapter.js';
 export { WsePublisher } from './node/wse.publisher.js';
+export { WseAdmin } from './observability/wse-admin.service.js';
+export type { WseFeatures } from './node/wse-node.js';
 export { WsePayloadError } from './node/payload.js';
 export { TopicRegistryService } from './hub/topic-registry.service.js';
 export type { FailedTopic, SubscriptionChange } from './hub/topic-registry.service.js';
@@ -22,7 +24,7 @@ export type { WseHealthSnapshot } from './observability/wse-health-snapshot.js';
 export { OnWseConnect, OnWseDisconnect, OnWseEvent } from './transport/events/wse-hooks.decorators.js';
 export type { WseEventContext } from './transport/events/wse-hooks.explorer.js';
 export { WseEventError } from './errors/wse-event.error.js';
-export type { WseClaims, WseConnectionInfo } from './transport/wse-connection.js';
+export type { WseClaims, WseConnectionInfo } from './protocol/connection.js';
 export { resolveWseOptions, WSE_DEFAULTS } from './config/resolve-wse-options.js';
 export { WseConfigError } from './errors/wse-config.error.js';
 export type { WseConfigProblem } from './errors/wse-config.error.js';

@@ -22,10 +22,18 @@ import { WseHealthIndicator } from './observability/wse.health.js';
 import { WseHooksExplorer } from './transport/events/wse-hooks.explorer.js';
 import { WseMetricsService } from './observability/wse-metrics.service.js';
 import { WsePublisher } from './node/wse.publisher.js';
+import { WseNode } from './node/wse-node.js';
+import { WseAdmin } from './observability/wse-admin.service.js';
+import { WseEventDispatcher } from './transport/events/event-dispatcher.js';
+import { WseHandshake } from './transport/handshake.js';
+import { WseHeartbeat } from './transport/heartbeat.js';
+import { WseInboundRouter } from './transport/inbound-router.js';
+import { WseRateLimiter } from './transport/rate-limit.js';
+import { WseSlowConsumers } from './transport/slow-consumers.js';
+import { WseSubscriptionHandler } from './transport/subscription-handler.js';
 import { RedisPubSubService } from './broker/redis/redis-pubsub.service.js';
 import { TopicRegistryService } from './hub/topic-registry.service.js';
 import { WSE_OPTIONS } from './wse.constants.js';
-import { WseFanoutWiring } from './node/fanout.wiring.js';
 
 const RAW_OPTIONS = 'WSE:RAW_OPTIONS';
 
@@ -110,7 +118,15 @@ export class WseModule {
         HealthIndicatorService,
         WseHealthIndicator,
         RedisPubSubService,
-        WseFanoutWiring,
+        WseNode,
+        WseHandshake,
+        WseInboundRouter,
+        WseRateLimiter,
+        WseSubscriptionHandler,
+        WseEventDispatcher,
+        WseHeartbeat,
+        WseSlowConsumers,
+        WseAdmin,
         WseMetricsService,
         WsePublisher,
         WseApiKeyGuard,
@@ -118,6 +134,7 @@ export class WseModule {
       exports: [
         WSE_OPTIONS,
         WsePublisher,
+        WseAdmin,
         TopicRegistryService,
         RedisPubSubService,
         WseHealthIndicator,

@@ -32,7 +32,8 @@ function tcpOf(client: TestClient): Socket {
 
 /** Bytes written to a connection's socket that its client has not taken yet (0 once it is gone). */
 function unreadBytes(app: EngineApp, connectionId: string): number {
-  return app.registry.get(connectionId)?.bufferedBytes ?? 0;
+  const connection = app.registry.get(connectionId) as { bufferedBytes: number } | undefined;
+  return connection?.bufferedBytes ?? 0;
 }
 
 async function dropped(app: EngineApp, cause: string): Promise<number> {

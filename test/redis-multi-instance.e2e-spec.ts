@@ -187,11 +187,7 @@ describe('two in-process instances on one Redis with a 200 ms delivery probe', (
     const first = await startRedisApp({ url: redis.url, ...probe });
     const second = await startRedisApp({ url: redis.url, ...probe, prefix: first.prefix });
     apps.push(first, second);
-    await eventually(
-      () => first.publisher.redisConnected() && second.publisher.redisConnected(),
-      5_000,
-      'both to deliver',
-    );
+    await eventually(() => first.admin.redisConnected() && second.admin.redisConnected(), 5_000, 'both to deliver');
     return [first, second];
   }
 

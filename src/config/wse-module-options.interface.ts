@@ -1,5 +1,5 @@
 import type { ModuleMetadata, Type } from '@nestjs/common';
-import type { WseConnectionInfo } from '../transport/wse-connection.js';
+import type { WseConnectionInfo } from '../protocol/connection.js';
 import type { BackoffOptions } from '../reliability/backoff.js';
 import type { CircuitBreakerOptions } from '../reliability/circuit-breaker.js';
 

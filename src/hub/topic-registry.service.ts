@@ -1,16 +1,16 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { ResolvedWseOptions } from '../config/wse-module-options.interface.js';
 import { BucketHistogram } from '../reliability/bucket-histogram.js';
+import { textFrame } from '../protocol/outbound-frame.js';
+import type { WseConnectionInfo } from '../protocol/connection.js';
+import type { TopicSubscriber } from '../protocol/topic-subscriber.js';
 import { WSE_OPTIONS } from '../wse.constants.js';
-
-const FANOUT_SIZE_BOUNDS = [1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10_000, 50_000];
-import { systemFrame, textFrame } from '../protocol/outbound-frame.js';
-import type { WseConnection } from '../transport/wse-connection.js';
 import { topicRejections } from '../wse.messages.js';
 import { PatternIndex, type PatternEntry } from './pattern-index.js';
 import { compileTopicPattern, isTopicPattern, TopicPatternError } from './topic-pattern.js';
-import type { TopicSubscriber } from '../protocol/topic-subscriber.js';
 import { topicRejection } from './topic-validation.js';
+
+const FANOUT_SIZE_BOUNDS = [1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10_000, 50_000];
 
 /** A topic that could not be subscribed, and why. */
 export interface FailedTopic {
@@ -38,7 +38,7 @@ export interface SubscriptionChange {
  * - the payload is framed once per message, lazily, only if someone receives it.
  */
 @Injectable()
-export class TopicRegistryService<S extends TopicSubscriber = WseConnection> {
+export class TopicRegistryService<S extends TopicSubscriber = TopicSubscriber & WseConnectionInfo> {
   private readonly maxTopicsPerConnection: number;
   private readonly connectionsById = new Map<string, S>();
   private readonly exact = new Map<string, Set<S>>();
@@ -190,25 +190,6 @@ export class TopicRegistryService<S extends TopicSubscriber = WseConnection> {
     }
     this.deliveries += delivered;
     return delivered;
-  }
-
-  /**
-   * Tells every connection holding subscriptions that messages may have been missed (the Redis
-   * subscriber was reconnecting), listing its topics so the application can refetch their state.
-   * Returns how many connections were told.
-   */
-  sendResync(downMs: number): number {
-    let told = 0;
-    for (const connection of this.connectionsById.values()) {
-      if (connection.topics.size === 0) continue;
-      const frame = systemFrame('resync', {
-        reason: 'redis_reconnected',
-        topics: [...connection.topics],
-        down_ms: downMs,
-      });
-      if (connection.send(frame)) told++;
-    }
-    return told;
   }
 
   // ---- internals ---------------------------------------------------------------------------

@@ -1,17 +1,15 @@
 import { Injectable } from '@nestjs/common';
-import { textFrame } from '../protocol/outbound-frame.js';
-import type { WseConnectionInfo } from '../transport/wse-connection.js';
-import { WseHealthSnapshotService, type WseHealthSnapshot } from '../observability/wse-health-snapshot.js';
+import { WseTopicError } from '../errors/wse-topic.error.js';
 import { TopicRegistryService, type SubscriptionChange } from '../hub/topic-registry.service.js';
 import { topicRejection } from '../hub/topic-validation.js';
-import { WseTopicError } from '../errors/wse-topic.error.js';
-import { resolveWseOptions } from '../config/resolve-wse-options.js';
-import { RedisPubSubService, type DlqReplayResult } from '../broker/redis/redis-pubsub.service.js';
-import type { DeadLetter } from '../reliability/dead-letter-queue.js';
-import { encodePayload, serializePayload } from './payload.js';
+import { textFrame } from '../protocol/outbound-frame.js';
+import { encodePayload } from './payload.js';
+import { WseNode } from './wse-node.js';
 
 /**
- * The one thing domain code injects. Payloads go out exactly as published: a string as-is, a
+ * The one thing domain code injects: publish, deliver locally, broadcast, send to one connection,
+ * subscribe and unsubscribe connections. Operations (listing connections, the health snapshot,
+ * the dead letter queue, switching Redis on) are `WseAdmin`'s. Payloads go out exactly as published: a string as-is, a
  * Buffer as its bytes, anything else as JSON serialized once per call.
  *
  * @example
@@ -29,8 +27,7 @@ import { encodePayload, serializePayload } from './payload.js';
 export class WsePublisher {
   constructor(
     private readonly registry: TopicRegistryService,
-    private readonly health: WseHealthSnapshotService,
-    private readonly redis: RedisPubSubService,
+    private readonly node: WseNode,
   ) {}
 
   /**
@@ -42,33 +39,7 @@ export class WsePublisher {
    */
   publish(topic: string, data: unknown): void {
     assertPublishableTopic(topic);
-    if (this.redis.configured) this.redis.publish(topic, serializePayload(data));
-    else this.registry.deliver(topic, encodePayload(data));
-  }
-
-  /** True in multi-instance mode (a Redis URL is configured), connected or not. */
-  get multiInstance(): boolean {
-    return this.redis.configured;
-  }
-
-  /** True while Redis is connected and proven to deliver. */
-  redisConnected(): boolean {
-    return this.redis.redisConnected();
-  }
-
-  /** Returns and removes the dead letter queue's entries, oldest first. */
-  getDlqEntries(): DeadLetter[] {
-    return this.redis.getDlqEntries();
-  }
-
-  /** Re-publishes the dead letter queue; what fails again stays in it. */
-  replayDlq(): Promise<DlqReplayResult> {
-    return this.redis.replayDlq();
-  }
-
-  /** Switches multi-instance mode on at run time. Throws WseConfigError for a URL that is not redis. */
-  connectRedis(url: string): Promise<void> {
-    return this.redis.connectRedis(resolveWseOptions({ redis: { url } }).redis.url!);
+    this.node.publish(topic, data);
   }
 
   /**
@@ -99,25 +70,6 @@ export class WsePublisher {
   /** Unsubscribes from `topics`, or from everything when omitted; `undefined` when unknown. */
   unsubscribe(connectionId: string, topics?: readonly string[]): SubscriptionChange | undefined {
     return this.registry.unsubscribeConnection(connectionId, topics);
-  }
-
-  /** Local connections a message on `topic` would reach (exact plus patterns, deduplicated). */
-  getTopicSubscriberCount(topic: string): number {
-    return this.registry.getTopicSubscriberCount(topic);
-  }
-
-  getConnection(connectionId: string): WseConnectionInfo | undefined {
-    return this.registry.get(connectionId);
-  }
-
-  /** Every connection on this instance. */
-  connections(): WseConnectionInfo[] {
-    return [...this.registry.connections()];
-  }
-
-  /** The counters of CONTRACT section 8, and a few more. */
-  healthSnapshot(): WseHealthSnapshot {
-    return this.health.snapshot();
   }
 }
 

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import { OutboundWriter } from '../transport/outbound-writer.js';
+import { WseRateLimiter } from '../transport/rate-limit.js';
 import { WseGateway } from '../transport/wse.gateway.js';
 import { InboundQueue } from '../transport/inbound-queue.js';
 import { WseHealthSnapshotService, type WseHealthSnapshot } from './wse-health-snapshot.js';
@@ -43,6 +44,7 @@ export class WseMetricsService {
     snapshots: WseHealthSnapshotService,
     registry: TopicRegistryService,
     gateway: WseGateway,
+    rateLimiter: WseRateLimiter,
     writer: OutboundWriter,
     inbound: InboundQueue,
     redis: RedisPubSubService,
@@ -86,7 +88,7 @@ export class WseMetricsService {
         this.inc({ cause: 'slow_consumer' }, writer.droppedSlow);
         this.inc({ cause: 'connection_closed' }, writer.droppedClosed);
         this.inc({ cause: 'inbound_queue_full' }, inbound.dropped);
-        this.inc({ cause: 'rate_limited' }, gateway.rateLimited);
+        this.inc({ cause: 'rate_limited' }, rateLimiter.rateLimited);
         this.inc({ cause: 'redis_publish_failed' }, redis.stats.publishErrors);
       },
     });

@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import { invalidMessages } from '../wse.messages.js';
+import { invalidMessages } from './protocol.messages.js';
 
 /** A client frame that passed the shape check (CONTRACT section 4). */
 export interface InboundFrame {

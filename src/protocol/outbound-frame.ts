@@ -1,4 +1,4 @@
-import { WSE_PROTOCOL_VERSION, WSE_SYSTEM_CATEGORY } from '../wse.constants.js';
+import { WSE_PROTOCOL_VERSION, WSE_SYSTEM_CATEGORY } from './protocol.constants.js';
 
 /**
  * A complete, unmasked WebSocket text frame (header and payload in one Buffer), built once per

@@ -1,26 +1,12 @@
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
+import type { WseClaims, WseConnectionInfo } from '../protocol/connection.js';
 import type { TopicSubscriber } from '../protocol/topic-subscriber.js';
 import type { WireFrame } from '../protocol/outbound-frame.js';
 import type { OutboundWriter } from './outbound-writer.js';
 import type { TokenBucket } from './token-bucket.js';
 
-/** Claims of a verified JSON Web Token. */
-export type WseClaims = Readonly<Record<string, unknown>>;
-
-/** What the application sees of a connection in hooks, handlers and the authorizer. */
-export interface WseConnectionInfo {
-  readonly id: string;
-  /** The token's `sub`; `null` in anonymous mode. */
-  readonly userId: string | null;
-  /** The verified token's claims; `null` in anonymous mode. */
-  readonly claims: WseClaims | null;
-  readonly connectedAt: Date;
-  /** The topics and patterns the connection is subscribed to. */
-  readonly topics: ReadonlySet<string>;
-}
-
-const WS_OPEN = 1;
+export const WS_OPEN = 1;
 
 /** Queued frames up to this many bytes in all are written as one copied Buffer (see flush). */
 const COPY_BELOW_BYTES = 16 * 1024;

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { OnWseEvent, WseErrorCode, WseEventError, WsePublisher, type WseEventContext } from 'nestjs-wse';
+import { OnWseEvent, WseAdmin, WseErrorCode, WseEventError, WsePublisher, type WseEventContext } from 'nestjs-wse';
 
 const MAX_TEXT_LENGTH = 2_000;
 const ROOM_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -12,7 +12,10 @@ const ROOM_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
  */
 @Injectable()
 export class ChatHandlers {
-  constructor(private readonly wse: WsePublisher) {}
+  constructor(
+    private readonly wse: WsePublisher,
+    private readonly admin: WseAdmin,
+  ) {}
 
   @OnWseEvent('chat_message')
   onChatMessage(payload: Readonly<Record<string, unknown>>, { connection }: WseEventContext): void {
@@ -40,7 +43,7 @@ export class ChatHandlers {
     // not queued for later: chat is ephemeral, and a replay would reach local members twice.
     // In the moment between Redis dying and its connection closing, `redisConnected()` is
     // still true and the message takes the publish path: retried, then held in the DLQ.
-    if (this.wse.multiInstance && !this.wse.redisConnected()) this.wse.publishLocal(topic, message);
+    if (this.admin.multiInstance && !this.admin.redisConnected()) this.wse.publishLocal(topic, message);
     else this.wse.publish(topic, message);
   }
 }

@@ -1,5 +1,5 @@
 import { Controller, Get, Header } from '@nestjs/common';
-import { WsePublisher } from 'nestjs-wse';
+import { WseAdmin } from 'nestjs-wse';
 
 /** What the demo page's figures panel shows: counts and booleans only. */
 export interface DemoStats {
@@ -23,7 +23,7 @@ export interface DemoStats {
  */
 @Controller('stats')
 export class StatsController {
-  constructor(private readonly wse: WsePublisher) {}
+  constructor(private readonly wse: WseAdmin) {}
 
   @Get()
   @Header('Cache-Control', 'no-store')

@@ -3,6 +3,7 @@ import type { Response } from 'express';
 import type { DlqReplayResult } from '../../broker/redis/redis-pubsub.service.js';
 import type { DeadLetter } from '../../reliability/dead-letter-queue.js';
 import { WsePublisher } from '../../node/wse.publisher.js';
+import { WseAdmin } from '../../observability/wse-admin.service.js';
 import type { WseHealthSnapshot } from '../../observability/wse-health-snapshot.js';
 import { ApiBody } from './api-body.js';
 import { unknownConnection } from './api-errors.js';
@@ -17,7 +18,10 @@ import { WseApiErrorFilter } from './wse-api-error.filter.js';
 @UseGuards(WseApiKeyGuard)
 @UseFilters(WseApiErrorFilter)
 export class WseApiController {
-  constructor(private readonly publisher: WsePublisher) {}
+  constructor(
+    private readonly publisher: WsePublisher,
+    private readonly admin: WseAdmin,
+  ) {}
 
   /** `local: true`, or no Redis configured: 200 with the local count; otherwise 202 queued. */
   @Post('publish')
@@ -29,7 +33,7 @@ export class WseApiController {
     const topic = body.topic('topic');
     const data = body.data('data');
     const local = body.optionalBoolean('local') ?? false;
-    if (local || !this.publisher.multiInstance) {
+    if (local || !this.admin.multiInstance) {
       response.status(200);
       return { delivered: this.publisher.publishLocal(topic, data) };
     }
@@ -48,7 +52,7 @@ export class WseApiController {
   @HttpCode(200)
   send(@Param('id') id: string, @Body() raw: unknown): { sent: true } {
     const data = new ApiBody(raw).data('data');
-    if (this.publisher.getConnection(id) === undefined) throw unknownConnection(id);
+    if (this.admin.getConnection(id) === undefined) throw unknownConnection(id);
     if (!this.publisher.sendEvent(id, data)) throw unknownConnection(id);
     return { sent: true };
   }
@@ -72,7 +76,7 @@ export class WseApiController {
 
   @Get('topics/:topic/subscribers')
   subscribers(@Param('topic') topic: string): { topic: string; count: number } {
-    return { topic, count: this.publisher.getTopicSubscriberCount(topic) };
+    return { topic, count: this.admin.getTopicSubscriberCount(topic) };
   }
 
   @Get('connections')
@@ -80,7 +84,7 @@ export class WseApiController {
     connections: Array<{ id: string; user_id: string | null; topics: string[]; connected_at: string }>;
   } {
     return {
-      connections: this.publisher.connections().map((c) => ({
+      connections: this.admin.connections().map((c) => ({
         id: c.id,
         user_id: c.userId,
         topics: [...c.topics],
@@ -92,21 +96,21 @@ export class WseApiController {
   /** Reading drains the dead letter queue. */
   @Get('dlq')
   dlq(): { entries: DeadLetter[] } {
-    return { entries: this.publisher.getDlqEntries() };
+    return { entries: this.admin.getDlqEntries() };
   }
 
   @Post('dlq/replay')
   @HttpCode(200)
   replay(): Promise<DlqReplayResult> {
-    return this.publisher.replayDlq();
+    return this.admin.replayDlq();
   }
 
   @Get('snapshot')
   snapshot(): WseHealthSnapshot {
-    return this.publisher.healthSnapshot();
+    return this.admin.healthSnapshot();
   }
 
   private topicsOf(id: string): string[] {
-    return [...(this.publisher.getConnection(id)?.topics ?? [])];
+    return [...(this.admin.getConnection(id)?.topics ?? [])];
   }
 }

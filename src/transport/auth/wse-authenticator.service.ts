@@ -3,7 +3,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { JwtService } from '@nestjs/jwt';
 import type { ResolvedWseOptions } from '../../config/wse-module-options.interface.js';
 import { InjectWseOptions } from '../../config/inject-wse-options.decorator.js';
-import type { WseClaims } from '../wse-connection.js';
+import type { WseClaims } from '../../protocol/connection.js';
 import { authFailures, logMessages } from '../../wse.messages.js';
 
 /** Who a handshake authenticated as. */

@@ -2,7 +2,7 @@ import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import { WseConfigError } from '../../errors/wse-config.error.js';
 import type { InboundFrame } from '../../protocol/inbound-frame.js';
-import type { WseConnectionInfo } from '../wse-connection.js';
+import type { WseConnectionInfo } from '../../protocol/connection.js';
 import { WSE_CONNECT_HANDLER, WSE_DISCONNECT_HANDLER, WSE_EVENT_HANDLER } from '../../wse.constants.js';
 
 /** The second argument of an `@OnWseEvent` handler. */
