@@ -18,6 +18,7 @@ export type { DlqReplayResult, RedisMessageHandler, RedisResyncHandler } from '.
 export type { DeadLetter } from './reliability/dead-letter-queue.js';
 export type { CircuitState } from './reliability/circuit-breaker.js';
 export { WseHealthIndicator } from './observability/wse.health.js';
+export type { WseHealthIndicatorResult, WseHealthStatus } from './observability/wse.health.js';
 export { WseMetricsService } from './observability/wse-metrics.service.js';
 export { WseApiKey } from './http/api/api-key.js';
 export { WseHttpModule } from './http/wse-http.module.js';

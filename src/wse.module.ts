@@ -1,6 +1,5 @@
 import { Logger, Module, type DynamicModule, type Provider, type Type } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import { HealthIndicatorService } from '@nestjs/terminus';
 import { GATEWAY_OPTIONS } from '@nestjs/websockets/constants.js';
 import { WebSocketGateway } from '@nestjs/websockets';
 import { WseAuthenticator } from './transport/auth/wse-authenticator.service.js';
@@ -112,7 +111,6 @@ export class WseModule {
         WseAuthenticator,
         WseHooksExplorer,
         WseHealthSnapshotService,
-        HealthIndicatorService,
         WseHealthIndicator,
         RedisPubSubService,
         WseNode,
