@@ -47,7 +47,7 @@ const imports = new Map();
 const problems = [];
 for (const file of files) {
   const targets = [];
-  for (const match of readFileSync(file, 'utf8').matchAll(/^\s*(?:import|export)[^'"]*?from\s+'(\.{1,2}\/[^']+)'/gm)) {
+  for (const match of readFileSync(file, 'utf8').matchAll(/^\s*(?:import|export)\b[^'"]*?'(\.{1,2}\/[^']+)'/gm)) {
     targets.push(path.resolve(path.dirname(file), match[1]).replace(/\.js$/, '.ts'));
   }
   imports.set(file, targets);
