@@ -37,12 +37,14 @@ export { resolveWseOptions, WSE_DEFAULTS } from './config/resolve-wse-options.js
 export { WseConfigError } from './errors/wse-config.error.js';
 export type { WseConfigProblem } from './errors/wse-config.error.js';
 export type {
+  ResolvedRecoveryOptions,
   ResolvedWseOptions,
   WseAuthOptions,
   WseModuleAsyncOptions,
   WseModuleOptions,
   WseOptionsFactory,
   WseRateLimitOptions,
+  WseRecoveryOptions,
   WseRedisOptions,
   WseSubscriptionAuthorizer,
 } from './config/wse-module-options.interface.js';

@@ -19,7 +19,7 @@ export const authFailures = {
   invalid: () => 'Token is invalid',
 };
 
-export { invalidMessages } from './protocol/protocol.messages.js';
+export { invalidMessages, recoveryInputMessages } from './protocol/protocol.messages.js';
 
 /** Why a topic ends up in `failed_topics`. */
 export const topicRejections = {
@@ -87,4 +87,22 @@ export const redisMessages = {
     `${count} publish(es) moved to the dead letter queue (last error: ${lastError})`,
   probeLost: (timeoutMs: number) =>
     `delivery probe not back within ${timeoutMs} ms: Redis marked down, subscriber reconnecting`,
+};
+
+/** The `reason` of a `recovered: false` recovery entry (docs/PROTOCOL.md, "Recovery"). */
+export const recoveryReasons = {
+  epochChanged: () => 'epoch changed: the history this position belongs to is gone',
+  trimmed: () => 'messages after this offset are no longer held (trimmed or expired)',
+  overMaxReplay: (max: number) => `more than ${max} messages were missed (maxReplay)`,
+  ahead: () => 'offset is past the last message of this epoch',
+  notHistoryTopic: () => 'not a history topic',
+  pattern: () => 'a pattern is not recoverable as a whole: recover the concrete topics it delivered',
+  unavailable: () => 'history could not be read',
+  overflow: () => 'too many live messages arrived while the history was read',
+};
+
+/** Log lines of history and recovery. */
+export const historyMessages = {
+  redisHistoryUnavailable: () =>
+    'recovery.topics is set together with Redis, but history through Redis is not available yet: history topics are delivered as plain topics (unstamped, not recoverable)',
 };

@@ -20,6 +20,7 @@ import { WseHooksExplorer } from './transport/events/wse-hooks.explorer.js';
 import { WseMetricsService } from './observability/wse-metrics.service.js';
 import { WsePublisher } from './node/wse.publisher.js';
 import { WseNode } from './node/wse-node.js';
+import { TopicHistoryService } from './node/topic-history.service.js';
 import { WseAdmin } from './observability/wse-admin.service.js';
 import { WseEventDispatcher } from './transport/events/event-dispatcher.js';
 import { WseHandshake } from './transport/handshake.js';
@@ -113,6 +114,7 @@ export class WseModule {
         WseHealthSnapshotService,
         WseHealthIndicator,
         RedisPubSubService,
+        TopicHistoryService,
         WseNode,
         WseHandshake,
         WseInboundRouter,

@@ -41,6 +41,13 @@ describe('readEnvironment', () => {
             cookieName: undefined,
           },
           redis: { url: undefined, prefix: undefined },
+          recovery: {
+            topics: undefined,
+            size: undefined,
+            ttlMs: undefined,
+            maxReplay: undefined,
+            maxMemoryBytes: undefined,
+          },
         },
       });
     });
@@ -84,6 +91,11 @@ describe('readEnvironment', () => {
       ['WSE_PING_INTERVAL_MS', '1000', { wse: { pingIntervalMs: 1000 } }],
       ['WSE_IDLE_TIMEOUT_MS', '3000', { wse: { idleTimeoutMs: 3000 } }],
       ['WSE_MAX_MESSAGE_BYTES', '65536', { wse: { maxMessageBytes: 65_536 } }],
+      ['WSE_RECOVERY_TOPICS', 'chat:*, orders', { wse: { recovery: { topics: ['chat:*', 'orders'] } } }],
+      ['WSE_RECOVERY_SIZE', '64', { wse: { recovery: { size: 64 } } }],
+      ['WSE_RECOVERY_TTL_MS', '60000', { wse: { recovery: { ttlMs: 60_000 } } }],
+      ['WSE_RECOVERY_MAX_REPLAY', '100', { wse: { recovery: { maxReplay: 100 } } }],
+      ['WSE_RECOVERY_MAX_MEMORY_BYTES', '1048576', { wse: { recovery: { maxMemoryBytes: 1_048_576 } } }],
     ])('%s=%s', (name, value, expected) => {
       expect(readEnvironment({ [name]: value })).toMatchObject(expected);
     });
@@ -104,6 +116,11 @@ describe('readEnvironment', () => {
         WSE_PING_INTERVAL_MS: '10',
         WSE_IDLE_TIMEOUT_MS: '20',
         WSE_MAX_MESSAGE_BYTES: '30',
+        WSE_RECOVERY_TOPICS: 'room:*',
+        WSE_RECOVERY_SIZE: '8',
+        WSE_RECOVERY_TTL_MS: '1000',
+        WSE_RECOVERY_MAX_REPLAY: '4',
+        WSE_RECOVERY_MAX_MEMORY_BYTES: '4096',
         WSE_ALLOWED_ORIGINS: 'https://a.example, https://b.example',
         WSE_METRICS_REQUIRE_KEY: 'true',
         WSE_LOG_FORMAT: 'json',
@@ -128,6 +145,7 @@ describe('readEnvironment', () => {
           apiKey: 'k',
           auth: { jwtSecret: 's', anonymous: undefined, issuer: 'i', audience: 'a', cookieName: 'c' },
           redis: { url: 'redis://r:6379', prefix: 'p:' },
+          recovery: { topics: ['room:*'], size: 8, ttlMs: 1000, maxReplay: 4, maxMemoryBytes: 4096 },
         },
       });
     });
@@ -162,6 +180,10 @@ describe('readEnvironment', () => {
       ['REDIS_URL', 'localhost:6379', 'must be a redis:// or rediss:// URL (got "<hidden>")'],
       ['REDIS_URL', 'not a url', 'must be a redis:// or rediss:// URL (got "<hidden>")'],
       ['WSE_PATH', 'wse', 'must be a URL path starting with "/" (got "wse")'],
+      ['WSE_RECOVERY_SIZE', '0', 'must be a whole number >= 1 (got "0")'],
+      ['WSE_RECOVERY_TTL_MS', '5m', 'must be a whole number >= 1 (got "5m")'],
+      ['WSE_RECOVERY_MAX_REPLAY', '-3', 'must be a whole number >= 1 (got "-3")'],
+      ['WSE_RECOVERY_MAX_MEMORY_BYTES', '64MiB', 'must be a whole number >= 1 (got "64MiB")'],
     ])('%s=%j stops start-up with an error naming the variable', (name, value, rule) => {
       const error = envErrorOf({ [name]: value });
       expect(error.message).toBe(`Invalid environment:\n  - ${name}: ${rule}`);

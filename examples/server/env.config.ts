@@ -34,6 +34,11 @@ const VARIABLE_OF_OPTION: Readonly<Record<string, string>> = {
   'redis.url': 'REDIS_URL',
   'redis.prefix': 'WSE_REDIS_PREFIX',
   allowedOrigins: 'WSE_ALLOWED_ORIGINS',
+  'recovery.topics': 'WSE_RECOVERY_TOPICS',
+  'recovery.size': 'WSE_RECOVERY_SIZE',
+  'recovery.ttlMs': 'WSE_RECOVERY_TTL_MS',
+  'recovery.maxReplay': 'WSE_RECOVERY_MAX_REPLAY',
+  'recovery.maxMemoryBytes': 'WSE_RECOVERY_MAX_MEMORY_BYTES',
 };
 
 /** Variables in the order of CONTRACT section 2: problems are listed in this order. */
@@ -54,6 +59,11 @@ const CONTRACT_ORDER = [
   'WSE_IDLE_TIMEOUT_MS',
   'WSE_MAX_MESSAGE_BYTES',
   'WSE_API_PATH',
+  'WSE_RECOVERY_TOPICS',
+  'WSE_RECOVERY_SIZE',
+  'WSE_RECOVERY_TTL_MS',
+  'WSE_RECOVERY_MAX_REPLAY',
+  'WSE_RECOVERY_MAX_MEMORY_BYTES',
   'WSE_ALLOWED_ORIGINS',
   'WSE_METRICS_REQUIRE_KEY',
   'WSE_LOG_FORMAT',
@@ -102,6 +112,13 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): AppEnviro
       redis: {
         url: read.text('REDIS_URL'),
         prefix: read.text('WSE_REDIS_PREFIX'),
+      },
+      recovery: {
+        topics: read.list('WSE_RECOVERY_TOPICS'),
+        size: read.optionalInt('WSE_RECOVERY_SIZE', { min: 1 }),
+        ttlMs: read.optionalInt('WSE_RECOVERY_TTL_MS', { min: 1 }),
+        maxReplay: read.optionalInt('WSE_RECOVERY_MAX_REPLAY', { min: 1 }),
+        maxMemoryBytes: read.optionalInt('WSE_RECOVERY_MAX_MEMORY_BYTES', { min: 1 }),
       },
     },
   };

@@ -130,6 +130,31 @@ describe('resolveWseOptions', () => {
       [{ auth: { cookieName: 'a;b' } }, `auth.cookieName: ${cookie} (got "a;b")`],
       [{ authorizeSubscription: 'yes' }, `authorizeSubscription: must be a function when set (got "yes")`],
       [{ authorizeSubscription: true }, `authorizeSubscription: must be a function when set (got true)`],
+      [{ recovery: { size: 0 } }, `recovery.size: ${positiveInt} (got 0)`],
+      [{ recovery: { ttlMs: -1 } }, `recovery.ttlMs: ${positiveInt} (got -1)`],
+      [{ recovery: { maxReplay: 2.5 } }, `recovery.maxReplay: ${positiveInt} (got 2.5)`],
+      [{ recovery: { maxMemoryBytes: '64mb' } }, `recovery.maxMemoryBytes: ${positiveInt} (got "64mb")`],
+      [{ recovery: 'chat:*' }, `recovery: must be an object (got "<string>")`],
+      [
+        { recovery: { topics: 'chat:*' } },
+        `recovery.topics: must be an array of topics or globs such as "chat:*" (got "chat:*")`,
+      ],
+      [
+        { recovery: { topics: ['ok', ''] } },
+        `recovery.topics: each entry must be a non-empty topic or glob of at most 256 bytes without control characters (got "")`,
+      ],
+      [
+        { recovery: { topics: [7] } },
+        `recovery.topics: each entry must be a non-empty topic or glob of at most 256 bytes without control characters (got 7)`,
+      ],
+      [
+        { recovery: { topics: ['room:[a-z'] } },
+        `recovery.topics: each "[" of a glob must close on a non-empty set, as in "room:[a-z]*" (got "room:[a-z")`,
+      ],
+      [
+        { recovery: { topics: ['room:[]'] } },
+        `recovery.topics: each "[" of a glob must close on a non-empty set, as in "room:[a-z]*" (got "room:[]")`,
+      ],
     ];
 
     it.each(rows)('refuses %j, naming the option and the rule', (input, line) => {
@@ -245,6 +270,28 @@ describe('resolveWseOptions', () => {
     it('resolves anonymous: true and a secret to their modes', () => {
       expect(resolveWseOptions({ auth: { anonymous: true } }).auth.anonymous).toBe(true);
       expect(resolveWseOptions({ auth: { jwtSecret: 's' } }).auth.anonymous).toBe(false);
+    });
+  });
+
+  describe('recovery', () => {
+    it('defaults to no history topics, 128 messages for 5 minutes, 500 per replay, 64 MiB in memory', () => {
+      expect(resolveWseOptions(withAuthMode({})).recovery).toEqual({
+        topics: [],
+        size: 128,
+        ttlMs: 300_000,
+        maxReplay: 500,
+        maxMemoryBytes: 64 * 1_048_576,
+      });
+    });
+
+    it('keeps exact topics and globs once each, frozen', () => {
+      const recovery = resolveWseOptions(
+        withAuthMode({ recovery: { topics: ['orders', 'chat:*', 'orders', 'room:[a-c]\\*'], size: 16 } }),
+      ).recovery;
+      expect(recovery.topics).toEqual(['orders', 'chat:*', 'room:[a-c]\\*']);
+      expect(recovery.size).toBe(16);
+      expect(Object.isFrozen(recovery)).toBe(true);
+      expect(Object.isFrozen(recovery.topics)).toBe(true);
     });
   });
 });

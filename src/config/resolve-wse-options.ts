@@ -1,10 +1,12 @@
-import { REDIS_PROBE_CHANNEL_PREFIX } from '../wse.constants.js';
+import { MAX_TOPIC_BYTES, REDIS_PROBE_CHANNEL_PREFIX } from '../wse.constants.js';
 import { WseConfigError, type WseConfigProblem } from '../errors/wse-config.error.js';
 import type {
+  ResolvedRecoveryOptions,
   ResolvedRedisOptions,
   ResolvedWseOptions,
   WseModuleOptions,
   WseRateLimitOptions,
+  WseRecoveryOptions,
   WseRedisOptions,
 } from './wse-module-options.interface.js';
 
@@ -38,6 +40,12 @@ export const WSE_DEFAULTS = Object.freeze({
     probeIntervalMs: 5000,
     probeTimeoutMs: 3000,
     shutdownTimeoutMs: 2000,
+  }),
+  recovery: Object.freeze({
+    size: 128,
+    ttlMs: 300_000,
+    maxReplay: 500,
+    maxMemoryBytes: 64 * 1_048_576,
   }),
 });
 
@@ -90,9 +98,31 @@ export function resolveWseOptions(input: WseModuleOptions = {}): ResolvedWseOpti
     rateLimit:
       input.rateLimit === false ? undefined : resolveRateLimit(check.section('rateLimit', input.rateLimit), check),
     allowedOrigins: check.origins('allowedOrigins', input.allowedOrigins),
+    recovery: resolveRecoveryOptions(check.section('recovery', input.recovery), check),
   };
   if (problems.length > 0) throw new WseConfigError(problems);
   return Object.freeze(resolved);
+}
+
+/** Every `[` of a glob opens a set that closes and holds at least one character (`\\` escapes). */
+function hasClosedSets(glob: string): boolean {
+  let i = 0;
+  while (i < glob.length) {
+    const ch = glob[i];
+    if (ch === '\\') {
+      i += 2;
+    } else if (ch === '[') {
+      i++;
+      if (glob[i] === '^') i++;
+      const start = i;
+      while (i < glob.length && glob[i] !== ']') i += glob[i] === '\\' && i + 1 < glob.length ? 2 : 1;
+      if (i >= glob.length || i === start) return false;
+      i++;
+    } else {
+      i++;
+    }
+  }
+  return true;
 }
 
 /** `https://host[:port]` exactly as a browser sends it in the Origin header. */
@@ -165,6 +195,17 @@ function resolveRedisOptions(redis: WseRedisOptions, check: OptionChecker): Reso
   });
 }
 
+function resolveRecoveryOptions(recovery: WseRecoveryOptions, check: OptionChecker): ResolvedRecoveryOptions {
+  const d = WSE_DEFAULTS.recovery;
+  return Object.freeze({
+    topics: check.topics('recovery.topics', recovery.topics),
+    size: check.positiveInt('recovery.size', recovery.size ?? d.size),
+    ttlMs: check.positiveInt('recovery.ttlMs', recovery.ttlMs ?? d.ttlMs),
+    maxReplay: check.positiveInt('recovery.maxReplay', recovery.maxReplay ?? d.maxReplay),
+    maxMemoryBytes: check.positiveInt('recovery.maxMemoryBytes', recovery.maxMemoryBytes ?? d.maxMemoryBytes),
+  });
+}
+
 /** Records a problem and hands back the value unchanged, so resolution reads as one table. */
 class OptionChecker {
   constructor(private readonly problems: WseConfigProblem[]) {}
@@ -227,6 +268,37 @@ class OptionChecker {
         );
     }
     return Object.freeze([...value]);
+  }
+
+  /**
+   * Topics and globs chosen by the operator: strings a client could subscribe to (non-empty, at
+   * most MAX_TOPIC_BYTES, no control characters), globs with every `[` closed on a non-empty set
+   * (the two ways the hub's glob compiler refuses one).
+   */
+  topics(path: string, value: string[] | undefined): readonly string[] {
+    if (value === undefined) return Object.freeze([]);
+    if (!Array.isArray(value)) {
+      this.fail(path, 'must be an array of topics or globs such as "chat:*"', value);
+      return Object.freeze([]);
+    }
+    for (const topic of value) {
+      if (
+        typeof topic !== 'string' ||
+        topic.length === 0 ||
+        Buffer.byteLength(topic) > MAX_TOPIC_BYTES ||
+        // eslint-disable-next-line no-control-regex
+        /[\u0000-\u001f\u007f-\u009f]/.test(topic)
+      ) {
+        this.fail(
+          path,
+          `each entry must be a non-empty topic or glob of at most ${MAX_TOPIC_BYTES} bytes without control characters`,
+          topic,
+        );
+      } else if (!hasClosedSets(topic)) {
+        this.fail(path, 'each "[" of a glob must close on a non-empty set, as in "room:[a-z]*"', topic);
+      }
+    }
+    return Object.freeze([...new Set(value)]);
   }
 
   /** The URL may carry a password, so it is never echoed. */

@@ -62,6 +62,33 @@ export interface WseRedisOptions {
   shutdownTimeoutMs?: number;
 }
 
+/**
+ * History and recovery (CONTRACT section 11): messages on the chosen topics are stamped with
+ * `tp`/`e`/`o` and kept, so a client that reconnects (to any instance) gets what it missed.
+ * Kept in Redis when Redis is configured, in this process's memory otherwise.
+ */
+export interface WseRecoveryOptions {
+  /**
+   * Exact topics and globs (Redis glob rules, CONTRACT section 6) whose messages keep history.
+   * Only these pay for it; every other topic is delivered as before.
+   * @default [] (no history)
+   * @example ['chat:*', 'orders']
+   */
+  topics?: string[];
+  /** Messages kept per topic. @default 128 */
+  size?: number;
+  /** How long a message is kept, in milliseconds. @default 300000 */
+  ttlMs?: number;
+  /** Most messages one recovery replays; a client that missed more gets `recovered: false`. @default 500 */
+  maxReplay?: number;
+  /**
+   * In-memory mode only: what all topics' history may hold in all (payloads plus bookkeeping).
+   * Past it the oldest messages of the topics used longest ago are dropped.
+   * @default 67108864 (64 MiB)
+   */
+  maxMemoryBytes?: number;
+}
+
 /** The per-connection inbound rate limit (a token bucket; each inbound frame costs one token). */
 export interface WseRateLimitOptions {
   /** Tokens in a full bucket: the burst a client may send at once. @default 100000 */
@@ -131,6 +158,8 @@ export interface WseModuleOptions {
    * @default undefined (any origin)
    */
   allowedOrigins?: string[];
+  /** History and recovery for chosen topics. @default { topics: [] } (none) */
+  recovery?: WseRecoveryOptions;
 }
 
 /** The options after defaults and validation: every field present, frozen. */
@@ -158,6 +187,15 @@ export interface ResolvedWseOptions {
   readonly slowConsumerTimeoutMs: number;
   readonly rateLimit: Readonly<WseRateLimitOptions> | undefined;
   readonly allowedOrigins: readonly string[] | undefined;
+  readonly recovery: ResolvedRecoveryOptions;
+}
+
+export interface ResolvedRecoveryOptions {
+  readonly topics: readonly string[];
+  readonly size: number;
+  readonly ttlMs: number;
+  readonly maxReplay: number;
+  readonly maxMemoryBytes: number;
 }
 
 export interface ResolvedRedisOptions {

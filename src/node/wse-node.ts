@@ -1,11 +1,55 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { RedisPubSubService } from '../broker/redis/redis-pubsub.service.js';
 import { TopicRegistryService } from '../hub/topic-registry.service.js';
-import { systemFrame } from '../protocol/outbound-frame.js';
+import type { HistoryPosition, HistoryRead } from '../protocol/history.js';
+import { systemFrame, textFrame } from '../protocol/outbound-frame.js';
+import type { RecoveryPosition } from '../protocol/recovery-request.js';
+import { isStampable, readStamp } from '../protocol/stamp.js';
+import type { TopicSubscriber } from '../protocol/topic-subscriber.js';
 import { encodePayload, serializePayload } from './payload.js';
+import { TopicHistoryService } from './topic-history.service.js';
 
 /** What `server_ready` and `server_hello` advertise in `features`. */
 export type WseFeatures = Readonly<Record<string, boolean>>;
+
+/** A topic to recover, from the position the client saw last. */
+export interface TopicRecovery extends RecoveryPosition {
+  readonly topic: string;
+}
+
+/** What `recover()` found, handed to its caller once every read is back. */
+export interface RecoveryOutcome {
+  /** The history read of a recovered topic; undefined when it could not be read. */
+  read(topic: string): HistoryRead | undefined;
+  /** The position of a position-only topic; undefined when it could not be read. */
+  position(topic: string): HistoryPosition | undefined;
+  /** True when more live messages arrived during the read than a hold keeps (see HOLD_LIMIT). */
+  overflowed(topic: string): boolean;
+  /** True when the connection unsubscribed from the topic while its history was read. */
+  cancelled(topic: string): boolean;
+  /**
+   * Sends the topic's missed messages (when its read recovered) and then the live messages held
+   * while the history was read, skipping those the replay already covered. Call it once the
+   * connection is subscribed to the topic again, in the same synchronous step. Returns how many
+   * messages the replay sent.
+   */
+  replay(topic: string): number;
+}
+
+/** Live messages of one topic held for one connection while its history is read. */
+interface Hold {
+  readonly connection: TopicSubscriber;
+  readonly buffered: Buffer[];
+  overflowed: boolean;
+  cancelled: boolean;
+}
+
+/**
+ * A hold keeps at most this many live messages. More arriving within one history read means a
+ * topic far busier than its history (`size`) can cover anyway: that topic is answered
+ * `recovered: false` instead of growing memory without bound.
+ */
+const HOLD_LIMIT = 10_000;
 
 /**
  * The node: the one place that knows both halves, the hub (TopicRegistryService: connections
@@ -15,12 +59,26 @@ export type WseFeatures = Readonly<Record<string, boolean>>;
  * connection guarantee holds whichever way a message came), tells connections after a bus gap
  * (`resync`), and says which features this node offers. Each half is tested alone; this joins
  * them.
+ *
+ * History topics (CONTRACT section 11) take one more step on their way: without Redis the
+ * message is recorded in the in-memory history, which stamps it (`tp`, `e`, `o`) once, and the
+ * stamped bytes are what every subscriber gets. Plain topics pay one field check for it.
+ *
+ * Recovery (`recover()`): the connection's live messages on the topic are held from before the
+ * history is read until the caller has subscribed it again and sent the replay, then released
+ * behind it, minus what the replay already covered (by offset). Whatever the store's latency,
+ * a recovered connection sees the missed messages, in order, then the live ones, with nothing
+ * missing and nothing twice at the seam.
  */
 @Injectable()
 export class WseNode implements OnModuleInit {
+  /** Holds by topic; empty except while recoveries wait for their history reads. */
+  private readonly holds = new Map<string, Hold[]>();
+
   constructor(
     private readonly registry: TopicRegistryService,
     private readonly redis: RedisPubSubService,
+    private readonly history: TopicHistoryService,
   ) {}
 
   onModuleInit(): void {
@@ -28,7 +86,7 @@ export class WseNode implements OnModuleInit {
     const stats = this.redis.stats;
     this.redis.setMessageHandler((topic, payload) => {
       const failuresBefore = registry.sendFailures;
-      stats.delivered += registry.deliver(topic, payload);
+      stats.delivered += this.deliver(topic, payload);
       stats.dropped += registry.sendFailures - failuresBefore;
     });
     this.redis.setResyncHandler((downMs) => this.sendResync(downMs));
@@ -46,29 +104,218 @@ export class WseNode implements OnModuleInit {
    */
   publish(topic: string, data: unknown): void {
     if (this.redis.configured) this.redis.publish(topic, serializePayload(data));
-    else this.registry.deliver(topic, encodePayload(data));
+    else this.deliverLocal(topic, encodePayload(data));
+  }
+
+  /**
+   * Delivers to this instance's subscribers only. On a history topic without Redis the message
+   * is stamped and recorded first, exactly as a `publish` would be. Returns how many
+   * connections got it.
+   */
+  publishLocal(topic: string, data: unknown): number {
+    return this.deliverLocal(topic, encodePayload(data));
   }
 
   features(): WseFeatures {
-    return { subscriptions: true, patterns: true, server_ping: true, redis: this.redis.configured };
+    return {
+      subscriptions: true,
+      patterns: true,
+      server_ping: true,
+      redis: this.redis.configured,
+      recovery: this.history.enabled,
+    };
   }
 
   /**
    * Tells every connection holding subscriptions that messages may have been missed (the Redis
    * subscriber was not receiving for `downMs`), listing its topics so the application can
-   * refetch their state. Returns how many connections were told.
+   * refetch their state, and, for its history topics, their current positions under
+   * `recovery`, so the client can recover just what it missed. Returns how many connections
+   * were told (0 when positions are still being read; the frames follow).
    */
   sendResync(downMs: number): number {
+    if (!this.history.enabled) return this.tellResync(downMs, undefined);
+    const topics = new Set<string>();
+    for (const connection of this.registry.connections()) {
+      for (const topic of connection.topics) if (this.history.isHistoryTopic(topic)) topics.add(topic);
+    }
+    const list = [...topics];
+    const store = this.history.store();
+    const positions = list.map((topic) => store.position(topic));
+    if (!positions.some(isPromise)) return this.tellResync(downMs, zip(list, positions as HistoryPosition[]));
+    void Promise.allSettled(positions).then((results) => {
+      const known = new Map<string, HistoryPosition>();
+      results.forEach((result, i) => {
+        if (result.status === 'fulfilled') known.set(list[i], result.value);
+      });
+      this.tellResync(downMs, known);
+    });
+    return 0;
+  }
+
+  /**
+   * Reads history for `recoveries` and positions for `positionTopics`, holding the connection's
+   * live messages on the recovered topics meanwhile (a topic it holds already is dropped from
+   * the registry for that time; the caller subscribes it again). `then` runs once everything
+   * is back: synchronously when the store answers at once (in memory), later otherwise. It
+   * must subscribe, answer and call `outcome.replay` for each recovered topic before it
+   * returns; the holds are released right after.
+   */
+  recover(
+    connection: TopicSubscriber,
+    recoveries: readonly TopicRecovery[],
+    positionTopics: readonly string[],
+    then: (outcome: RecoveryOutcome) => void,
+  ): void {
+    const holds = new Map<string, Hold>();
+    for (const { topic } of recoveries) {
+      if (holds.has(topic)) continue;
+      if (connection.topics.has(topic)) this.registry.unsubscribeConnection(connection.id, [topic]);
+      const hold: Hold = { connection, buffered: [], overflowed: false, cancelled: false };
+      holds.set(topic, hold);
+      const list = this.holds.get(topic);
+      if (list === undefined) this.holds.set(topic, [hold]);
+      else list.push(hold);
+    }
+    const store = this.history.store();
+    const pending: (HistoryRead | HistoryPosition | Promise<HistoryRead | HistoryPosition>)[] = [];
+    for (const { topic, epoch, offset } of recoveries) pending.push(store.read(topic, epoch, offset));
+    for (const topic of positionTopics) pending.push(store.position(topic));
+
+    const finish = (values: readonly (HistoryRead | HistoryPosition | undefined)[]): void => {
+      const reads = new Map<string, HistoryRead>();
+      const positions = new Map<string, HistoryPosition>();
+      recoveries.forEach(({ topic }, i) => {
+        const read = values[i] as HistoryRead | undefined;
+        if (read !== undefined) reads.set(topic, read);
+      });
+      positionTopics.forEach((topic, i) => {
+        const position = values[recoveries.length + i] as HistoryPosition | undefined;
+        if (position !== undefined) positions.set(topic, position);
+      });
+      try {
+        then(this.outcome(connection, reads, positions, holds));
+      } finally {
+        this.release(holds);
+      }
+    };
+    if (!pending.some(isPromise)) {
+      finish(pending as (HistoryRead | HistoryPosition)[]);
+      return;
+    }
+    void Promise.allSettled(pending).then((results) =>
+      finish(results.map((result) => (result.status === 'fulfilled' ? result.value : undefined))),
+    );
+  }
+
+  /** The connection unsubscribed from `topics`: recoveries of them still reading end unsubscribed. */
+  cancelRecovery(connection: TopicSubscriber, topics: readonly string[]): void {
+    if (this.holds.size === 0) return;
+    for (const topic of topics) {
+      for (const hold of this.holds.get(topic) ?? []) if (hold.connection === connection) hold.cancelled = true;
+    }
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  /** Records and stamps a history topic's message (without Redis), then fans it out. */
+  private deliverLocal(topic: string, payload: Buffer): number {
+    if (this.history.isHistoryTopic(topic) && isStampable(payload)) {
+      payload = (this.history.memory as NonNullable<TopicHistoryService['memory']>).append(topic, payload);
+    }
+    return this.deliver(topic, payload);
+  }
+
+  /** The local fan-out, after copying the message into any hold waiting on its topic. */
+  private deliver(topic: string, payload: Buffer): number {
+    if (this.holds.size !== 0) this.holdLive(topic, payload);
+    return this.registry.deliver(topic, payload);
+  }
+
+  private holdLive(topic: string, payload: Buffer): void {
+    const holds = this.holds.get(topic);
+    if (holds === undefined) return;
+    for (const hold of holds) {
+      if (hold.buffered.length < HOLD_LIMIT) hold.buffered.push(payload);
+      else hold.overflowed = true;
+    }
+  }
+
+  private release(holds: ReadonlyMap<string, Hold>): void {
+    for (const [topic, hold] of holds) {
+      const list = this.holds.get(topic);
+      if (list === undefined) continue;
+      const index = list.indexOf(hold);
+      if (index >= 0) list.splice(index, 1);
+      if (list.length === 0) this.holds.delete(topic);
+    }
+  }
+
+  private outcome(
+    connection: TopicSubscriber,
+    reads: ReadonlyMap<string, HistoryRead>,
+    positions: ReadonlyMap<string, HistoryPosition>,
+    holds: ReadonlyMap<string, Hold>,
+  ): RecoveryOutcome {
+    const stats = this.history.stats;
+    return {
+      read: (topic) => reads.get(topic),
+      position: (topic) => positions.get(topic),
+      overflowed: (topic) => holds.get(topic)?.overflowed === true,
+      cancelled: (topic) => holds.get(topic)?.cancelled === true,
+      replay: (topic) => {
+        const hold = holds.get(topic);
+        if (hold === undefined) return 0;
+        const read = reads.get(topic);
+        let replayed = 0;
+        if (read?.recovered === true && !hold.overflowed) {
+          for (const entry of read.entries) if (connection.send(textFrame(entry))) replayed++;
+          stats.replayed += replayed;
+        }
+        // Held live messages the read already covered (same epoch, offset not past its end) go
+        // no further; newer ones, other epochs and unstamped messages follow the replay.
+        const position = read?.position;
+        const topicJson = Buffer.from(JSON.stringify(topic));
+        for (const payload of hold.buffered) {
+          const stamp = position === undefined ? undefined : readStamp(payload, topicJson);
+          if (stamp !== undefined && stamp.epoch === position?.epoch && stamp.offset <= position.offset) continue;
+          connection.send(textFrame(payload));
+        }
+        hold.buffered.length = 0;
+        return replayed;
+      },
+    };
+  }
+
+  private tellResync(downMs: number, positions: ReadonlyMap<string, HistoryPosition> | undefined): number {
     let told = 0;
     for (const connection of this.registry.connections()) {
       if (connection.topics.size === 0) continue;
-      const frame = systemFrame('resync', {
+      const payload: Record<string, unknown> = {
         reason: 'redis_reconnected',
         topics: [...connection.topics],
         down_ms: downMs,
-      });
-      if (connection.send(frame)) told++;
+      };
+      if (positions !== undefined) {
+        const recovery: Record<string, HistoryPosition> = {};
+        for (const topic of connection.topics) {
+          const position = positions.get(topic);
+          if (position !== undefined) recovery[topic] = { epoch: position.epoch, offset: position.offset };
+        }
+        payload.recovery = recovery;
+      }
+      if (connection.send(systemFrame('resync', payload))) told++;
     }
     return told;
   }
+}
+
+function isPromise<T>(value: T | Promise<T>): value is Promise<T> {
+  return value instanceof Promise;
+}
+
+function zip<T>(keys: readonly string[], values: readonly T[]): Map<string, T> {
+  const map = new Map<string, T>();
+  keys.forEach((key, i) => map.set(key, values[i]));
+  return map;
 }

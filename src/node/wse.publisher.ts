@@ -44,11 +44,13 @@ export class WsePublisher {
 
   /**
    * Delivers to the subscribers of `topic` connected to this instance only (exact topics and
-   * matching patterns, each connection once). Returns how many connections got it.
+   * matching patterns, each connection once). On a history topic (option `recovery.topics`)
+   * the message is stamped and recorded too, like a published one. Returns how many
+   * connections got it.
    */
   publishLocal(topic: string, data: unknown): number {
     assertPublishableTopic(topic);
-    return this.registry.deliver(topic, encodePayload(data));
+    return this.node.publishLocal(topic, data);
   }
 
   /** Sends to every connection on this instance, subscribed or not. Returns how many got it. */

@@ -9,6 +9,7 @@ import { RedisPubSubService } from '../broker/redis/redis-pubsub.service.js';
 import type { CircuitState } from '../reliability/circuit-breaker.js';
 import { TopicRegistryService } from '../hub/topic-registry.service.js';
 import type { BucketHistogram } from '../reliability/bucket-histogram.js';
+import { TopicHistoryService } from '../node/topic-history.service.js';
 
 /** Snapshot keys that only grow: exported as Prometheus counters; the rest are gauges. */
 const COUNTER_KEYS = new Set<keyof WseHealthSnapshot>([
@@ -34,7 +35,10 @@ const BREAKER_STATES: readonly CircuitState[] = ['CLOSED', 'OPEN', 'HALF_OPEN'];
  * Names: every key of the health snapshot as `wse_<key>`, plus `wse_deliveries_total`,
  * `wse_messages_dropped_total{cause}`, `wse_connections_closed_total{code}`,
  * `wse_circuit_breaker_state{breaker,state}`, `wse_fanout_size` and
- * `wse_publish_to_write_seconds` histograms, and Node's default process metrics.
+ * `wse_publish_to_write_seconds` histograms, the history metrics (`wse_history_appends_total`,
+ * `wse_history_evicted_total`, `wse_history_memory_bytes`, `wse_history_topics`,
+ * `wse_recoveries_total{result}`, `wse_recovery_replayed_messages_total`), and Node's default
+ * process metrics.
  */
 @Injectable()
 export class WseMetricsService {
@@ -48,6 +52,7 @@ export class WseMetricsService {
     writer: OutboundWriter,
     inbound: InboundQueue,
     redis: RedisPubSubService,
+    history: TopicHistoryService,
   ) {
     const register = [this.registry];
     collectDefaultMetrics({ register: this.registry });
@@ -119,6 +124,51 @@ export class WseMetricsService {
           for (const state of BREAKER_STATES) this.set({ breaker: breaker.name, state }, current === state ? 1 : 0);
         }
       },
+    });
+    new Counter({
+      name: 'wse_history_appends_total',
+      help: 'Messages recorded in the history of history topics (in-memory mode)',
+      registers: register,
+      collect: setCounter(() => history.memory?.stats.appends ?? 0),
+    });
+    new Counter({
+      name: 'wse_history_evicted_total',
+      help: 'History messages dropped before their time to stay under recovery.maxMemoryBytes',
+      registers: register,
+      collect: setCounter(() => history.memory?.stats.evicted ?? 0),
+    });
+    new Gauge({
+      name: 'wse_history_memory_bytes',
+      help: 'Bytes the in-memory history holds (payloads plus bookkeeping), at most recovery.maxMemoryBytes',
+      registers: register,
+      collect() {
+        this.set(history.memory?.memoryBytes ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'wse_history_topics',
+      help: 'Topics with a history in memory',
+      registers: register,
+      collect() {
+        this.set(history.memory?.topicCount ?? 0);
+      },
+    });
+    new Counter({
+      name: 'wse_recoveries_total',
+      help: 'Topic recoveries asked for by subscribers, by result (recovered, not_recovered)',
+      labelNames: ['result'],
+      registers: register,
+      collect() {
+        this.reset();
+        this.inc({ result: 'recovered' }, history.stats.recovered);
+        this.inc({ result: 'not_recovered' }, history.stats.notRecovered);
+      },
+    });
+    new Counter({
+      name: 'wse_recovery_replayed_messages_total',
+      help: 'Messages sent to subscribers by recoveries',
+      registers: register,
+      collect: setCounter(() => history.stats.replayed),
     });
     this.registry.registerMetric(
       histogramMetric('wse_fanout_size', 'Connections reached per delivered message', registry.fanoutSize),

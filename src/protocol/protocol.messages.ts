@@ -15,3 +15,14 @@ export const invalidMessages = {
   tooManyTopics: (max: number) => `subscription: at most ${max} topics per message`,
   unanswerable: () => 'Frame could not be handled',
 };
+
+/** Why a subscribe's recovery position is unusable (the `reason` of a `recovered: false` entry). */
+export const recoveryInputMessages = {
+  recoverNotBoolean: () => 'p.recover must be true or false',
+  recoveryNotObject: () => 'p.recovery must be an object of {"epoch","offset"} positions by topic',
+  positionNotObject: () => 'recovery position must be an object {"epoch","offset"}',
+  badEpoch: () => 'recovery position: epoch must be a non-empty string',
+  badOffset: () => 'recovery position: offset must be a whole number >= 0',
+  notRequested: () => 'recovery position for a topic not in p.topics',
+  tooManyPositions: (max: number) => `subscription: at most ${max} recovery positions per message`,
+};
