@@ -3,7 +3,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'dist-bench/', 'coverage/', 'node_modules/', 'test-results/', 'public/'] },
+  { ignores: ['dist/', 'dist-bench/', 'dist-examples/', 'coverage/', 'node_modules/', 'test-results/', 'public/'] },
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -2,15 +2,16 @@ import { Module, type DynamicModule, type INestApplication, type LoggerService }
 import { NestFactory } from '@nestjs/core';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { TerminusModule } from '@nestjs/terminus';
-import { HealthController } from '../../src/app/health/health.controller.js';
+import { HealthController } from '../../examples/server/health/health.controller.js';
 import {
   TopicRegistryService,
+  WseAdmin,
   WseMetricsService,
   WseModule,
   WsePublisher,
   type WseHealthSnapshot,
   type WseModuleOptions,
-} from '../../src/wse/index.js';
+} from '../../src/index.js';
 
 /** A running in-process app with only the engine (and Terminus `GET /health`), built with `forRoot(options)`. */
 export interface EngineApp {
@@ -21,9 +22,10 @@ export interface EngineApp {
   /** `ws://127.0.0.1:<port><path>` */
   readonly wsUrl: string;
   readonly publisher: WsePublisher;
+  readonly admin: WseAdmin;
   readonly registry: TopicRegistryService;
   readonly metrics: WseMetricsService;
-  /** `publisher.healthSnapshot()` */
+  /** `admin.healthSnapshot()` */
   snapshot(): WseHealthSnapshot;
   close(): Promise<void>;
 }
@@ -96,15 +98,17 @@ export async function startEngineApp(
   await app.listen(0, '127.0.0.1');
   const { port } = app.getHttpServer().address() as { port: number };
   const publisher = app.get(WsePublisher);
+  const admin = app.get(WseAdmin);
   return {
     app,
     port,
     httpUrl: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}${options.path ?? '/wse'}`,
     publisher,
+    admin,
     registry: app.get(TopicRegistryService),
     metrics: app.get(WseMetricsService),
-    snapshot: () => publisher.healthSnapshot(),
+    snapshot: () => admin.healthSnapshot(),
     close: () => app.close(),
   };
 }

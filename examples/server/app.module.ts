@@ -1,0 +1,36 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
+import { WseModule } from 'nestjs-wse';
+import { APP_ENVIRONMENT } from './app.constants.js';
+import { ChatHandlers } from './demo/chat.handlers.js';
+import { DemoPageController } from './demo/demo-page.controller.js';
+import { StatsController } from './demo/stats.controller.js';
+import type { AppEnvironment } from './env.config.js';
+import { HealthController } from './health/health.controller.js';
+import { MetricsController } from './metrics.controller.js';
+import { NotificationsService } from './notifications/notifications.service.js';
+
+/**
+ * The example application: the engine, its health endpoint, a demo page with its public figures
+ * (`GET /stats`) and two domain services.
+ */
+@Module({})
+export class AppModule {
+  static forEnvironment(env: AppEnvironment): DynamicModule {
+    const environment = { provide: APP_ENVIRONMENT, useValue: env };
+    return {
+      module: AppModule,
+      imports: [
+        TerminusModule.forRoot({ logger: false }),
+        WseModule.forRootAsync({
+          // What the environment says, validated again (and completed) by the module itself.
+          useFactory: (e: AppEnvironment) => e.wse,
+          inject: [APP_ENVIRONMENT],
+          imports: [{ module: class AppEnvironmentModule {}, providers: [environment], exports: [environment] }],
+        }),
+      ],
+      controllers: [HealthController, MetricsController, DemoPageController, StatsController],
+      providers: [environment, NotificationsService, ChatHandlers],
+    };
+  }
+}
