@@ -3,6 +3,7 @@ import { TerminusModule } from '@nestjs/terminus';
 import { WseModule } from 'nestjs-wse';
 import { APP_ENVIRONMENT } from './app.constants.js';
 import { ChatHandlers } from './demo/chat.handlers.js';
+import { ClientModuleController } from './demo/client-module.controller.js';
 import { DemoPageController } from './demo/demo-page.controller.js';
 import { StatsController } from './demo/stats.controller.js';
 import type { AppEnvironment } from './env.config.js';
@@ -12,7 +13,7 @@ import { NotificationsService } from './notifications/notifications.service.js';
 
 /**
  * The example application: the engine, its health endpoint, a demo page with its public figures
- * (`GET /stats`) and two domain services.
+ * (`GET /stats`) and the client modules it imports (`GET /client/*.js`), and two domain services.
  */
 @Module({})
 export class AppModule {
@@ -29,7 +30,7 @@ export class AppModule {
           imports: [{ module: class AppEnvironmentModule {}, providers: [environment], exports: [environment] }],
         }),
       ],
-      controllers: [HealthController, MetricsController, DemoPageController, StatsController],
+      controllers: [HealthController, MetricsController, DemoPageController, ClientModuleController, StatsController],
       providers: [environment, NotificationsService, ChatHandlers],
     };
   }

@@ -18,6 +18,7 @@ export type {
   WseMessage,
   WseReadyDetails,
   WseResyncEvent,
+  WseServerHello,
   WseSocket,
   WseStateInfo,
   WseSubscriptionResult,

@@ -84,6 +84,16 @@ export interface WseReadyDetails {
   [key: string]: unknown;
 }
 
+/** `server_hello.p`: the answer to the `client_hello` the client sends after `server_ready`. */
+export interface WseServerHello {
+  server_version?: string;
+  protocol_version?: number;
+  features?: Record<string, boolean>;
+  limits?: { max_message_size?: number };
+  ping_interval?: number;
+  [key: string]: unknown;
+}
+
 /** A message the server delivered (a topic message, a broadcast, a direct send). */
 export interface WseMessage {
   /** The topic, when the message is stamped (history topics, CONTRACT section 11). */

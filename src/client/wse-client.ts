@@ -15,6 +15,7 @@ import type {
   WseClientState,
   WseReadyDetails,
   WseResyncEvent,
+  WseServerHello,
   WseSocket,
   WseStateInfo,
   WseSubscriptionResult,
@@ -116,6 +117,7 @@ export class WseClient {
 
   private stateValue: WseClientState = 'closed';
   private readyDetails: WseReadyDetails | undefined;
+  private helloValue: WseServerHello | undefined;
   private socket: WiredSocket | undefined;
   /** Set by close() and terminal closes: requests fail until connect(). */
   private ended = false;
@@ -182,6 +184,11 @@ export class WseClient {
   /** `server_ready.p.details` of the open connection (connection_id, user_id, features…). */
   get details(): WseReadyDetails | undefined {
     return this.readyDetails;
+  }
+
+  /** `server_hello.p` of the open connection (server_version, limits, ping_interval…), once it came. */
+  get hello(): WseServerHello | undefined {
+    return this.helloValue;
   }
 
   /** Every topic subscribed to (what a reconnect restores), in subscription order. */
@@ -344,6 +351,7 @@ export class WseClient {
     this.connectTimer = this.cancel(this.connectTimer);
     this.watchTimer = this.cancel(this.watchTimer);
     this.readyDetails = undefined;
+    this.helloValue = undefined;
     this.pendingResync.clear();
     // The server forgets a closed connection's subscriptions: an unsubscribe in flight is done,
     // and a subscribe in flight is answered by the resubscribe after the next connect.
@@ -454,6 +462,7 @@ export class WseClient {
         this.onReady(objectOr(p.details));
         return true;
       case 'server_hello':
+        this.helloValue = p;
         this.watchPings(p.ping_interval);
         return true;
       case 'ping':
@@ -725,6 +734,7 @@ export class WseClient {
     this.socket = undefined;
     socket?.close(1000, 'client closed');
     this.readyDetails = undefined;
+    this.helloValue = undefined;
     this.pendingResync.clear();
     const failure = new Error(error?.message ?? 'the client was closed');
     for (const waiter of [...this.waiters]) this.settle(waiter, failure);
