@@ -338,6 +338,9 @@ describe('WseClient', () => {
       expect(socket.terminated).toBe(false);
       expect(socket.framesOf('pong')).toHaveLength(5);
       expect(harness.messages).toEqual([]);
+      expect(harness.client.hello).toEqual({ ping_interval: 1000, server_version: '0.1.0' });
+      socket.serverClose(1006);
+      expect(harness.client.hello).toBeUndefined();
     });
 
     it('takes a connection silent for interval + margin as dead, and reconnects', async () => {
@@ -432,6 +435,19 @@ describe('WseClient', () => {
       await advance();
       // b was unsubscribed before anything was sent: the answer covers what was asked of the server.
       expect(subscribed.value?.success_topics).toEqual(['a']);
+    });
+
+    it('settles an unsubscribe in flight when the connection drops: the server forgot it all', async () => {
+      const harness = await connected();
+      void harness.client.subscribe('a');
+      harness.last().answer('subscribe', ['a']);
+      const outcome = track(harness.client.unsubscribe('a'));
+      harness.last().serverClose(1006);
+      await advance();
+      expect(outcome.value).toEqual({ action: 'unsubscribe', success_topics: ['a'], failed_topics: [], errors: [] });
+      await advance(1000);
+      harness.last().accept({ ping_interval: 25_000 });
+      expect(subscriptions(harness.last())).toEqual([]);
     });
 
     it('rejects after requestTimeoutMs without an answer from an open connection', async () => {
