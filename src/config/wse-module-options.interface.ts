@@ -68,6 +68,39 @@ export interface WseRateLimitOptions {
   closeAfterRejected: number;
 }
 
+/**
+ * What WSE's own clients send beyond plain JSON text (docs/PROTOCOL.md, "Compatibility with WSE
+ * clients"). `server_ready.details.features` says which of these are on. Category prefixes,
+ * `type` / `payload`, `subscription_update` and `sync_request` are always understood.
+ */
+export interface WseCompatibilityOptions {
+  /** Accept binary `M:` + MessagePack frames. @default true */
+  msgpack: boolean;
+  /** Accept binary `C:` + zlib frames, inflated to at most `maxMessageBytes` (more is refused). @default true */
+  compression: boolean;
+  /** Subscribe the topics named on the handshake URL (`/wse?topics=a,b`), as WSE's server does. @default true */
+  urlTopics: boolean;
+}
+
+/** Optional fields on the server's system frames (see `SystemFrameMeta` in docs/PROTOCOL.md). */
+export interface WseSystemFrameOptions {
+  /** A fresh UUID as `id` on every system frame (WSE's clients drop a repeated id). @default false */
+  id: boolean;
+  /**
+   * The ISO 8601 time as `ts` on every system frame. Off by default: WSE's 1.x SDK drops frames
+   * whose `ts` looks more than a second old, so a client clock behind the server's loses them.
+   * @default false
+   */
+  ts: boolean;
+}
+
+/**
+ * What happens to a client event whose `t` has no `@OnWseEvent(type)` handler and no catch-all
+ * `@OnWseEvent('*')`: `'error'` answers `UNKNOWN_EVENT` (CONTRACT section 4), `'ignore'` drops it
+ * silently as WSE's server does (counted in `wse_messages_dropped_total{cause="unknown_event"}`).
+ */
+export type WseUnknownEvents = 'error' | 'ignore';
+
 /** Everything `WseModule.forRoot()` accepts. Every field is optional. */
 export interface WseModuleOptions {
   /** WebSocket endpoint path on the application's HTTP server. @default '/wse' */
@@ -125,6 +158,19 @@ export interface WseModuleOptions {
    * @default undefined (any origin)
    */
   allowedOrigins?: string[];
+  /** WSE client formats accepted inbound. @default { msgpack: true, compression: true, urlTopics: true } */
+  compatibility?: Partial<WseCompatibilityOptions>;
+  /** Client events nobody handles. @default 'error' */
+  unknownEvents?: WseUnknownEvents;
+  /**
+   * Close code sent to every connection on a graceful shutdown. 1012 (service restart) is one
+   * WSE's clients and generic ones reconnect on; 1000 and 1001 make WSE's SDKs and Python
+   * client stop for good. A code from 3000 to 4999 (WSE's `drain()` uses 4300) also works.
+   * @default 1012
+   */
+  shutdownCloseCode?: number;
+  /** `id` / `ts` on system frames. @default { id: false, ts: false } */
+  systemFrames?: Partial<WseSystemFrameOptions>;
 }
 
 /** The options after defaults and validation: every field present, frozen. */
@@ -151,6 +197,10 @@ export interface ResolvedWseOptions {
   readonly slowConsumerTimeoutMs: number;
   readonly rateLimit: Readonly<WseRateLimitOptions> | undefined;
   readonly allowedOrigins: readonly string[] | undefined;
+  readonly compatibility: Readonly<WseCompatibilityOptions>;
+  readonly unknownEvents: WseUnknownEvents;
+  readonly shutdownCloseCode: number;
+  readonly systemFrames: Readonly<WseSystemFrameOptions>;
 }
 
 export interface ResolvedRedisOptions {
