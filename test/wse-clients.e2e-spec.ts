@@ -643,3 +643,43 @@ describe('unknown application events', () => {
     await client.expectNothing(100);
   });
 });
+
+describe('the default rate limit', () => {
+  it('is not tripped by a client flooding at full speed, as ts-bench does, for 4 s', async () => {
+    const server = await startCompatApp({ unknownEvents: 'ignore' });
+    const { client } = await connectAs(sdk2, server, []);
+    // ts-bench's throughput test: one payload, sent as fast as the socket takes it.
+    const payload = Buffer.from(
+      JSON.stringify({
+        t: 'trade_update',
+        p: { symbol: 'ES', side: 'buy', price: 5234.75, qty: 2, ts: '2026-02-23T14:30:00.123Z', data: 'x'.repeat(40) },
+      }),
+    );
+    const socket = client.socket;
+    const deadline = Date.now() + 4_000;
+    let sent = 0;
+    await new Promise<void>((resolve) => {
+      const burst = (): void => {
+        while (Date.now() < deadline) {
+          if (socket.bufferedAmount > 16 * 1024 * 1024) {
+            setTimeout(burst, 1);
+            return;
+          }
+          socket.send(payload);
+          if (++sent % 1000 === 0) {
+            setImmediate(burst);
+            return;
+          }
+        }
+        resolve();
+      };
+      burst();
+    });
+    // Everything sent is handled before the ping's answer: one PONG, no RATE_LIMITED, no warning.
+    client.send(sdk2.ping(11));
+    expect(await client.nextEnvelope(20_000)).toMatchObject({ t: 'PONG', p: { timestamp: 11 } });
+    // Against the former default (10,000/s) this flood is refused from its second second on.
+    expect({ sent: sent > 40_000, dropped: await server.dropped('rate_limited') }).toEqual({ sent: true, dropped: 0 });
+    expect(await server.dropped('unknown_event')).toBe(sent);
+  });
+});

@@ -30,7 +30,7 @@ export const WSE_DEFAULTS = Object.freeze({
   systemFrames: Object.freeze({ id: false, ts: false }),
   rateLimit: Object.freeze({
     capacity: 100_000,
-    refillPerSecond: 10_000,
+    refillPerSecond: 100_000,
     warnBelowFraction: 0.2,
     closeAfterRejected: 1000,
   }),

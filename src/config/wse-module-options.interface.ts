@@ -60,7 +60,14 @@ export interface WseRedisOptions {
 export interface WseRateLimitOptions {
   /** Tokens in a full bucket: the burst a client may send at once. @default 100000 */
   capacity: number;
-  /** Tokens added per second: the sustained rate. @default 10000 */
+  /**
+   * Tokens added per second: the sustained rate. The default lets one connection send as fast
+   * as a Node client can push frames through a Node server (WSE's ts-bench floods at up to
+   * ~100,000 frames/s from one process; WSE's SDKs send at most 100/s after a 1,000 burst), so
+   * it trips on a client sending more than the server can serve, not on a busy honest one.
+   * Lower it for public endpoints.
+   * @default 100000
+   */
   refillPerSecond: number;
   /** A `rate_limit_warning` is sent when the bucket falls below this fraction of its capacity. @default 0.2 */
   warnBelowFraction: number;
@@ -88,7 +95,7 @@ export interface WseSystemFrameOptions {
   id: boolean;
   /**
    * The ISO 8601 time as `ts` on every system frame. Off by default: WSE's 1.x SDK drops frames
-   * whose `ts` looks more than a second old, so a client clock behind the server's loses them.
+   * whose `ts` looks more than a second old, so a client clock ahead of the server's loses them.
    * @default false
    */
   ts: boolean;
@@ -149,7 +156,7 @@ export interface WseModuleOptions {
    * @default 10000
    */
   slowConsumerTimeoutMs?: number;
-  /** Inbound rate limit per connection; `false` turns it off. @default { capacity: 100000, refillPerSecond: 10000, warnBelowFraction: 0.2, closeAfterRejected: 1000 } */
+  /** Inbound rate limit per connection; `false` turns it off. @default { capacity: 100000, refillPerSecond: 100000, warnBelowFraction: 0.2, closeAfterRejected: 1000 } */
   rateLimit?: Partial<WseRateLimitOptions> | false;
   /**
    * Origins (`https://app.example.com`) allowed to open a WebSocket, against cross-site

@@ -38,7 +38,7 @@ export function systemFrame(type: string, payload: object, meta?: SystemFrameMet
 /**
  * Optional envelope fields WSE's clients read when present: `id` (they drop a repeated id) and
  * `ts` (ISO 8601; WSE's 1.x SDK drops a frame whose `ts` looks older than a few seconds, so a
- * server clock ahead of the client's loses frames: off unless asked for).
+ * server clock behind the client's loses frames: off unless asked for).
  */
 export interface SystemFrameMeta {
   readonly id?: string;
