@@ -18,8 +18,16 @@ export type { DlqReplayResult, RedisMessageHandler, RedisResyncHandler } from '.
 export type { DeadLetter } from './reliability/dead-letter-queue.js';
 export type { CircuitState } from './reliability/circuit-breaker.js';
 export { WseHealthIndicator } from './observability/wse.health.js';
+export type { WseHealthIndicatorResult, WseHealthStatus } from './observability/wse.health.js';
 export { WseMetricsService } from './observability/wse-metrics.service.js';
 export { WseApiKey } from './http/api/api-key.js';
+export { WseHttpModule } from './http/wse-http.module.js';
+export type {
+  WseHttpEndpointOptions,
+  WseHttpModuleOptions,
+  WseMetricsEndpointOptions,
+} from './http/wse-http-options.interface.js';
+export type { WseStats } from './http/stats/wse-stats.controller.js';
 export type { WseHealthSnapshot } from './observability/wse-health-snapshot.js';
 export { OnWseConnect, OnWseDisconnect, OnWseEvent } from './transport/events/wse-hooks.decorators.js';
 export type { WseEventContext } from './transport/events/wse-hooks.explorer.js';

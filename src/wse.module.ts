@@ -1,11 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Logger, Module, type DynamicModule, type Provider, type Type } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import { HealthIndicatorService } from '@nestjs/terminus';
 import { GATEWAY_OPTIONS } from '@nestjs/websockets/constants.js';
 import { WebSocketGateway } from '@nestjs/websockets';
-import { WseApiKeyGuard } from './http/api/api-key.guard.js';
-import { WseApiController } from './http/api/wse-api.controller.js';
 import { WseAuthenticator } from './transport/auth/wse-authenticator.service.js';
 import { resolveWseOptions } from './config/resolve-wse-options.js';
 import type {
@@ -80,7 +77,6 @@ export class WseModule {
       module: WseModule,
       global: true,
       imports: [DiscoveryModule, ...(imports ?? [])],
-      controllers: [WseApiController],
       providers: [
         ...rawOptions,
         {
@@ -123,7 +119,6 @@ export class WseModule {
         WseAuthenticator,
         WseHooksExplorer,
         WseHealthSnapshotService,
-        HealthIndicatorService,
         WseHealthIndicator,
         RedisPubSubService,
         WseNode,
@@ -137,7 +132,6 @@ export class WseModule {
         WseAdmin,
         WseMetricsService,
         WsePublisher,
-        WseApiKeyGuard,
       ],
       exports: [
         WSE_OPTIONS,

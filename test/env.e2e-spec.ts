@@ -14,7 +14,7 @@ import { eventually, TestClient, withTimeout } from './support/ws-client.js';
  */
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MAIN = join(ROOT, 'dist', 'main.js');
+const MAIN = join(ROOT, 'dist-examples', 'server', 'main.js');
 const EXIT_WITHIN_MS = 10_000;
 
 interface ServerProcess {

@@ -332,7 +332,9 @@ describe('inbound queue (inboundQueueSize 2, inboundConcurrency 1)', () => {
   const clients = clientPool(() => server);
 
   beforeAll(async () => {
-    server = await startCustomApp(WseModule.forRoot({ inboundQueueSize: 2, inboundConcurrency: 1 }));
+    server = await startCustomApp(
+      WseModule.forRoot({ auth: { anonymous: true }, inboundQueueSize: 2, inboundConcurrency: 1 }),
+    );
   });
   afterEach(async () => {
     server.state.gate.resolve();
@@ -492,10 +494,13 @@ describe.each([
 
 describe('option validation at start', () => {
   it('rejects app creation with a WseConfigError naming maxConnections (forRoot)', async () => {
-    const creation = NestFactory.create(testModule(WseModule.forRoot({ maxConnections: -1 }), newProbeState()), {
-      logger: false,
-      abortOnError: false,
-    });
+    const creation = NestFactory.create(
+      testModule(WseModule.forRoot({ auth: { anonymous: true }, maxConnections: -1 }), newProbeState()),
+      {
+        logger: false,
+        abortOnError: false,
+      },
+    );
 
     const error = await creation.then(
       () => undefined,
@@ -512,7 +517,7 @@ describe('option validation at start', () => {
 
   it('rejects app creation with a WseConfigError listing every bad option (forRootAsync)', async () => {
     const module = WseModule.forRootAsync({
-      useFactory: () => ({ maxConnections: -1, path: 'no-slash', inboundConcurrency: 0 }),
+      useFactory: () => ({ auth: { anonymous: true }, maxConnections: -1, path: 'no-slash', inboundConcurrency: 0 }),
     });
 
     const error = await NestFactory.create(testModule(module, newProbeState()), {
@@ -538,7 +543,7 @@ describe("a custom path ('/custom')", () => {
   let server: CustomApp;
 
   beforeAll(async () => {
-    server = await startCustomApp(WseModule.forRoot({ path: '/custom' }));
+    server = await startCustomApp(WseModule.forRoot({ auth: { anonymous: true }, path: '/custom' }));
   });
   afterAll(async () => {
     await server.close();

@@ -1,13 +1,11 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
-import { WseModule } from 'nestjs-wse';
+import { WseHttpModule, WseModule } from 'nestjs-wse';
 import { APP_ENVIRONMENT } from './app.constants.js';
 import { ChatHandlers } from './demo/chat.handlers.js';
 import { DemoPageController } from './demo/demo-page.controller.js';
-import { StatsController } from './demo/stats.controller.js';
 import type { AppEnvironment } from './env.config.js';
 import { HealthController } from './health/health.controller.js';
-import { MetricsController } from './metrics.controller.js';
 import { NotificationsService } from './notifications/notifications.service.js';
 
 /**
@@ -28,8 +26,15 @@ export class AppModule {
           inject: [APP_ENVIRONMENT],
           imports: [{ module: class AppEnvironmentModule {}, providers: [environment], exports: [environment] }],
         }),
+        // The server API only with a key (CONTRACT section 7); /metrics and the demo page's
+        // public figures always.
+        WseHttpModule.forRoot({
+          api: env.wse.apiKey === undefined ? undefined : { path: env.apiPath },
+          metrics: { requireApiKey: env.metricsRequireKey },
+          stats: true,
+        }),
       ],
-      controllers: [HealthController, MetricsController, DemoPageController, StatsController],
+      controllers: [HealthController, DemoPageController],
       providers: [environment, NotificationsService, ChatHandlers],
     };
   }

@@ -20,6 +20,7 @@ describe('readEnvironment', () => {
       expect(readEnvironment({})).toEqual({
         port: 5006,
         host: '0.0.0.0',
+        apiPath: '/api',
         metricsRequireKey: false,
         logFormat: 'text',
         logLevel: 'log',
@@ -32,7 +33,13 @@ describe('readEnvironment', () => {
           pingIntervalMs: undefined,
           idleTimeoutMs: undefined,
           apiKey: undefined,
-          auth: { jwtSecret: undefined, issuer: undefined, audience: undefined, cookieName: undefined },
+          auth: {
+            jwtSecret: undefined,
+            anonymous: true,
+            issuer: undefined,
+            audience: undefined,
+            cookieName: undefined,
+          },
           redis: { url: undefined, prefix: undefined },
         },
       });
@@ -106,6 +113,7 @@ describe('readEnvironment', () => {
       expect(env).toEqual({
         port: 7000,
         host: '::1',
+        apiPath: '/api',
         metricsRequireKey: true,
         logFormat: 'json',
         logLevel: 'debug',
@@ -118,7 +126,7 @@ describe('readEnvironment', () => {
           pingIntervalMs: 10,
           idleTimeoutMs: 20,
           apiKey: 'k',
-          auth: { jwtSecret: 's', issuer: 'i', audience: 'a', cookieName: 'c' },
+          auth: { jwtSecret: 's', anonymous: undefined, issuer: 'i', audience: 'a', cookieName: 'c' },
           redis: { url: 'redis://r:6379', prefix: 'p:' },
         },
       });

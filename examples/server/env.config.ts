@@ -6,6 +6,8 @@ import { resolveWseOptions, WseConfigError, type WseConfigProblem, type WseModul
 export interface AppEnvironment {
   readonly port: number;
   readonly host: string;
+  /** Where the server API is mounted when `WSE_API_KEY` is set (`WSE_API_PATH`). */
+  readonly apiPath: string;
   /** `GET /metrics` needs the API key too (`WSE_METRICS_REQUIRE_KEY=true`). */
   readonly metricsRequireKey: boolean;
   readonly logFormat: 'text' | 'json';
@@ -51,6 +53,7 @@ const CONTRACT_ORDER = [
   'WSE_PING_INTERVAL_MS',
   'WSE_IDLE_TIMEOUT_MS',
   'WSE_MAX_MESSAGE_BYTES',
+  'WSE_API_PATH',
   'WSE_ALLOWED_ORIGINS',
   'WSE_METRICS_REQUIRE_KEY',
   'WSE_LOG_FORMAT',
@@ -74,6 +77,7 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): AppEnviro
   const result: AppEnvironment = {
     port: read.int('PORT', 5006, { min: 0, max: 65_535 }),
     host: read.text('HOST') ?? '0.0.0.0',
+    apiPath: read.text('WSE_API_PATH') ?? '/api',
     metricsRequireKey: read.boolean('WSE_METRICS_REQUIRE_KEY') ?? false,
     logFormat: read.oneOf('WSE_LOG_FORMAT', ['text', 'json'] as const) ?? 'text',
     logLevel: read.oneOf('WSE_LOG_LEVEL', LOG_LEVELS) ?? 'log',
@@ -88,6 +92,9 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): AppEnviro
       apiKey: read.text('WSE_API_KEY'),
       auth: {
         jwtSecret: read.text('WSE_JWT_SECRET'),
+        // Without a secret the example server runs anonymous, as the contract says; the module
+        // itself refuses to guess, so the choice is made here, out loud (a warning at start).
+        anonymous: read.text('WSE_JWT_SECRET') === undefined ? true : undefined,
         issuer: read.text('WSE_JWT_ISSUER'),
         audience: read.text('WSE_JWT_AUDIENCE'),
         cookieName: read.text('WSE_JWT_COOKIE'),
@@ -107,6 +114,9 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): AppEnviro
       // A number the reader already refused comes back as an unset option: reported once.
       if (!problems.some((p) => p.path === variable)) problems.push({ ...problem, path: variable ?? problem.path });
     }
+  }
+  if (!result.apiPath.startsWith('/')) {
+    problems.push({ path: 'WSE_API_PATH', rule: 'must start with "/"', value: result.apiPath });
   }
   if (result.metricsRequireKey && result.wse.apiKey === undefined) {
     problems.push({ path: 'WSE_METRICS_REQUIRE_KEY', rule: 'needs WSE_API_KEY to be set', value: 'true' });

@@ -4,7 +4,22 @@ import { WseConfigError } from '../errors/wse-config.error.js';
 import type { WseModuleOptions } from './wse-module-options.interface.js';
 
 /** Runs the resolver on input it must refuse and returns the error. */
+/** The options with an auth mode chosen (anonymous) where the input leaves it open. */
+function withAuthMode(input: unknown): WseModuleOptions {
+  if (typeof input !== 'object' || input === null) return input as WseModuleOptions;
+  const options = input as WseModuleOptions;
+  const auth = options.auth;
+  if (auth !== undefined && (typeof auth !== 'object' || auth === null)) return options;
+  if (auth?.jwtSecret !== undefined || auth?.anonymous !== undefined) return options;
+  return { ...options, auth: { ...auth, anonymous: true } };
+}
+
 function configErrorOf(input: unknown): WseConfigError {
+  return rawConfigErrorOf(withAuthMode(input));
+}
+
+/** As configErrorOf, with the input exactly as given (no auth mode added). */
+function rawConfigErrorOf(input: unknown): WseConfigError {
   try {
     resolveWseOptions(input as WseModuleOptions);
   } catch (error) {
@@ -18,7 +33,7 @@ describe('resolveWseOptions', () => {
   describe('with no options', () => {
     it('applies the documented defaults', () => {
       // toMatchObject: the Redis section (CONTRACT section 10) has its own defaults, not checked here.
-      expect(resolveWseOptions()).toMatchObject({
+      expect(resolveWseOptions(withAuthMode({}))).toMatchObject({
         path: '/wse',
         maxConnections: 10_000,
         maxMessageBytes: 1_048_576,
@@ -34,7 +49,7 @@ describe('resolveWseOptions', () => {
     });
 
     it('gives the same result for an empty object', () => {
-      expect(resolveWseOptions({})).toEqual(resolveWseOptions());
+      expect(resolveWseOptions(withAuthMode({}))).toEqual(resolveWseOptions({ auth: { anonymous: true } }));
     });
 
     it('exposes the defaults it applies, frozen', () => {
@@ -142,7 +157,7 @@ describe('resolveWseOptions', () => {
     it('refuses auth that is not an object, without echoing it', () => {
       // `auth: '<the secret>'` must not silently start the server in anonymous mode.
       const error = configErrorOf({ auth: 'hunter2-jwt-secret' });
-      expect(error.problems.map((p) => p.path)).toEqual(['auth']);
+      expect(error.problems.map((p) => p.path)).toEqual(['auth', 'auth.jwtSecret']);
       expect(error.message).toContain('auth:');
       expect(error.message).not.toContain('hunter2');
     });
@@ -201,6 +216,35 @@ describe('resolveWseOptions', () => {
       const error = configErrorOf({ apiKey: 'hunter2-api', auth: { jwtSecret: 'hunter2-jwt' }, maxConnections: 0 });
       expect(error.problems.map((p) => p.path)).toEqual(['maxConnections']);
       expect(error.message).not.toContain('hunter2');
+    });
+  });
+
+  describe('authentication mode (fail closed)', () => {
+    it('refuses to start with neither a secret nor anonymous: true, saying how to choose', () => {
+      expect(rawConfigErrorOf({}).message).toBe(
+        'Invalid WseModule options:\n  - auth.jwtSecret: is required: set auth.jwtSecret to verify tokens, or auth.anonymous: true to accept every connection without one (got undefined)',
+      );
+    });
+
+    it('treats an unset secret from the environment like no secret at all', () => {
+      expect(
+        rawConfigErrorOf({ auth: { jwtSecret: undefined, anonymous: false } }).problems.map((p) => p.path),
+      ).toEqual(['auth.jwtSecret']);
+    });
+
+    it('refuses a secret together with anonymous: true', () => {
+      expect(rawConfigErrorOf({ auth: { jwtSecret: 's', anonymous: true } }).problems).toEqual([
+        { path: 'auth.anonymous', rule: 'cannot be true together with auth.jwtSecret: choose one', value: true },
+      ]);
+    });
+
+    it('refuses an anonymous flag that is not a boolean', () => {
+      expect(rawConfigErrorOf({ auth: { anonymous: 'yes' } }).problems.map((p) => p.path)).toEqual(['auth.anonymous']);
+    });
+
+    it('resolves anonymous: true and a secret to their modes', () => {
+      expect(resolveWseOptions({ auth: { anonymous: true } }).auth.anonymous).toBe(true);
+      expect(resolveWseOptions({ auth: { jwtSecret: 's' } }).auth.anonymous).toBe(false);
     });
   });
 });

@@ -67,6 +67,7 @@ export function resolveWseOptions(input: WseModuleOptions = {}): ResolvedWseOpti
     idleTimeoutMs: check.positiveInt('idleTimeoutMs', input.idleTimeoutMs ?? WSE_DEFAULTS.idleTimeoutMs),
     auth: Object.freeze({
       jwtSecret: check.optionalText('auth.jwtSecret', auth.jwtSecret, { secret: true }),
+      anonymous: check.authMode(auth.jwtSecret, auth.anonymous),
       issuer: check.optionalText('auth.issuer', auth.issuer),
       audience: check.optionalText('auth.audience', auth.audience),
       cookieName: check.cookieName('auth.cookieName', auth.cookieName ?? WSE_DEFAULTS.cookieName),
@@ -311,6 +312,27 @@ class OptionChecker {
       this.fail(path, 'must be a non-empty string when set', secret ? `<${typeof value}>` : value);
     }
     return value;
+  }
+
+  /**
+   * Fail closed: without a secret the endpoint is open to anyone, so that must be asked for in
+   * so many words (`anonymous: true`), not be the result of an unset variable.
+   */
+  authMode(jwtSecret: unknown, anonymous: unknown): boolean {
+    if (anonymous !== undefined && typeof anonymous !== 'boolean') {
+      this.fail('auth.anonymous', 'must be a boolean when set', anonymous);
+      return false;
+    }
+    if (anonymous === true && jwtSecret !== undefined) {
+      this.fail('auth.anonymous', 'cannot be true together with auth.jwtSecret: choose one', anonymous);
+    } else if (anonymous !== true && jwtSecret === undefined) {
+      this.fail(
+        'auth.jwtSecret',
+        'is required: set auth.jwtSecret to verify tokens, or auth.anonymous: true to accept every connection without one',
+        undefined,
+      );
+    }
+    return anonymous === true;
   }
 
   cookieName(path: string, value: string): string {

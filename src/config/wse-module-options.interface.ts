@@ -12,11 +12,17 @@ export type WseSubscriptionAuthorizer = (connection: WseConnectionInfo, topic: s
 /** Handshake authentication with HS256 JSON Web Tokens. */
 export interface WseAuthOptions {
   /**
-   * HS256 secret. Unset means anonymous mode: every connection is accepted with
-   * `user_id: null` and a warning is logged at start.
+   * HS256 secret. Without it the module refuses to start unless `anonymous` is true: a secret
+   * that an environment variable failed to provide must not silently open the endpoint.
    * @default undefined
    */
   jwtSecret?: string;
+  /**
+   * Accept every connection without a token (`user_id: null`), logged as a warning at start.
+   * Must be chosen explicitly, and never together with `jwtSecret`.
+   * @default false
+   */
+  anonymous?: boolean;
   /** When set, the token's `iss` must equal it. @default undefined */
   issuer?: string;
   /** When set, the token's `aud` must contain it. @default undefined */
@@ -120,7 +126,7 @@ export interface WseModuleOptions {
   pingIntervalMs?: number;
   /** A connection that sends nothing for this long is closed (1000, `idle timeout`). @default 60000 */
   idleTimeoutMs?: number;
-  /** Handshake authentication. @default {} (anonymous) */
+  /** Handshake authentication: `jwtSecret`, or `anonymous: true`; one of them is required. */
   auth?: WseAuthOptions;
   /**
    * Enables the server API under `/api` behind `Authorization: Bearer <apiKey>`.
@@ -189,6 +195,7 @@ export interface ResolvedWseOptions {
   readonly idleTimeoutMs: number;
   readonly auth: Readonly<{
     jwtSecret: string | undefined;
+    anonymous: boolean;
     issuer: string | undefined;
     audience: string | undefined;
     cookieName: string;

@@ -44,7 +44,7 @@ export class WseHandshake {
     }
     const identity = this.authenticator.authenticate(findHandshakeToken(request, this.options.auth.cookieName));
     if (!identity.ok) {
-      this.logger.debug(logMessages.authRejected(identity.reason));
+      this.logger.verbose(logMessages.authRejected(identity.reason));
       // Not a registered connection, so the frame goes through ws directly, then the close.
       socket.send(
         JSON.stringify(systemEnvelope('error', { code: WseErrorCode.AUTH_FAILED, message: identity.reason })),

@@ -70,7 +70,7 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     // A WebSocket-level ping (some client libraries' keepalive) counts as activity too.
     socket.on('ping', () => (connection.lastActivityMs = Date.now()));
     socket.once('close', (code: number) => this.onClose(connection, code));
-    this.logger.debug(logMessages.connected(connection.id, connection.userId));
+    this.logger.verbose(logMessages.connected(connection.id, connection.userId));
     // server_ready into the corked socket now, behind the 101 response (see afterInit), not a
     // turn later. Whatever the connect hooks send is queued behind it as usual.
     connection.flush();
@@ -93,7 +93,7 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
   }
 
   private onClose(connection: WseConnection, code: number): void {
-    this.logger.debug(logMessages.disconnected(connection.id, code));
+    this.logger.verbose(logMessages.disconnected(connection.id, code));
     // Counted under the code the server closed with when it started the close: a slow consumer
     // destroyed after its grace is a 1013 close, even though ws reports 1006 for the socket.
     const counted = connection.closeCodeSent ?? code;

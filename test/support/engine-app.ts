@@ -1,12 +1,13 @@
 import { Module, type DynamicModule, type INestApplication, type LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { TestHealthController } from './health.controller.js';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { TerminusModule } from '@nestjs/terminus';
-import { HealthController } from '../../examples/server/health/health.controller.js';
 import {
   TopicRegistryService,
   WseAdmin,
   WseMetricsService,
+  WseHttpModule,
   WseModule,
   WsePublisher,
   type WseHealthSnapshot,
@@ -35,10 +36,21 @@ class EngineTestAppModule {
   static with(options: WseModuleOptions): DynamicModule {
     return {
       module: EngineTestAppModule,
-      imports: [TerminusModule.forRoot({ logger: false }), WseModule.forRoot(options)],
-      controllers: [HealthController],
+      imports: [
+        TerminusModule.forRoot({ logger: false }),
+        WseModule.forRoot(withAuthMode(options)),
+        WseHttpModule.forRoot({ api: options.apiKey === undefined ? undefined : true, metrics: true, stats: true }),
+      ],
+      controllers: [TestHealthController],
     };
   }
+}
+
+/** Tests run anonymous unless they give a secret (the module itself requires the choice). */
+export function withAuthMode(options: WseModuleOptions): WseModuleOptions {
+  const auth = options.auth ?? {};
+  if (auth.jwtSecret !== undefined || auth.anonymous !== undefined) return options;
+  return { ...options, auth: { ...auth, anonymous: true } };
 }
 
 /** What an app logged, captured by `CapturingLogger`. */
