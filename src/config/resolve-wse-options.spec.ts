@@ -251,24 +251,26 @@ describe('resolveWseOptions', () => {
 
 describe('the WSE client compatibility options', () => {
   it('default to every WSE format on, unknown events answered, shutdown with 1012, no id/ts', () => {
-    expect(resolveWseOptions()).toMatchObject({
+    expect(resolveWseOptions(withAuthMode({}))).toMatchObject({
       compatibility: { msgpack: true, compression: true, urlTopics: true },
       unknownEvents: 'error',
       shutdownCloseCode: 1012,
       systemFrames: { id: false, ts: false },
     });
-    expect(Object.isFrozen(resolveWseOptions().compatibility)).toBe(true);
-    expect(Object.isFrozen(resolveWseOptions().systemFrames)).toBe(true);
+    expect(Object.isFrozen(resolveWseOptions(withAuthMode({})).compatibility)).toBe(true);
+    expect(Object.isFrozen(resolveWseOptions(withAuthMode({})).systemFrames)).toBe(true);
   });
 
   it('keeps what it is given', () => {
     expect(
-      resolveWseOptions({
-        compatibility: { msgpack: false, urlTopics: false },
-        unknownEvents: 'ignore',
-        shutdownCloseCode: 4300,
-        systemFrames: { id: true },
-      }),
+      resolveWseOptions(
+        withAuthMode({
+          compatibility: { msgpack: false, urlTopics: false },
+          unknownEvents: 'ignore',
+          shutdownCloseCode: 4300,
+          systemFrames: { id: true },
+        }),
+      ),
     ).toMatchObject({
       compatibility: { msgpack: false, compression: true, urlTopics: false },
       unknownEvents: 'ignore',
@@ -278,7 +280,7 @@ describe('the WSE client compatibility options', () => {
   });
 
   it.each([1000, 1001, 1011, 1012, 1013, 3000, 4300, 4999])('accepts %i as a shutdown close code', (code) => {
-    expect(resolveWseOptions({ shutdownCloseCode: code }).shutdownCloseCode).toBe(code);
+    expect(resolveWseOptions(withAuthMode({ shutdownCloseCode: code })).shutdownCloseCode).toBe(code);
   });
 
   it.each([
