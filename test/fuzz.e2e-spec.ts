@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import WebSocket from 'ws';
 import { errorMessages, invalidMessages } from '../src/wse.messages.js';
-import { startApp, type RunningApp } from './support/app.js';
+import { startEngineApp, type EngineApp } from './support/engine-app.js';
 import { forceGc, settle } from './support/memory.js';
 import { Prng } from './support/prng.js';
 import { parseExposition } from './support/prometheus.js';
@@ -60,8 +60,8 @@ function isValidUtf8(bytes: Buffer): boolean {
 }
 
 /**
- * What the contract says the server answers to one frame the example app receives (its only
- * event handler is `chat_message`, which the generators never produce).
+ * What the contract says the server answers to one frame the engine app receives (it has no
+ * event handlers of its own, so every application event is unknown).
  */
 function documentedAnswer(bytes: Buffer, binary: boolean): Answer {
   const error = (message: string): Answer => ({ kind: 'frame', frame: invalid(message) });
@@ -288,8 +288,8 @@ function mutate(prng: Prng, text: string): string {
 
 // ---- frames through real connections ---------------------------------------------------------
 
-describe(`hostile frames against the example app in-process (${REPLAY})`, () => {
-  let server: RunningApp;
+describe(`hostile frames against an engine app in-process (${REPLAY})`, () => {
+  let server: EngineApp;
   const opened: TestClient[] = [];
 
   async function connect(): Promise<TestClient> {
@@ -311,7 +311,7 @@ describe(`hostile frames against the example app in-process (${REPLAY})`, () => 
 
   beforeAll(async () => {
     // No heartbeat during the suite: every frame a client receives is an answer.
-    server = await startApp({ WSE_API_KEY: API_KEY, WSE_PING_INTERVAL_MS: '600000' });
+    server = await startEngineApp({ apiKey: API_KEY, pingIntervalMs: 600_000 });
   });
   afterEach(async () => {
     for (const client of opened.splice(0)) await client.close();
@@ -862,12 +862,12 @@ interface FuzzRequest {
 }
 
 describe(`the HTTP API under random and ill-typed requests (${REPLAY})`, () => {
-  let server: RunningApp;
+  let server: EngineApp;
   let client: TestClient;
   let knownId: string;
 
   beforeAll(async () => {
-    server = await startApp({ WSE_API_KEY: API_KEY });
+    server = await startEngineApp({ apiKey: API_KEY });
     const { client: c, ready } = await TestClient.ready(server.wsUrl);
     client = c;
     knownId = (ready.p.details as { connection_id: string }).connection_id;
@@ -1037,11 +1037,11 @@ describe(`the HTTP API under random and ill-typed requests (${REPLAY})`, () => {
 
 // ---- memory under connection churn -----------------------------------------------------------
 
-describe('memory under connection churn (example app in-process)', () => {
-  let server: RunningApp;
+describe('memory under connection churn (engine app in-process)', () => {
+  let server: EngineApp;
 
   beforeAll(async () => {
-    server = await startApp({ WSE_API_KEY: API_KEY });
+    server = await startEngineApp({ apiKey: API_KEY });
   });
   afterAll(async () => {
     await server.close();
