@@ -224,7 +224,11 @@ describe('nestjs-wse/client when the server goes away', () => {
     await server.stop();
     stopped.push(server);
     await eventually(() => dave.client.state === 'reconnecting', WAIT_MS, 'reconnecting');
-    expect(dave.states.find(([state]) => state === 'reconnecting')?.[1]).toMatchObject({ attempt: 1, code: 1001 });
+    expect(dave.states.find(([state]) => state === 'reconnecting')?.[1]).toMatchObject({
+      attempt: 1,
+      code: 1012,
+      reason: 'service restart',
+    });
     server = await ServerProcess.spawn(env, { port: server.port });
 
     await waitForState(dave, 'open', 20_000);

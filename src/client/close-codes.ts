@@ -12,7 +12,7 @@ export type WseCloseAction = 'retry' | 'stop' | 'auth';
 export const WSE_CLOSE_CODES: Readonly<Record<number, WseCloseAction>> = Object.freeze({
   /** Normal closure, e.g. the server's idle timeout. */
   1000: 'retry',
-  /** Going away: the server is shutting down or restarting. */
+  /** Going away: a server or proxy shutting down (WSE's own servers on stop()). */
   1001: 'retry',
   /** Abnormal closure: no close frame (network lost, process killed, connection refused). */
   1006: 'retry',
@@ -22,13 +22,13 @@ export const WSE_CLOSE_CODES: Readonly<Record<number, WseCloseAction>> = Object.
   1009: 'stop',
   /** Internal server error. */
   1011: 'retry',
-  /** Service restart. */
+  /** Service restart: a nestjs-wse server's graceful shutdown (`shutdownCloseCode`). */
   1012: 'retry',
   /** Try again later: server full, or closed as a slow consumer. */
   1013: 'retry',
   /** Closed by this client: no server ping within interval + margin, or no server_ready in time. */
   4000: 'retry',
-  /** A server asking its clients to reconnect (for example to move them to another instance). */
+  /** WSE's drain: the server asks its clients to reconnect (to another instance). */
   4300: 'retry',
   /** Authentication failed: asked once more for a token, then stopped. */
   4401: 'auth',
