@@ -40,6 +40,7 @@ export type {
   ResolvedRecoveryOptions,
   ResolvedWseOptions,
   WseAuthOptions,
+  WseCompatibilityOptions,
   WseModuleAsyncOptions,
   WseModuleOptions,
   WseOptionsFactory,
@@ -47,6 +48,8 @@ export type {
   WseRecoveryOptions,
   WseRedisOptions,
   WseSubscriptionAuthorizer,
+  WseSystemFrameOptions,
+  WseUnknownEvents,
 } from './config/wse-module-options.interface.js';
 export { InjectWseOptions } from './config/inject-wse-options.decorator.js';
 export { WSE_OPTIONS, WSE_PROTOCOL_VERSION, WseCloseCode, WseErrorCode } from './wse.constants.js';

@@ -149,14 +149,14 @@ describe('health endpoint of an engine app without Redis', () => {
 });
 
 describe('shutdown of an engine app', () => {
-  it('closes open clients with 1001 and app.close() resolves without hanging', async () => {
+  it('closes open clients with 1012 (service restart) and app.close() resolves without hanging', async () => {
     const server = await startEngineApp();
     const { client } = await TestClient.ready(server.wsUrl);
     const httpServer = server.app.getHttpServer() as Server;
 
     await withTimeout(server.close(), 5_000, 'app.close()');
 
-    expect(await client.closed()).toEqual({ code: 1001, reason: 'going away' });
+    expect(await client.closed()).toEqual({ code: 1012, reason: 'service restart' });
     expect(httpServer.listening).toBe(false);
     await eventually(() => server.registry.connectionCount === 0, 2_000, 'the registry to be empty');
     await expect(fetch(`${server.httpUrl}/health`)).rejects.toThrow();

@@ -232,7 +232,7 @@ describe('the inbound rate limit (capacity 50, 10 per second, close after 100 re
   const pong = (n: unknown) => ({
     c: 'WSE',
     t: 'PONG',
-    p: { client_timestamp: n, server_timestamp: expect.any(Number) },
+    p: { client_timestamp: n, timestamp: null, server_timestamp: expect.any(Number) },
     v: 1,
   });
   const warning = (remaining: number) =>
@@ -398,6 +398,7 @@ function expectUpdate(
   expect(update).toEqual(
     envelope('subscription_update', {
       action,
+      success: failed.length === 0,
       success_topics: success,
       failed_topics: failed.map((f) => f.topic),
       errors: failed,

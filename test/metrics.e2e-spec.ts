@@ -35,6 +35,7 @@ const DROP_CAUSES = [
   'connection_closed',
   'inbound_queue_full',
   'rate_limited',
+  'unknown_event',
   'redis_publish_failed',
 ];
 

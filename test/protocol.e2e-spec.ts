@@ -41,7 +41,7 @@ async function expectPingAnswered(
   expect(pong).toEqual({
     c: 'WSE',
     t: 'PONG',
-    p: { client_timestamp: clientTimestamp, server_timestamp: expect.any(Number) },
+    p: { client_timestamp: clientTimestamp, timestamp: null, server_timestamp: expect.any(Number) },
     v: 1,
   });
   const serverTimestamp = pong.p.server_timestamp as number;
@@ -148,7 +148,7 @@ describe('client frames (maxMessageBytes 4096, JWT, server API on)', () => {
       expect(pong).toEqual({
         c: 'WSE',
         t: 'PONG',
-        p: { client_timestamp: 7, server_timestamp: expect.any(Number) },
+        p: { client_timestamp: 7, timestamp: null, server_timestamp: expect.any(Number) },
         v: 1,
       });
     });

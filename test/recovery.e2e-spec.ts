@@ -232,6 +232,27 @@ describe('history and recovery, single instance (in memory)', () => {
       await back.expectNothing(150);
     });
 
+    it('takes the request in the form WSE clients send it (t: subscription_update)', async () => {
+      const server = await start();
+      const { client, messages } = await seenBy(server, 3);
+      await client.close();
+      server.publisher.publish(TOPIC, { n: 4 });
+      const { client: back } = await connect(server);
+      back.send({
+        t: 'subscription_update',
+        p: {
+          action: 'subscribe',
+          topics: [TOPIC],
+          recover: true,
+          recovery: { [TOPIC]: { epoch: messages[0].e, offset: 3 } },
+        },
+      });
+      const answer = await back.nextOfType('subscription_update');
+      expect(answer.p).toMatchObject({ success: true, recovered: true });
+      expect(entryOf(answer, TOPIC)).toEqual({ epoch: messages[0].e, offset: 4, recovered: true, count: 1 });
+      expect((await stamped(back, 1))[0]).toMatchObject({ o: 4, n: 4 });
+    });
+
     it('replays messages stamped exactly as they were first delivered', async () => {
       const server = await start();
       const { client } = await connect(server);

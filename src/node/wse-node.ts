@@ -1,8 +1,10 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { InjectWseOptions } from '../config/inject-wse-options.decorator.js';
+import type { ResolvedWseOptions } from '../config/wse-module-options.interface.js';
 import { RedisPubSubService } from '../broker/redis/redis-pubsub.service.js';
 import { TopicRegistryService } from '../hub/topic-registry.service.js';
 import type { HistoryPosition, HistoryRead } from '../protocol/history.js';
-import { systemFrame, textFrame } from '../protocol/outbound-frame.js';
+import { SystemFrames, textFrame } from '../protocol/outbound-frame.js';
 import type { RecoveryPosition } from '../protocol/recovery-request.js';
 import { isStampable, readStamp } from '../protocol/stamp.js';
 import type { TopicSubscriber } from '../protocol/topic-subscriber.js';
@@ -76,8 +78,10 @@ export class WseNode implements OnModuleInit {
   private readonly holds = new Map<string, Hold[]>();
 
   constructor(
+    @InjectWseOptions() private readonly options: ResolvedWseOptions,
     private readonly registry: TopicRegistryService,
     private readonly redis: RedisPubSubService,
+    private readonly frames: SystemFrames,
     private readonly history: TopicHistoryService,
   ) {}
 
@@ -116,12 +120,25 @@ export class WseNode implements OnModuleInit {
     return this.deliverLocal(topic, encodePayload(data));
   }
 
+  /**
+   * The engine's own features, then which of WSE's client formats are accepted
+   * (docs/PROTOCOL.md, "Compatibility with WSE clients"): `category_prefix` (`WSE{…}`, `S{…}`,
+   * `U{…}`), `sync_request`, `msgpack` (`M:` frames), `compression` (`C:` frames), `url_topics`
+   * (`?topics=`), and `encryption` (`E:` frames, never).
+   */
   features(): WseFeatures {
+    const compatibility = this.options.compatibility;
     return {
       subscriptions: true,
       patterns: true,
       server_ping: true,
       redis: this.redis.configured,
+      category_prefix: true,
+      sync_request: true,
+      msgpack: compatibility.msgpack,
+      compression: compatibility.compression,
+      url_topics: compatibility.urlTopics,
+      encryption: false,
       recovery: this.history.enabled,
     };
   }
@@ -304,7 +321,7 @@ export class WseNode implements OnModuleInit {
         }
         payload.recovery = recovery;
       }
-      if (connection.send(systemFrame('resync', payload))) told++;
+      if (connection.send(this.frames.frame('resync', payload))) told++;
     }
     return told;
   }

@@ -8,7 +8,7 @@ import { TopicHistoryService } from '../node/topic-history.service.js';
 import { WseNode, type RecoveryOutcome, type TopicRecovery } from '../node/wse-node.js';
 import type { HistoryPosition, NotRecoveredReason } from '../protocol/history.js';
 import { parseSubscriptionRequest, type InboundFrame } from '../protocol/inbound-frame.js';
-import { errorFrame, systemFrame } from '../protocol/outbound-frame.js';
+import { SystemFrames } from '../protocol/outbound-frame.js';
 import { parseRecoveryRequest, type RecoveryRequest } from '../protocol/recovery-request.js';
 import { WseErrorCode } from '../wse.constants.js';
 import { logMessages, recoveryInputMessages, recoveryReasons, topicRejections } from '../wse.messages.js';
@@ -24,7 +24,8 @@ interface RecoveryEntry {
 }
 
 /**
- * `subscription` frames (CONTRACT section 4): validation, the application's
+ * `subscription` frames (CONTRACT section 4; `subscription_update` from WSE's clients is the
+ * same) and the topics of the handshake URL: validation, the application's
  * `authorizeSubscription`, then the registry; answered with `subscription_update`.
  *
  * On history topics (CONTRACT section 11) the answer carries each topic's position under
@@ -40,6 +41,7 @@ export class WseSubscriptionHandler {
   constructor(
     @InjectWseOptions() private readonly options: ResolvedWseOptions,
     private readonly registry: TopicRegistryService<WseConnection>,
+    private readonly frames: SystemFrames,
     private readonly node: WseNode,
     private readonly history: TopicHistoryService,
   ) {}
@@ -47,7 +49,7 @@ export class WseSubscriptionHandler {
   handle(connection: WseConnection, frame: InboundFrame): void {
     const request = parseSubscriptionRequest(frame.p, this.options.maxTopicsPerSubscription);
     if (!request.ok) {
-      connection.send(errorFrame(WseErrorCode.INVALID_MESSAGE, request.message));
+      connection.send(this.frames.error(WseErrorCode.INVALID_MESSAGE, request.message));
       return;
     }
     if (request.action === 'unsubscribe') {
@@ -58,10 +60,20 @@ export class WseSubscriptionHandler {
     }
     const recovery = parseRecoveryRequest(frame.p, request.topics, this.options.maxTopicsPerSubscription);
     if (!recovery.ok) {
-      connection.send(errorFrame(WseErrorCode.INVALID_MESSAGE, recovery.message));
+      connection.send(this.frames.error(WseErrorCode.INVALID_MESSAGE, recovery.message));
       return;
     }
     void this.subscribeAuthorized(connection, request.topics, recovery.request);
+  }
+
+  /**
+   * Subscribes the topics a WSE client named on the handshake URL (`?topics=a,b`), exactly as
+   * if it had sent them in a `subscription` frame: the same limit, validation and
+   * authorization, and the same `subscription_update` answer (after `server_ready`).
+   */
+  subscribeFromUrl(connection: WseConnection, topics: string[]): void {
+    if (topics.length === 0) return;
+    this.handle(connection, { t: 'subscription', p: { action: 'subscribe', topics } });
   }
 
   /**
@@ -245,8 +257,10 @@ export class WseSubscriptionHandler {
     extra?: Record<string, unknown>,
   ): void {
     connection.send(
-      systemFrame('subscription_update', {
+      this.frames.frame('subscription_update', {
         action,
+        // What WSE's clients look at before they mark topics as subscribed: no topic failed.
+        success: failed.length === 0,
         success_topics: succeeded,
         failed_topics: failed.map((f) => f.topic),
         errors: failed,
