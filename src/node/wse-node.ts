@@ -3,6 +3,7 @@ import { InjectWseOptions } from '../config/inject-wse-options.decorator.js';
 import type { ResolvedWseOptions } from '../config/wse-module-options.interface.js';
 import { RedisPubSubService } from '../broker/redis/redis-pubsub.service.js';
 import { TopicRegistryService } from '../hub/topic-registry.service.js';
+import { isTopicPattern } from '../hub/topic-pattern.js';
 import type { HistoryPosition, HistoryRead } from '../protocol/history.js';
 import { SystemFrames, textFrame } from '../protocol/outbound-frame.js';
 import type { RecoveryPosition } from '../protocol/recovery-request.js';
@@ -154,7 +155,9 @@ export class WseNode implements OnModuleInit {
     if (!this.history.enabled) return this.tellResync(downMs, undefined);
     const topics = new Set<string>();
     for (const connection of this.registry.connections()) {
-      for (const topic of connection.topics) if (this.history.isHistoryTopic(topic)) topics.add(topic);
+      for (const topic of connection.topics) {
+        if (!isTopicPattern(topic) && this.history.isHistoryTopic(topic)) topics.add(topic);
+      }
     }
     const list = [...topics];
     const store = this.history.store();
@@ -288,6 +291,12 @@ export class WseNode implements OnModuleInit {
         if (read?.recovered === true && !hold.overflowed) {
           for (const entry of read.entries) if (connection.send(textFrame(entry))) replayed++;
           stats.replayed += replayed;
+        }
+        // More arrived than a hold keeps: some are gone, so none are sent (the answer says
+        // recovered: false and the client reloads); live delivery resumes after this.
+        if (hold.overflowed) {
+          hold.buffered.length = 0;
+          return 0;
         }
         // Held live messages the read already covered (same epoch, offset not past its end) go
         // no further; newer ones, other epochs and unstamped messages follow the replay.
