@@ -1,0 +1,101 @@
+import { randomBytes } from 'node:crypto';
+import { notRecoveredReason, type HistoryPosition, type HistoryRead } from '../../protocol/history.js';
+import { historyKeys, type HistoryCommands } from './history-scripts.js';
+
+/** What the Redis history needs to know of the options. */
+export interface RedisHistoryOptions {
+  readonly prefix: string;
+  readonly size: number;
+  readonly ttlMs: number;
+  readonly maxReplay: number;
+}
+
+/** One message of an append batch. */
+export interface HistoryAppend {
+  readonly topic: string;
+  readonly channel: string;
+  /** The payload's bytes or text; it must be a JSON object's (see `isStampable`). */
+  readonly payload: string | Buffer;
+}
+
+/**
+ * The history store in Redis: reads (positions and recoveries, atomic, one script call each) and
+ * the arguments of the batched append-and-publish script (history-scripts.ts). Any instance
+ * reads what any instance appended.
+ */
+export class RedisHistory {
+  /** Part of every epoch this instance makes, so two instances starting one at once differ. */
+  private readonly nonce = randomBytes(3).toString('hex');
+
+  constructor(
+    private readonly options: RedisHistoryOptions,
+    private readonly connection: () => HistoryCommands | undefined,
+  ) {}
+
+  /** Where `topic` stands; starts its history (a new epoch, offset 0) when it has none. */
+  async position(topic: string): Promise<HistoryPosition> {
+    const reply = await this.call(topic, -1, '');
+    return { epoch: reply[0].toString('utf8'), offset: Number(reply[1]) };
+  }
+
+  /** Everything after `(epoch, offset)`, or why it cannot be had. */
+  async read(topic: string, epoch: string, offset: number): Promise<HistoryRead> {
+    const reply = await this.call(topic, offset, epoch);
+    const position = { epoch: reply[0].toString('utf8'), offset: Number(reply[1]) };
+    const entries = reply.slice(3);
+    const heldFrom = entries.length === position.offset - offset ? Number(reply[2]) : position.offset + 1;
+    const reason = notRecoveredReason(position, heldFrom, epoch, offset, this.options.maxReplay);
+    if (reason !== undefined) return { recovered: false, position, reason };
+    return { recovered: true, position, entries };
+  }
+
+  /**
+   * The arguments of one append command for `items`, in order: key count, keys, then size,
+   * ttlMs, nonce, and channel, topic JSON, tail per message.
+   */
+  appendArguments(items: readonly HistoryAppend[]): (string | number | Buffer)[] {
+    const keys: string[] = [];
+    const args: (string | number | Buffer)[] = [this.options.size, this.options.ttlMs, this.nonce];
+    for (const item of items) {
+      const { stream, meta } = historyKeys(this.options.prefix, item.topic);
+      keys.push(stream, meta);
+      args.push(item.channel, JSON.stringify(item.topic), tailOf(item.payload));
+    }
+    return [keys.length, ...keys, ...args];
+  }
+
+  private async call(topic: string, since: number, epoch: string): Promise<Buffer[]> {
+    const redis = this.connection();
+    if (redis === undefined || redis.status !== 'ready') throw new Error('Redis is not connected');
+    const { stream, meta } = historyKeys(this.options.prefix, topic);
+    return redis.wseHistoryReadBuffer(
+      stream,
+      meta,
+      this.options.ttlMs,
+      this.nonce,
+      since,
+      epoch,
+      this.options.maxReplay,
+    );
+  }
+}
+
+/** The payload after its opening brace, with the comma the stamp needs unless the object is empty. */
+function tailOf(payload: string | Buffer): string | Buffer {
+  if (typeof payload === 'string') {
+    return /^\{\s*\}$/.test(payload) ? '}' : `,${payload.slice(1)}`;
+  }
+  let empty = true;
+  for (let i = 1; i < payload.length - 1; i++) {
+    const c = payload[i];
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) {
+      empty = false;
+      break;
+    }
+  }
+  if (empty) return '}';
+  const tail = Buffer.allocUnsafe(payload.length);
+  tail[0] = 0x2c;
+  payload.copy(tail, 1, 1);
+  return tail;
+}

@@ -1,0 +1,248 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { Redis } from 'ioredis';
+import { defineHistoryCommands, type HistoryCommands } from '../src/broker/redis/history-scripts.js';
+import { RedisHistory, type HistoryAppend } from '../src/broker/redis/redis-history.js';
+import { RedisServer } from './support/redis-server.js';
+import { eventually } from './support/ws-client.js';
+
+/**
+ * The history scripts against a real redis-server (CONTRACT section 11, Redis mode): one atomic
+ * step per message (offset, history, PUBLISH), reads of positions and missed messages by any
+ * client, trimming to size, expiry after ttlMs, and a new epoch when the history is gone.
+ */
+
+const PREFIX = 'wse:';
+const TOPIC = 'chat:lobby';
+
+interface Stamped {
+  tp: string;
+  e: string;
+  o: number;
+  n?: number;
+}
+
+describe('history scripts on a real redis-server', () => {
+  let server: RedisServer;
+  const connections: Redis[] = [];
+
+  async function connect(): Promise<HistoryCommands> {
+    const redis = new Redis(server.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+    redis.on('error', () => undefined);
+    connections.push(redis);
+    defineHistoryCommands(redis);
+    await redis.ping();
+    return redis;
+  }
+
+  function history(redis: HistoryCommands, options: { size?: number; ttlMs?: number; maxReplay?: number } = {}) {
+    return new RedisHistory(
+      {
+        prefix: PREFIX,
+        size: options.size ?? 128,
+        ttlMs: options.ttlMs ?? 60_000,
+        maxReplay: options.maxReplay ?? 500,
+      },
+      () => redis,
+    );
+  }
+
+  /** A subscriber to `wse:*` keeping what arrives, parsed. */
+  async function listen(): Promise<Stamped[]> {
+    const subscriber = new Redis(server.url);
+    subscriber.on('error', () => undefined);
+    connections.push(subscriber);
+    const received: Stamped[] = [];
+    subscriber.on('pmessage', (_pattern, _channel, message: string) => received.push(JSON.parse(message) as Stamped));
+    await subscriber.psubscribe(`${PREFIX}*`);
+    return received;
+  }
+
+  async function append(redis: HistoryCommands, store: RedisHistory, items: HistoryAppend[]): Promise<void> {
+    expect(await redis.wseHistoryAppend(...store.appendArguments(items))).toEqual([]);
+  }
+
+  const message = (n: number, topic = TOPIC): HistoryAppend => ({
+    topic,
+    channel: PREFIX + topic,
+    payload: JSON.stringify({ n }),
+  });
+
+  beforeAll(async () => {
+    server = await RedisServer.launch();
+  });
+  beforeEach(async () => {
+    await server.command('FLUSHALL');
+  });
+  afterEach(() => {
+    for (const connection of connections.splice(0)) connection.disconnect();
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  it('numbers, keeps and publishes each message in one step, stamped', async () => {
+    const redis = await connect();
+    const store = history(redis);
+    const received = await listen();
+    await append(redis, store, [message(1), message(2), message(1, 'chat:other')]);
+    await eventually(() => received.length === 3, 2_000, 'three messages on the subscriber');
+    expect(received.map((m) => [m.tp, m.o, m.n])).toEqual([
+      [TOPIC, 1, 1],
+      [TOPIC, 2, 2],
+      ['chat:other', 1, 1],
+    ]);
+    expect(received[0].e).toBe(received[1].e);
+    expect(await store.position(TOPIC)).toEqual({ epoch: received[0].e, offset: 2 });
+  });
+
+  it('stamps exactly: the stamp first, the payload bytes after, an empty object closed', async () => {
+    const redis = await connect();
+    const store = history(redis);
+    const subscriber = new Redis(server.url);
+    connections.push(subscriber);
+    const texts: string[] = [];
+    subscriber.on('message', (_channel, text: string) => texts.push(text));
+    await subscriber.subscribe(PREFIX + TOPIC);
+    await append(redis, store, [
+      { topic: TOPIC, channel: PREFIX + TOPIC, payload: '{"t":"m","p":{"x":"ü"}}' },
+      { topic: TOPIC, channel: PREFIX + TOPIC, payload: Buffer.from('{}') },
+    ]);
+    await eventually(() => texts.length === 2, 2_000, 'two messages');
+    const epoch = (JSON.parse(texts[0]) as Stamped).e;
+    expect(texts).toEqual([
+      `{"tp":"${TOPIC}","e":"${epoch}","o":1,"t":"m","p":{"x":"ü"}}`,
+      `{"tp":"${TOPIC}","e":"${epoch}","o":2}`,
+    ]);
+  });
+
+  it('lets another client read the missed messages, as they were published', async () => {
+    const writer = await connect();
+    const reader = await connect();
+    const received = await listen();
+    await append(
+      writer,
+      history(writer),
+      [1, 2, 3, 4, 5].map((n) => message(n)),
+    );
+    await eventually(() => received.length === 5, 2_000, 'five messages');
+    const read = await history(reader).read(TOPIC, received[0].e, 2);
+    expect(read.recovered).toBe(true);
+    if (!read.recovered) return;
+    expect(read.position).toEqual({ epoch: received[0].e, offset: 5 });
+    expect(read.entries.map((entry) => JSON.parse(entry.toString()) as Stamped)).toEqual(received.slice(2));
+    expect(await history(reader).read(TOPIC, received[0].e, 5)).toEqual({
+      recovered: true,
+      position: { epoch: received[0].e, offset: 5 },
+      entries: [],
+    });
+  });
+
+  it('never gives two messages one offset, whichever client publishes', async () => {
+    const [a, b] = await Promise.all([connect(), connect()]);
+    const received = await listen();
+    const batches: Promise<void>[] = [];
+    for (let i = 0; i < 20; i++) {
+      const client = i % 2 === 0 ? a : b;
+      batches.push(
+        append(
+          client,
+          history(client),
+          [1, 2, 3, 4, 5].map((n) => message(i * 5 + n)),
+        ),
+      );
+    }
+    await Promise.all(batches);
+    await eventually(() => received.length === 100, 5_000, '100 messages');
+    expect(received.map((m) => m.o)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    expect(new Set(received.map((m) => m.e)).size).toBe(1);
+  });
+
+  it('keeps the last size messages: reaching before them is not recovered', async () => {
+    const redis = await connect();
+    const store = history(redis, { size: 4 });
+    await append(
+      redis,
+      store,
+      Array.from({ length: 10 }, (_, i) => message(i + 1)),
+    );
+    const { epoch } = await store.position(TOPIC);
+    expect(await store.read(TOPIC, epoch, 5)).toEqual({
+      recovered: false,
+      position: { epoch, offset: 10 },
+      reason: 'trimmed',
+    });
+    const read = await store.read(TOPIC, epoch, 6);
+    expect(read.recovered && read.entries.map((e) => (JSON.parse(e.toString()) as Stamped).o)).toEqual([7, 8, 9, 10]);
+    expect(await redis.xlen(`${PREFIX}{${TOPIC}}:h`)).toBe(4);
+  });
+
+  it('refuses more than maxReplay, another epoch and an offset ahead', async () => {
+    const redis = await connect();
+    const store = history(redis, { maxReplay: 3 });
+    await append(
+      redis,
+      store,
+      Array.from({ length: 6 }, (_, i) => message(i + 1)),
+    );
+    const { epoch } = await store.position(TOPIC);
+    expect(await store.read(TOPIC, epoch, 2)).toMatchObject({ recovered: false, reason: 'over_max_replay' });
+    expect(await store.read(TOPIC, epoch, 3)).toMatchObject({ recovered: true });
+    expect(await store.read(TOPIC, 'other', 3)).toMatchObject({ recovered: false, reason: 'epoch_changed' });
+    expect(await store.read(TOPIC, epoch, 7)).toMatchObject({ recovered: false, reason: 'ahead' });
+  });
+
+  it('expires messages after ttlMs, and the whole history with them', async () => {
+    const redis = await connect();
+    const store = history(redis, { ttlMs: 300 });
+    await append(redis, store, [message(1), message(2)]);
+    const { epoch } = await store.position(TOPIC);
+    expect(await store.read(TOPIC, epoch, 0)).toMatchObject({ recovered: true });
+    // Expiry is the passing of time itself: wait past it.
+    await new Promise((resolve) => setTimeout(resolve, 450));
+    const after = await store.read(TOPIC, epoch, 0);
+    expect(after).toMatchObject({ recovered: false, reason: 'epoch_changed' });
+    expect(after.position.epoch).not.toBe(epoch);
+    expect(after.position.offset).toBe(0);
+  });
+
+  it('expires the old messages of a topic still in use, one by one', async () => {
+    const redis = await connect();
+    const store = history(redis, { ttlMs: 1000 });
+    await append(redis, store, [message(1)]);
+    const firstAt = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    await append(redis, store, [message(2)]);
+    const { epoch } = await store.position(TOPIC);
+    // Past the first message's time, well before the second's.
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, firstAt + 1100 - Date.now())));
+    expect(await store.read(TOPIC, epoch, 0)).toMatchObject({ recovered: false, reason: 'trimmed' });
+    const read = await store.read(TOPIC, epoch, 1);
+    expect(read.recovered && read.entries.map((e) => (JSON.parse(e.toString()) as Stamped).o)).toEqual([2]);
+  });
+
+  it('starts a new epoch when Redis comes back empty', async () => {
+    const redis = await connect();
+    const store = history(redis);
+    await append(redis, store, [message(1), message(2)]);
+    const before = await store.position(TOPIC);
+    await server.stop();
+    await server.start();
+    await eventually(() => redis.status === 'ready', 5_000, 'the client to reconnect');
+    await append(redis, store, [message(3)]);
+    const after = await store.position(TOPIC);
+    expect(after.epoch).not.toBe(before.epoch);
+    expect(after.offset).toBe(1);
+    expect(await store.read(TOPIC, before.epoch, 2)).toMatchObject({ recovered: false, reason: 'epoch_changed' });
+  });
+
+  it('answers a refused message in the reply and publishes the others', async () => {
+    const redis = await connect();
+    const store = history(redis);
+    await redis.set(`${PREFIX}{bad}:m`, 'not a hash');
+    const reply = await redis.wseHistoryAppend(...store.appendArguments([message(1), message(1, 'bad'), message(2)]));
+    expect(reply).toHaveLength(2);
+    expect(reply[0]).toBe(2);
+    expect(String(reply[1])).toMatch(/WRONGTYPE/);
+    expect(await store.position(TOPIC)).toMatchObject({ offset: 2 });
+  });
+});
