@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { defineHistoryCommands, type HistoryCommands } from '../src/broker/redis/history-scripts.js';
-import { RedisHistory, type HistoryAppend } from '../src/broker/redis/redis-history.js';
+import { RedisHistory, type BatchMessage } from '../src/broker/redis/redis-history.js';
 import { RedisServer } from './support/redis-server.js';
 import { eventually } from './support/ws-client.js';
 
@@ -57,11 +57,17 @@ describe('history scripts on a real redis-server', () => {
     return received;
   }
 
-  async function append(redis: HistoryCommands, store: RedisHistory, items: HistoryAppend[]): Promise<void> {
-    expect(await redis.wseHistoryAppend(...store.appendArguments(items))).toEqual([]);
+  /** Publishes a batch expecting `expected` receivers each; asserts every message reached them. */
+  async function append(
+    redis: HistoryCommands,
+    store: RedisHistory,
+    items: BatchMessage[],
+    expected = 0,
+  ): Promise<void> {
+    expect(await redis.wsePublishHistoryBatch(...store.batchArguments(expected, items))).toEqual([]);
   }
 
-  const message = (n: number, topic = TOPIC): HistoryAppend => ({
+  const message = (n: number, topic = TOPIC): BatchMessage => ({
     topic,
     channel: PREFIX + topic,
     payload: JSON.stringify({ n }),
@@ -73,8 +79,10 @@ describe('history scripts on a real redis-server', () => {
   beforeEach(async () => {
     await server.command('FLUSHALL');
   });
-  afterEach(() => {
-    for (const connection of connections.splice(0)) connection.disconnect();
+  afterEach(async () => {
+    await Promise.all(
+      connections.splice(0).map((connection) => connection.quit().catch(() => connection.disconnect())),
+    );
   });
   afterAll(async () => {
     await server.stop();
@@ -235,14 +243,63 @@ describe('history scripts on a real redis-server', () => {
     expect(await store.read(TOPIC, before.epoch, 2)).toMatchObject({ recovered: false, reason: 'epoch_changed' });
   });
 
-  it('answers a refused message in the reply and publishes the others', async () => {
+  it('answers a refused message in the reply, leaves no trace of it, and publishes the others', async () => {
     const redis = await connect();
     const store = history(redis);
     await redis.set(`${PREFIX}{bad}:m`, 'not a hash');
-    const reply = await redis.wseHistoryAppend(...store.appendArguments([message(1), message(1, 'bad'), message(2)]));
+    const reply = await redis.wsePublishHistoryBatch(
+      ...store.batchArguments(0, [message(1), message(1, 'bad'), message(2)]),
+    );
     expect(reply).toHaveLength(2);
     expect(reply[0]).toBe(2);
     expect(String(reply[1])).toMatch(/WRONGTYPE/);
     expect(await store.position(TOPIC)).toMatchObject({ offset: 2 });
+  });
+
+  it('undoes a history message whose PUBLISH is refused: its offset is given back', async () => {
+    const admin = await connect();
+    await admin.call('ACL', 'SETUSER', 'limited', 'on', '>pw', '~*', '&wse:chat:*', '+@all');
+    const limited = new Redis(server.url, { username: 'limited', password: 'pw', maxRetriesPerRequest: 1 });
+    limited.on('error', () => undefined);
+    connections.push(limited);
+    defineHistoryCommands(limited);
+    const store = history(limited);
+    const received = await listen();
+    const reply = await limited.wsePublishHistoryBatch(
+      ...store.batchArguments(0, [message(1), message(1, 'secret:room'), message(2)]),
+    );
+    expect(reply[0]).toBe(2);
+    expect(String(reply[1])).toMatch(/can't publish to the channel/);
+    expect(await store.position('secret:room')).toMatchObject({ offset: 0 });
+    expect(await admin.xlen(`${PREFIX}{secret:room}:h`)).toBe(0);
+    await eventually(() => received.length === 2, 2_000, 'the two allowed messages');
+    expect(received.map((m) => [m.tp, m.o])).toEqual([
+      [TOPIC, 1],
+      [TOPIC, 2],
+    ]);
+    await admin.call('ACL', 'DELUSER', 'limited');
+  });
+
+  it('carries plain messages in the same command, in order, unstamped, and counts short deliveries', async () => {
+    const redis = await connect();
+    const store = history(redis);
+    const subscriber = new Redis(server.url);
+    connections.push(subscriber);
+    const texts: string[] = [];
+    subscriber.on('pmessage', (_pattern, _channel, text: string) => texts.push(text));
+    await subscriber.psubscribe(`${PREFIX}*`);
+    const reply = await redis.wsePublishHistoryBatch(
+      ...store.batchArguments(2, [
+        { channel: `${PREFIX}news`, payload: '{"plain":1}' },
+        message(1),
+        { channel: `${PREFIX}news`, payload: 'text' },
+      ]),
+    );
+    // One subscriber where two were expected: every message reports its short delivery.
+    expect(reply).toEqual([-1, 1, -2, 1, -3, 1]);
+    await eventually(() => texts.length === 3, 2_000, 'three messages');
+    expect(texts[0]).toBe('{"plain":1}');
+    expect(JSON.parse(texts[1])).toMatchObject({ tp: TOPIC, o: 1, n: 1 });
+    expect(texts[2]).toBe('text');
   });
 });

@@ -16,25 +16,32 @@ import type { Redis } from 'ioredis';
  */
 
 /**
- * Appends and publishes a batch. KEYS: stream, meta for each message. ARGV: size, ttlMs, nonce,
- * then channel, topic as JSON text, tail for each message (the payload after its `{`, with a
- * leading comma unless the object is empty). Each message runs under pcall, so one refused
- * message neither stops the others nor fails the command; the reply lists only the refused
- * ones as (1-based index, error) pairs, as the plain publish batch does.
+ * Publishes a batch in which some messages are on history topics, in order, as one command.
+ * KEYS: stream, meta of each history message, in order. ARGV: expected receivers, size, ttlMs,
+ * nonce, then three per message: channel, the topic as JSON text (empty for a plain message),
+ * and the payload (plain) or its tail (history: the payload after its `{`, with a leading comma
+ * unless the object is empty).
+ *
+ * A history message takes the topic's next offset (HINCRBY), is stamped, added to the stream
+ * trimmed to `size` (XADD MAXLEN =, id `<offset>-0`), both keys get `ttlMs` again, and the
+ * stamped payload is PUBLISHed; a plain one is PUBLISHed as it is. Each message runs under
+ * pcall, and a history message refused at any step is undone (its stream entry deleted, its
+ * offset given back), so a refused message left no trace and a retry cannot make two offsets
+ * for one message; the script runs atomically, so nobody saw the undone offset.
+ *
+ * The reply is the plain publish batch's (publish-batch.ts): flat pairs, (index, error) for a
+ * refused message and (-index, receivers) for one that reached fewer subscribers than
+ * expected, 1-based; empty when every message reached everyone.
  */
-const APPEND_LUA = `local size = ARGV[1]
-local ttl = ARGV[2]
-local nonce = ARGV[3]
+const PUBLISH_HISTORY_BATCH_LUA = `local expected = tonumber(ARGV[1])
+local size = ARGV[2]
+local ttl = ARGV[3]
 local now = redis.call('TIME')
 local nowMs = now[1] * 1000 + math.floor(now[2] / 1000)
-local fresh = string.format('%x%05x', now[1], now[2]) .. nonce
-local refused = {}
-local function append(i)
-  local stream = KEYS[2 * i - 1]
-  local meta = KEYS[2 * i]
-  local channel = ARGV[1 + 3 * i]
-  local topicJson = ARGV[2 + 3 * i]
-  local tail = ARGV[3 + 3 * i]
+local fresh = string.format('%x%05x', now[1], now[2]) .. ARGV[4]
+local out = {}
+local key = 1
+local function historic(i, stream, meta, channel, topicJson, tail)
   local epoch = redis.call('HGET', meta, 'e')
   if not epoch then
     epoch = fresh .. '.' .. i
@@ -43,19 +50,44 @@ local function append(i)
   end
   local offset = redis.call('HINCRBY', meta, 'o', 1)
   local stamped = '{"tp":' .. topicJson .. ',"e":"' .. epoch .. '","o":' .. offset .. tail
-  redis.call('XADD', stream, 'MAXLEN', '=', size, offset .. '-0', 't', nowMs, 'd', stamped)
+  local added = redis.pcall('XADD', stream, 'MAXLEN', '=', size, offset .. '-0', 't', nowMs, 'd', stamped)
+  if type(added) == 'table' and added.err then
+    redis.call('HINCRBY', meta, 'o', -1)
+    error(added.err)
+  end
+  local receivers = redis.pcall('PUBLISH', channel, stamped)
+  if type(receivers) == 'table' and receivers.err then
+    redis.call('XDEL', stream, added)
+    redis.call('HINCRBY', meta, 'o', -1)
+    error(receivers.err)
+  end
   redis.call('PEXPIRE', stream, ttl)
   redis.call('PEXPIRE', meta, ttl)
-  redis.call('PUBLISH', channel, stamped)
+  return receivers
 end
-for i = 1, #KEYS / 2 do
-  local ok, err = pcall(append, i)
+for i = 1, (#ARGV - 4) / 3 do
+  local channel = ARGV[2 + 3 * i]
+  local topicJson = ARGV[3 + 3 * i]
+  local body = ARGV[4 + 3 * i]
+  local ok, receivers
+  if topicJson == '' then
+    receivers = redis.pcall('PUBLISH', channel, body)
+    ok = not (type(receivers) == 'table' and receivers.err)
+    if not ok then receivers = receivers.err end
+  else
+    ok, receivers = pcall(historic, i, KEYS[key], KEYS[key + 1], channel, topicJson, body)
+    key = key + 2
+    if not ok and type(receivers) == 'table' then receivers = receivers.err end
+  end
   if not ok then
-    refused[#refused + 1] = i
-    refused[#refused + 1] = type(err) == 'table' and err.err or tostring(err)
+    out[#out + 1] = i
+    out[#out + 1] = tostring(receivers)
+  elseif receivers < expected then
+    out[#out + 1] = -i
+    out[#out + 1] = receivers
   end
 end
-return refused`;
+return out`;
 
 /**
  * Reads a topic's position and, when `since` >= 0, the messages after it. KEYS: stream, meta.
@@ -108,20 +140,24 @@ for i = first, #entries do
 end
 return reply`;
 
-/** The append script's reply: (1-based message index, error text) pairs of refused messages. */
-export type AppendRefusals = readonly (number | string)[];
+/** The batch reply, as publish-batch.ts's: (index, error) and (-index, receivers) pairs, 1-based. */
+export type HistoryBatchReply = readonly (number | string)[];
 
 /** A connection with the history commands defined on it. */
 export interface HistoryCommands extends Redis {
-  /** The number of keys, the keys (stream, meta, ...), then size, ttlMs, nonce, and channel, topic JSON, tail, ... */
-  wseHistoryAppend(...numKeysKeysAndArgs: (string | number | Buffer)[]): Promise<AppendRefusals>;
+  /**
+   * The number of keys, the keys (stream, meta of each history message), then expected
+   * receivers, size, ttlMs, nonce, and channel, topic JSON (empty: plain), payload or tail of
+   * each message.
+   */
+  wsePublishHistoryBatch(...numKeysKeysAndArgs: (string | number | Buffer)[]): Promise<HistoryBatchReply>;
   /** Keys: stream, meta; arguments: ttlMs, nonce, since, epoch, maxReplay. Buffers for the payloads. */
   wseHistoryReadBuffer(...keysAndArgs: (string | number)[]): Promise<Buffer[]>;
 }
 
 /** Defines the history commands on `redis` (EVALSHA, falling back to EVAL after a restart). */
 export function defineHistoryCommands(redis: Redis): asserts redis is HistoryCommands {
-  redis.defineCommand('wseHistoryAppend', { lua: APPEND_LUA });
+  redis.defineCommand('wsePublishHistoryBatch', { lua: PUBLISH_HISTORY_BATCH_LUA });
   redis.defineCommand('wseHistoryRead', { numberOfKeys: 2, lua: READ_LUA });
 }
 

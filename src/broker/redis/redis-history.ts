@@ -10,12 +10,13 @@ export interface RedisHistoryOptions {
   readonly maxReplay: number;
 }
 
-/** One message of an append batch. */
-export interface HistoryAppend {
-  readonly topic: string;
+/** One message of a batch: on a history topic when `topic` is set, plain otherwise. */
+export interface BatchMessage {
   readonly channel: string;
-  /** The payload's bytes or text; it must be a JSON object's (see `isStampable`). */
+  /** The payload's bytes or text; on a history topic, a JSON object's (see `isStampable`). */
   readonly payload: string | Buffer;
+  /** The history topic, for a message to number, keep and stamp. */
+  readonly topic?: string;
 }
 
 /**
@@ -50,16 +51,21 @@ export class RedisHistory {
   }
 
   /**
-   * The arguments of one append command for `items`, in order: key count, keys, then size,
-   * ttlMs, nonce, and channel, topic JSON, tail per message.
+   * The arguments of one `wsePublishHistoryBatch` command for `messages`, in order: key count,
+   * keys, then expected receivers, size, ttlMs, nonce, and channel, topic JSON, payload or tail
+   * per message.
    */
-  appendArguments(items: readonly HistoryAppend[]): (string | number | Buffer)[] {
+  batchArguments(expected: number, messages: readonly BatchMessage[]): (string | number | Buffer)[] {
     const keys: string[] = [];
-    const args: (string | number | Buffer)[] = [this.options.size, this.options.ttlMs, this.nonce];
-    for (const item of items) {
-      const { stream, meta } = historyKeys(this.options.prefix, item.topic);
+    const args: (string | number | Buffer)[] = [expected, this.options.size, this.options.ttlMs, this.nonce];
+    for (const message of messages) {
+      if (message.topic === undefined) {
+        args.push(message.channel, '', message.payload);
+        continue;
+      }
+      const { stream, meta } = historyKeys(this.options.prefix, message.topic);
       keys.push(stream, meta);
-      args.push(item.channel, JSON.stringify(item.topic), tailOf(item.payload));
+      args.push(message.channel, JSON.stringify(message.topic), tailOf(message.payload));
     }
     return [keys.length, ...keys, ...args];
   }
