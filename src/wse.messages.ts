@@ -36,6 +36,7 @@ export const errorMessages = {
   unknownEvent: (type: string) => `No handler for event "${type}"`,
   overloaded: () => 'Server is overloaded: the event was dropped, retry later',
   handlerFailed: (type: string) => `Handler for event "${type}" failed`,
+  invalidPayload: (type: string) => `Payload of event "${type}" is invalid`,
   rateLimited: () => 'Too many messages: slow down and retry after retry_after seconds',
 };
 

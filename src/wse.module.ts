@@ -25,6 +25,7 @@ import { WsePublisher } from './node/wse.publisher.js';
 import { WseNode } from './node/wse-node.js';
 import { WseAdmin } from './observability/wse-admin.service.js';
 import { WseEventDispatcher } from './transport/events/event-dispatcher.js';
+import { WseEventPipeline } from './transport/events/event-pipeline.js';
 import { WseHandshake } from './transport/handshake.js';
 import { WseHeartbeat } from './transport/heartbeat.js';
 import { WseInboundRouter } from './transport/inbound-router.js';
@@ -114,6 +115,7 @@ export class WseModule {
         TopicRegistryService,
         WseAuthenticator,
         WseHooksExplorer,
+        WseEventPipeline,
         WseHealthSnapshotService,
         HealthIndicatorService,
         WseHealthIndicator,

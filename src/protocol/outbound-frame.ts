@@ -43,3 +43,19 @@ export function systemEnvelope(type: string, payload: object): { c: string; t: s
 export function errorFrame(code: string, message: string, extra?: object): WireFrame {
   return systemFrame('error', { code, message, ...extra });
 }
+
+/**
+ * The `error` system message answering a client frame: it carries the frame's correlation as a
+ * top-level `cid` (the frame's own `cid`, else its `id`), as WSE pairs requests and responses.
+ * A frame with neither gets the plain `errorFrame`.
+ */
+export function replyErrorFrame(
+  request: { readonly id?: string; readonly cid?: string },
+  code: string,
+  message: string,
+  extra?: object,
+): WireFrame {
+  const cid = request.cid ?? request.id;
+  if (cid === undefined) return errorFrame(code, message, extra);
+  return textFrame(Buffer.from(JSON.stringify({ ...systemEnvelope('error', { code, message, ...extra }), cid })));
+}

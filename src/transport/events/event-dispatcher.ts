@@ -1,19 +1,21 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { WseEventError } from '../../errors/wse-event.error.js';
 import { encodePayload } from '../../node/payload.js';
 import type { InboundFrame } from '../../protocol/inbound-frame.js';
-import { errorFrame, textFrame } from '../../protocol/outbound-frame.js';
+import { replyErrorFrame, textFrame } from '../../protocol/outbound-frame.js';
 import { ThrottledWarning } from '../../reliability/throttled-warning.js';
 import { WseErrorCode } from '../../wse.constants.js';
 import { errorMessages, logMessages } from '../../wse.messages.js';
 import { InboundQueue } from '../inbound-queue.js';
 import type { WseConnection } from '../wse-connection.js';
+import { eventErrorAnswer } from './event-errors.js';
 import { WseHooksExplorer } from './wse-hooks.explorer.js';
 
 /**
  * Application events: hands a frame whose `t` is not a control type to its `@OnWseEvent`
- * handler through the bounded inbound queue, and answers what the handler returns, throws or
- * the queue refuses. Only inbound application events pass here; fan-out never does.
+ * handler (wrapped in Nest's pipeline by WseEventPipeline) through the bounded inbound queue,
+ * and answers what the handler returns, throws or the queue refuses. Every `error` answer
+ * carries the frame's `cid` / `id`; the connection stays open. Only inbound application events
+ * pass here; fan-out never does.
  */
 @Injectable()
 export class WseEventDispatcher {
@@ -28,7 +30,7 @@ export class WseEventDispatcher {
   dispatch(connection: WseConnection, frame: InboundFrame): void {
     const handler = this.hooks.eventHandlers.get(frame.t);
     if (handler === undefined) {
-      connection.send(errorFrame(WseErrorCode.UNKNOWN_EVENT, errorMessages.unknownEvent(frame.t)));
+      connection.send(replyErrorFrame(frame, WseErrorCode.UNKNOWN_EVENT, errorMessages.unknownEvent(frame.t)));
       return;
     }
     const accepted = this.inbound.offer(async () => {
@@ -36,22 +38,21 @@ export class WseEventDispatcher {
       try {
         result = await handler(frame.p, { connection, frame });
       } catch (error) {
-        if (error instanceof WseEventError) {
-          connection.send(errorFrame(error.code, error.message));
-          return;
+        const answer = eventErrorAnswer(error, frame.t);
+        if (answer.internal) {
+          this.logger.error(
+            logMessages.handlerFailed(frame.t, connection.id),
+            error instanceof Error ? error.stack : error,
+          );
         }
-        this.logger.error(
-          logMessages.handlerFailed(frame.t, connection.id),
-          error instanceof Error ? error.stack : error,
-        );
-        connection.send(errorFrame(WseErrorCode.HANDLER_ERROR, errorMessages.handlerFailed(frame.t)));
+        connection.send(replyErrorFrame(frame, answer.code, answer.message, answer.extra));
         return;
       }
       if (result !== undefined) connection.send(textFrame(encodePayload(result)));
     });
     if (!accepted) {
       this.overloadWarning.record((count) => logMessages.inboundDropped(count));
-      connection.send(errorFrame(WseErrorCode.OVERLOADED, errorMessages.overloaded()));
+      connection.send(replyErrorFrame(frame, WseErrorCode.OVERLOADED, errorMessages.overloaded()));
     }
   }
 }

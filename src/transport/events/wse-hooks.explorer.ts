@@ -4,6 +4,7 @@ import { WseConfigError } from '../../errors/wse-config.error.js';
 import type { InboundFrame } from '../../protocol/inbound-frame.js';
 import type { WseConnectionInfo } from '../../protocol/connection.js';
 import { WSE_CONNECT_HANDLER, WSE_DISCONNECT_HANDLER, WSE_EVENT_HANDLER } from '../../wse.constants.js';
+import { WseEventPipeline } from './event-pipeline.js';
 
 /** The second argument of an `@OnWseEvent` handler. */
 export interface WseEventContext {
@@ -12,13 +13,18 @@ export interface WseEventContext {
   readonly frame: InboundFrame;
 }
 
-export type WseEventHandler = (payload: Readonly<Record<string, unknown>>, context: WseEventContext) => unknown;
+/** An event handler as the dispatcher calls it: the application's method inside Nest's pipeline. */
+export type WseEventHandler = (
+  payload: Readonly<Record<string, unknown>>,
+  context: WseEventContext,
+) => Promise<unknown>;
 export type WseConnectHandler = (connection: WseConnectionInfo) => unknown;
 export type WseDisconnectHandler = (connection: WseConnectionInfo, code: number) => unknown;
 
 /**
  * Finds the application's `@OnWseEvent`, `@OnWseConnect` and `@OnWseDisconnect` methods once,
- * at module init, and binds them to their provider instances. Nothing is looked up per message.
+ * at module init, and binds them to their provider instances; event handlers are wrapped in
+ * Nest's pipeline (WseEventPipeline) then. Nothing is looked up per message.
  */
 @Injectable()
 export class WseHooksExplorer implements OnModuleInit {
@@ -30,6 +36,7 @@ export class WseHooksExplorer implements OnModuleInit {
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
     private readonly reflector: Reflector,
+    private readonly pipeline: WseEventPipeline,
   ) {}
 
   onModuleInit(): void {
@@ -45,7 +52,7 @@ export class WseHooksExplorer implements OnModuleInit {
         const eventType = this.reflector.get<string | undefined>(WSE_EVENT_HANDLER, method);
         if (eventType !== undefined) {
           if (this.eventHandlers.has(eventType)) duplicates.push(eventType);
-          this.eventHandlers.set(eventType, bound);
+          this.eventHandlers.set(eventType, this.pipeline.create(instance, name, eventType));
         }
         if (this.reflector.get<boolean | undefined>(WSE_CONNECT_HANDLER, method)) this.connectHandlers.push(bound);
         if (this.reflector.get<boolean | undefined>(WSE_DISCONNECT_HANDLER, method))
