@@ -13,6 +13,8 @@ export type { FailedTopic, SubscriptionChange } from './hub/topic-registry.servi
 export { WseTopicError } from './errors/wse-topic.error.js';
 export { compileTopicPattern, isTopicPattern, TopicPatternError } from './hub/topic-pattern.js';
 export type { TopicPattern } from './hub/topic-pattern.js';
+export { compileTopicRules } from './hub/topic-rules.js';
+export type { CompiledTopicRules, ConnectionTopicRules, TopicRules } from './hub/topic-rules.js';
 export { RedisPubSubService } from './broker/redis/redis-pubsub.service.js';
 export type { DlqReplayResult, RedisMessageHandler, RedisResyncHandler } from './broker/redis/redis-pubsub.service.js';
 export type { DeadLetter } from './reliability/dead-letter-queue.js';
@@ -40,6 +42,10 @@ export type {
   WseRateLimitOptions,
   WseRedisOptions,
   WseSubscriptionAuthorizer,
+  WseSubscriptionRules,
+  WseConnectGuard,
+  WseConnectVerdict,
+  WseJwtAlgorithm,
 } from './config/wse-module-options.interface.js';
 export { InjectWseOptions } from './config/inject-wse-options.decorator.js';
 export { WSE_OPTIONS, WSE_PROTOCOL_VERSION, WseCloseCode, WseErrorCode } from './wse.constants.js';

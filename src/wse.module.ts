@@ -27,6 +27,8 @@ import { WseAdmin } from './observability/wse-admin.service.js';
 import { WseEventDispatcher } from './transport/events/event-dispatcher.js';
 import { WseEventPipeline } from './transport/events/event-pipeline.js';
 import { WseHandshake } from './transport/handshake.js';
+import { WseTokenExpiry } from './transport/auth/token-expiry.js';
+import { WseTopicPermissions } from './transport/auth/topic-permissions.js';
 import { WseHeartbeat } from './transport/heartbeat.js';
 import { WseInboundRouter } from './transport/inbound-router.js';
 import { WseRateLimiter } from './transport/rate-limit.js';
@@ -122,9 +124,11 @@ export class WseModule {
         RedisPubSubService,
         WseNode,
         WseHandshake,
+        WseTokenExpiry,
         WseInboundRouter,
         WseRateLimiter,
         WseSubscriptionHandler,
+        WseTopicPermissions,
         WseEventDispatcher,
         WseHeartbeat,
         WseSlowConsumers,

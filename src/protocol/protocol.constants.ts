@@ -20,7 +20,12 @@ export const WseCloseCode = {
   POLICY_VIOLATION: 1008,
   /** Inbound frame larger than `maxMessageBytes` (sent by ws itself). */
   MESSAGE_TOO_BIG: 1009,
-  /** Over `maxConnections` (reason `server full`), or a slow consumer (reason `slow consumer`). */
+  /** The application's connect guard threw (reason `connect check failed`). */
+  INTERNAL_ERROR: 1011,
+  /**
+   * Over `maxConnections` (reason `server full`), a slow consumer (reason `slow consumer`), or a
+   * connect guard that did not answer in time (reason `connect check timed out`).
+   */
   TRY_AGAIN_LATER: 1013,
   /**
    * Authentication failed at the handshake, or the connection's token expired (reason

@@ -7,11 +7,13 @@ import { parseSubscriptionRequest, type InboundFrame } from '../protocol/inbound
 import { errorFrame, systemFrame } from '../protocol/outbound-frame.js';
 import { WseErrorCode } from '../wse.constants.js';
 import { logMessages, topicRejections } from '../wse.messages.js';
+import { WseTopicPermissions } from './auth/topic-permissions.js';
 import type { WseConnection } from './wse-connection.js';
 
 /**
- * `subscription` frames (CONTRACT section 4): validation, the application's
- * `authorizeSubscription`, then the registry; answered with `subscription_update`.
+ * `subscription` frames (CONTRACT section 4): validation, the operator's `subscriptions` rules,
+ * the application's `authorizeSubscription`, then the registry; answered with
+ * `subscription_update`.
  */
 @Injectable()
 export class WseSubscriptionHandler {
@@ -20,6 +22,7 @@ export class WseSubscriptionHandler {
   constructor(
     @InjectWseOptions() private readonly options: ResolvedWseOptions,
     private readonly registry: TopicRegistryService<WseConnection>,
+    private readonly permissions: WseTopicPermissions,
   ) {}
 
   handle(connection: WseConnection, frame: InboundFrame): void {
@@ -37,11 +40,15 @@ export class WseSubscriptionHandler {
   }
 
   /**
-   * Validates, asks `authorizeSubscription` for each topic, then subscribes what is allowed.
+   * Validates, applies the subscription rules, asks `authorizeSubscription` for each topic left,
+   * then subscribes what is allowed.
    * Both lists of the answer keep the order of the request.
    */
   private async subscribeAuthorized(connection: WseConnection, topics: string[]): Promise<void> {
-    const rejections = topics.map((topic) => topicRejection(topic));
+    const rejections = topics.map(
+      (topic) =>
+        topicRejection(topic) ?? (this.permissions.active ? this.permissions.refusal(connection, topic) : undefined),
+    );
     const authorize = this.options.authorizeSubscription;
     if (authorize !== undefined) {
       await Promise.all(
