@@ -92,7 +92,7 @@ export class WseHandshake implements OnModuleInit {
 
   /** Closes every handshake still waiting, as the server stops. */
   closePending(): void {
-    for (const socket of this.pending) socket.close(WseCloseCode.GOING_AWAY, closeReasons.goingAway());
+    for (const socket of this.pending) closePaused(socket, WseCloseCode.GOING_AWAY, closeReasons.goingAway());
     this.pending.clear();
   }
 
@@ -107,6 +107,8 @@ export class WseHandshake implements OnModuleInit {
       let identity = await verifying;
       if (!this.pending.has(socket) || socket.readyState !== WS_OPEN) return undefined;
       if (!identity.ok) {
+        // Reading again, so the client's answer to the close is read and the socket ends.
+        socket.resume();
         this.refuseToken(socket, identity.reason);
         return undefined;
       }
@@ -160,9 +162,10 @@ export class WseHandshake implements OnModuleInit {
 
   /** A refusal sends nothing but the close: the client learns the code and reason only. */
   private refuseByGuard(socket: WebSocket, outcome: false | 'timeout' | 'failed'): void {
-    if (outcome === false) socket.close(WseCloseCode.FORBIDDEN, closeReasons.forbidden());
-    else if (outcome === 'timeout') socket.close(WseCloseCode.TRY_AGAIN_LATER, closeReasons.connectGuardTimeout());
-    else socket.close(WseCloseCode.INTERNAL_ERROR, closeReasons.connectGuardFailed());
+    if (outcome === false) closePaused(socket, WseCloseCode.FORBIDDEN, closeReasons.forbidden());
+    else if (outcome === 'timeout') {
+      closePaused(socket, WseCloseCode.TRY_AGAIN_LATER, closeReasons.connectGuardTimeout());
+    } else closePaused(socket, WseCloseCode.INTERNAL_ERROR, closeReasons.connectGuardFailed());
   }
 
   private register(socket: WebSocket, identity: AcceptedIdentity): WseConnection {
@@ -193,6 +196,16 @@ export class WseHandshake implements OnModuleInit {
     );
     return connection;
   }
+}
+
+/**
+ * Closes a paused socket: reading resumes first, or the client's answer to the close frame would
+ * never be read and the socket would linger until ws gives up on it. Frames the client sent
+ * meanwhile are read and dropped (no listener is attached).
+ */
+function closePaused(socket: WebSocket, code: number, reason: string): void {
+  socket.resume();
+  socket.close(code, reason);
 }
 
 /** The identity as the connect guard left it: its `userId` and claims merged over the token's. */

@@ -177,7 +177,8 @@ export class WseAuthenticator {
     if (
       error instanceof joseErrors.JWKSTimeout ||
       error instanceof joseErrors.JWKSInvalid ||
-      error instanceof TypeError
+      // fetch() fails with a TypeError, recognised by name: it may come from another realm.
+      (typeof error === 'object' && error !== null && (error as { name?: unknown }).name === 'TypeError')
     ) {
       return authFailures.keysUnavailable();
     }
