@@ -3,7 +3,14 @@
 import 'reflect-metadata';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { OnWseConnect, WseModule, WsePublisher, WseWsAdapter, type WseConnectionInfo } from 'nestjs-wse';
+import {
+  escapeTopicPattern,
+  OnWseConnect,
+  WseModule,
+  WsePublisher,
+  WseWsAdapter,
+  type WseConnectionInfo,
+} from 'nestjs-wse';
 
 @Injectable()
 export class OrdersService {
@@ -11,7 +18,8 @@ export class OrdersService {
 
   @OnWseConnect() // every authenticated connection listens on its own user topic
   onConnect(connection: WseConnectionInfo): void {
-    if (connection.userId) this.wse.subscribe(connection.id, [`user:${connection.userId}:events`]);
+    // escaped: a token with sub "*" gets its own topic, not every user's
+    if (connection.userId) this.wse.subscribe(connection.id, [`user:${escapeTopicPattern(connection.userId)}:events`]);
   }
 
   orderFilled(userId: string, orderId: string): void {

@@ -11,7 +11,7 @@ export { WsePayloadError } from './node/payload.js';
 export { TopicRegistryService } from './hub/topic-registry.service.js';
 export type { FailedTopic, SubscriptionChange } from './hub/topic-registry.service.js';
 export { WseTopicError } from './errors/wse-topic.error.js';
-export { compileTopicPattern, isTopicPattern, TopicPatternError } from './hub/topic-pattern.js';
+export { compileTopicPattern, escapeTopicPattern, isTopicPattern, TopicPatternError } from './hub/topic-pattern.js';
 export type { TopicPattern } from './hub/topic-pattern.js';
 export { compileTopicRules } from './hub/topic-rules.js';
 export type { CompiledTopicRules, ConnectionTopicRules, TopicRules } from './hub/topic-rules.js';

@@ -107,8 +107,10 @@ export type WseConnectVerdict =
 
 /**
  * Application logic at the handshake, after the token is verified and before `server_ready`:
- * a tenant check, a ban list, roles loaded from a database. An `@Injectable()` class (resolved
- * from the application's providers, or created with their dependencies) or an object.
+ * a tenant check, a ban list, roles loaded from a database. An `@Injectable()` class, listed
+ * among the providers of one of your modules so that its dependencies resolve there (a class
+ * that is not a provider is created in the engine's module, where only global providers can be
+ * injected), or an object.
  *
  * @example
  * ```ts

@@ -217,3 +217,17 @@ function matchesOne(token: Token, code: number): boolean {
 function assertNever(value: never): never {
   throw new Error(`unexpected token ${JSON.stringify(value)}`);
 }
+
+/**
+ * `text` as a subscription that matches exactly that topic: the glob characters `*`, `?`, `[`
+ * and `\` are escaped. Build a subscription from a value you do not control (a token's `sub`,
+ * a user name) with it, or `user:${sub}:events` with `sub` = `*` subscribes to every user's.
+ *
+ * @example
+ * ```ts
+ * this.wse.subscribe(connection.id, [`user:${escapeTopicPattern(connection.userId)}:events`]);
+ * ```
+ */
+export function escapeTopicPattern(text: string): string {
+  return text.replace(/[*?[\\]/g, (c) => `\\${c}`);
+}
