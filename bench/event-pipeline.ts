@@ -61,7 +61,7 @@ class GuardedHandlers {
   }
 }
 
-@Module({ imports: [WseModule.forRoot({})], providers: [PlainHandlers, GuardedHandlers] })
+@Module({ imports: [WseModule.forRoot({ auth: { anonymous: true } })], providers: [PlainHandlers, GuardedHandlers] })
 class BenchModule {}
 
 async function timePerEvent(call: () => Promise<unknown>): Promise<number> {

@@ -20,11 +20,19 @@ export type { DlqReplayResult, RedisMessageHandler, RedisResyncHandler } from '.
 export type { DeadLetter } from './reliability/dead-letter-queue.js';
 export type { CircuitState } from './reliability/circuit-breaker.js';
 export { WseHealthIndicator } from './observability/wse.health.js';
+export type { WseHealthIndicatorResult, WseHealthStatus } from './observability/wse.health.js';
 export { WseMetricsService } from './observability/wse-metrics.service.js';
 export { WseApiKey } from './http/api/api-key.js';
+export { WseHttpModule } from './http/wse-http.module.js';
+export type {
+  WseHttpEndpointOptions,
+  WseHttpModuleOptions,
+  WseMetricsEndpointOptions,
+} from './http/wse-http-options.interface.js';
+export type { WseStats } from './http/stats/wse-stats.controller.js';
 export type { WseHealthSnapshot } from './observability/wse-health-snapshot.js';
 export { OnWseConnect, OnWseDisconnect, OnWseEvent } from './transport/events/wse-hooks.decorators.js';
-export type { WseEventContext } from './transport/events/wse-hooks.explorer.js';
+export type { WseEventContext } from './transport/events/wse-event-context.js';
 export { WseClient, WseFrame, WsePayload } from './transport/events/wse-params.decorators.js';
 export { WSE_CONTEXT_TYPE, WseExecutionContext } from './transport/events/wse-execution-context.js';
 export type { WseContextType, WseEventView } from './transport/events/wse-execution-context.js';
@@ -36,6 +44,7 @@ export type { WseConfigProblem } from './errors/wse-config.error.js';
 export type {
   ResolvedWseOptions,
   WseAuthOptions,
+  WseCompatibilityOptions,
   WseModuleAsyncOptions,
   WseModuleOptions,
   WseOptionsFactory,
@@ -46,6 +55,8 @@ export type {
   WseConnectGuard,
   WseConnectVerdict,
   WseJwtAlgorithm,
+  WseSystemFrameOptions,
+  WseUnknownEvents,
 } from './config/wse-module-options.interface.js';
 export { InjectWseOptions } from './config/inject-wse-options.decorator.js';
 export { WSE_OPTIONS, WSE_PROTOCOL_VERSION, WseCloseCode, WseErrorCode } from './wse.constants.js';

@@ -1,10 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { Logger, Module, type DynamicModule, type Provider, type Type } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import { HealthIndicatorService } from '@nestjs/terminus';
 import { GATEWAY_OPTIONS } from '@nestjs/websockets/constants.js';
 import { WebSocketGateway } from '@nestjs/websockets';
-import { WseApiKeyGuard } from './http/api/api-key.guard.js';
-import { WseApiController } from './http/api/wse-api.controller.js';
 import { WseAuthenticator } from './transport/auth/wse-authenticator.service.js';
 import { resolveWseOptions } from './config/resolve-wse-options.js';
 import type {
@@ -37,6 +35,7 @@ import { WseSubscriptionHandler } from './transport/subscription-handler.js';
 import { RedisPubSubService } from './broker/redis/redis-pubsub.service.js';
 import { TopicRegistryService } from './hub/topic-registry.service.js';
 import { WSE_OPTIONS } from './wse.constants.js';
+import { SystemFrames } from './protocol/outbound-frame.js';
 
 const RAW_OPTIONS = 'WSE:RAW_OPTIONS';
 
@@ -81,7 +80,6 @@ export class WseModule {
       module: WseModule,
       global: true,
       imports: [DiscoveryModule, ...(imports ?? [])],
-      controllers: [WseApiController],
       providers: [
         ...rawOptions,
         {
@@ -114,12 +112,17 @@ export class WseModule {
           },
         },
         { provide: OutboundWriter, useFactory: () => new OutboundWriter() },
+        {
+          provide: SystemFrames,
+          inject: [WSE_OPTIONS],
+          useFactory: (options: ResolvedWseOptions) =>
+            new SystemFrames(options.systemFrames.id, options.systemFrames.ts, randomUUID),
+        },
         TopicRegistryService,
         WseAuthenticator,
         WseHooksExplorer,
         WseEventPipeline,
         WseHealthSnapshotService,
-        HealthIndicatorService,
         WseHealthIndicator,
         RedisPubSubService,
         WseNode,
@@ -135,7 +138,6 @@ export class WseModule {
         WseAdmin,
         WseMetricsService,
         WsePublisher,
-        WseApiKeyGuard,
       ],
       exports: [
         WSE_OPTIONS,

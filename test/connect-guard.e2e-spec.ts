@@ -168,7 +168,7 @@ describe('a connect guard in anonymous mode (the application authenticates)', ()
   let server: { app: INestApplication; url: string; probe: Probe };
 
   beforeAll(async () => {
-    server = await start({ connectGuard: TenantGuard });
+    server = await start({ auth: { anonymous: true }, connectGuard: TenantGuard });
   });
   afterAll(async () => {
     await server.app.close();
@@ -200,7 +200,7 @@ describe('a connect guard given as an object', () => {
         return true;
       },
     };
-    const server = await start({ connectGuard: guard });
+    const server = await start({ auth: { anonymous: true }, connectGuard: guard });
     try {
       const { client } = await TestClient.ready(`${server.url}?room=1`);
       await client.close();
@@ -211,7 +211,7 @@ describe('a connect guard given as an object', () => {
   });
 
   it('is refused at start when it has no canConnect method', async () => {
-    const failure = await start({ connectGuard: {} as WseConnectGuard }).then(
+    const failure = await start({ auth: { anonymous: true }, connectGuard: {} as WseConnectGuard }).then(
       () => 'started',
       (error: unknown) => (error as Error).message,
     );

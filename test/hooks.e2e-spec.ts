@@ -293,7 +293,7 @@ describe('hooks and event handlers (forRoot with a JWT secret)', () => {
       );
       client.send({ t: 'ping', p: { client_timestamp: 7 } });
       expect(await client.nextJson()).toEqual(
-        envelope('PONG', { client_timestamp: 7, server_timestamp: expect.any(Number) }),
+        envelope('PONG', { client_timestamp: 7, timestamp: null, server_timestamp: expect.any(Number) }),
       );
       client.send({ t: 'echo', p: { again: true } });
       expect((await client.next()).text).toBe('{"echoed":{"again":true},"user_id":"alice"}');
@@ -332,7 +332,9 @@ describe('inbound queue (inboundQueueSize 2, inboundConcurrency 1)', () => {
   const clients = clientPool(() => server);
 
   beforeAll(async () => {
-    server = await startCustomApp(WseModule.forRoot({ inboundQueueSize: 2, inboundConcurrency: 1 }));
+    server = await startCustomApp(
+      WseModule.forRoot({ auth: { anonymous: true }, inboundQueueSize: 2, inboundConcurrency: 1 }),
+    );
   });
   afterEach(async () => {
     server.state.gate.resolve();
@@ -363,11 +365,11 @@ describe('inbound queue (inboundQueueSize 2, inboundConcurrency 1)', () => {
     // Control frames do not wait behind the queue.
     client.send({ t: 'ping', p: { client_timestamp: 1 } });
     expect(await client.nextJson()).toEqual(
-      envelope('PONG', { client_timestamp: 1, server_timestamp: expect.any(Number) }),
+      envelope('PONG', { client_timestamp: 1, timestamp: null, server_timestamp: expect.any(Number) }),
     );
     other.send({ t: 'PING', p: { client_timestamp: 2 } });
     expect(await other.nextJson()).toEqual(
-      envelope('PONG', { client_timestamp: 2, server_timestamp: expect.any(Number) }),
+      envelope('PONG', { client_timestamp: 2, timestamp: null, server_timestamp: expect.any(Number) }),
     );
     expect((await client.subscribe(['more'])).p).toMatchObject({ success_topics: ['more'], failed_topics: [] });
 
@@ -456,6 +458,7 @@ describe.each([
     expect(update).toEqual(
       envelope('subscription_update', {
         action: 'subscribe',
+        success: false,
         success_topics: ['user:alice:orders'],
         failed_topics: ['user:bob:orders', 'user:*', 'news'],
         errors: [
@@ -492,10 +495,13 @@ describe.each([
 
 describe('option validation at start', () => {
   it('rejects app creation with a WseConfigError naming maxConnections (forRoot)', async () => {
-    const creation = NestFactory.create(testModule(WseModule.forRoot({ maxConnections: -1 }), newProbeState()), {
-      logger: false,
-      abortOnError: false,
-    });
+    const creation = NestFactory.create(
+      testModule(WseModule.forRoot({ auth: { anonymous: true }, maxConnections: -1 }), newProbeState()),
+      {
+        logger: false,
+        abortOnError: false,
+      },
+    );
 
     const error = await creation.then(
       () => undefined,
@@ -512,7 +518,7 @@ describe('option validation at start', () => {
 
   it('rejects app creation with a WseConfigError listing every bad option (forRootAsync)', async () => {
     const module = WseModule.forRootAsync({
-      useFactory: () => ({ maxConnections: -1, path: 'no-slash', inboundConcurrency: 0 }),
+      useFactory: () => ({ auth: { anonymous: true }, maxConnections: -1, path: 'no-slash', inboundConcurrency: 0 }),
     });
 
     const error = await NestFactory.create(testModule(module, newProbeState()), {
@@ -538,7 +544,7 @@ describe("a custom path ('/custom')", () => {
   let server: CustomApp;
 
   beforeAll(async () => {
-    server = await startCustomApp(WseModule.forRoot({ path: '/custom' }));
+    server = await startCustomApp(WseModule.forRoot({ auth: { anonymous: true }, path: '/custom' }));
   });
   afterAll(async () => {
     await server.close();

@@ -65,6 +65,7 @@ describe('subscriptions rules with authorizeSubscription (library app)', () => {
 
     expect(update.p).toEqual({
       action: 'subscribe',
+      success: false,
       success_topics: ['user:alice:events', 'user:alice:*', 'chat:lobby', 'prices:btc', 'prices:b*'],
       failed_topics: ['user:bob:events', 'user:*:events', 'chat:*', 'chat:ops', 'prices:*'],
       errors: [

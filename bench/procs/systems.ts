@@ -268,7 +268,7 @@ class WseSystem implements BenchSystem {
       path: '/wse',
       // Above the bench's largest connection count; everything else stays at its default.
       maxConnections: 50_000,
-      auth: jwtSecret === undefined ? undefined : { jwtSecret },
+      auth: jwtSecret === undefined ? { anonymous: true } : { jwtSecret },
       redis: redisUrl === undefined ? undefined : { url: redisUrl },
     };
     class BenchAppModule {}

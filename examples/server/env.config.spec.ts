@@ -21,6 +21,7 @@ describe('readEnvironment', () => {
       expect(readEnvironment({})).toEqual({
         port: 5006,
         host: '0.0.0.0',
+        apiPath: '/api',
         metricsRequireKey: false,
         logFormat: 'text',
         logLevel: 'log',
@@ -38,6 +39,7 @@ describe('readEnvironment', () => {
             publicKey: undefined,
             jwksUrl: undefined,
             algorithms: undefined,
+            anonymous: true,
             issuer: undefined,
             audience: undefined,
             cookieName: undefined,
@@ -146,6 +148,7 @@ describe('readEnvironment', () => {
       expect(env).toEqual({
         port: 7000,
         host: '::1',
+        apiPath: '/api',
         metricsRequireKey: true,
         logFormat: 'json',
         logLevel: 'debug',
@@ -163,6 +166,7 @@ describe('readEnvironment', () => {
             publicKey: undefined,
             jwksUrl: undefined,
             algorithms: undefined,
+            anonymous: undefined,
             issuer: 'i',
             audience: 'a',
             cookieName: 'c',

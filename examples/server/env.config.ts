@@ -12,6 +12,8 @@ import {
 export interface AppEnvironment {
   readonly port: number;
   readonly host: string;
+  /** Where the server API is mounted when `WSE_API_KEY` is set (`WSE_API_PATH`). */
+  readonly apiPath: string;
   /** `GET /metrics` needs the API key too (`WSE_METRICS_REQUIRE_KEY=true`). */
   readonly metricsRequireKey: boolean;
   readonly logFormat: 'text' | 'json';
@@ -93,6 +95,7 @@ const CONTRACT_ORDER = [
   'WSE_PING_INTERVAL_MS',
   'WSE_IDLE_TIMEOUT_MS',
   'WSE_MAX_MESSAGE_BYTES',
+  'WSE_API_PATH',
   'WSE_ALLOWED_ORIGINS',
   'WSE_SUBSCRIBE_ALLOW',
   'WSE_SUBSCRIBE_DENY',
@@ -119,6 +122,7 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): AppEnviro
   const result: AppEnvironment = {
     port: read.int('PORT', 5006, { min: 0, max: 65_535 }),
     host: read.text('HOST') ?? '0.0.0.0',
+    apiPath: read.text('WSE_API_PATH') ?? '/api',
     metricsRequireKey: read.boolean('WSE_METRICS_REQUIRE_KEY') ?? false,
     logFormat: read.oneOf('WSE_LOG_FORMAT', ['text', 'json'] as const) ?? 'text',
     logLevel: read.oneOf('WSE_LOG_LEVEL', LOG_LEVELS) ?? 'log',
@@ -137,6 +141,13 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): AppEnviro
         publicKey: read.text('WSE_JWT_PUBLIC_KEY')?.replaceAll('\\n', '\n'),
         jwksUrl: read.text('WSE_JWT_JWKS_URL'),
         algorithms: read.list('WSE_JWT_ALGORITHMS', JWT_ALGORITHMS),
+        // Without a key the example server runs anonymous, as the contract says; the module
+        // itself refuses to guess, so the choice is made here, out loud (a warning at start).
+        anonymous: ['WSE_JWT_SECRET', 'WSE_JWT_PUBLIC_KEY', 'WSE_JWT_JWKS_URL'].every(
+          (name) => read.text(name) === undefined,
+        )
+          ? true
+          : undefined,
         issuer: read.text('WSE_JWT_ISSUER'),
         audience: read.text('WSE_JWT_AUDIENCE'),
         cookieName: read.text('WSE_JWT_COOKIE'),
@@ -170,6 +181,9 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): AppEnviro
       // A number the reader already refused comes back as an unset option: reported once.
       if (!problems.some((p) => p.path === variable)) problems.push({ ...problem, path: variable ?? problem.path });
     }
+  }
+  if (!result.apiPath.startsWith('/')) {
+    problems.push({ path: 'WSE_API_PATH', rule: 'must start with "/"', value: result.apiPath });
   }
   if (result.metricsRequireKey && result.wse.apiKey === undefined) {
     problems.push({ path: 'WSE_METRICS_REQUIRE_KEY', rule: 'needs WSE_API_KEY to be set', value: 'true' });

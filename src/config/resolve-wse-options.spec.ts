@@ -5,7 +5,23 @@ import { WseConfigError } from '../errors/wse-config.error.js';
 import type { WseModuleOptions } from './wse-module-options.interface.js';
 
 /** Runs the resolver on input it must refuse and returns the error. */
+/** The options with an auth mode chosen (anonymous) where the input leaves it open. */
+function withAuthMode(input: unknown): WseModuleOptions {
+  if (typeof input !== 'object' || input === null) return input as WseModuleOptions;
+  const options = input as WseModuleOptions;
+  const auth = options.auth;
+  if (auth !== undefined && (typeof auth !== 'object' || auth === null)) return options;
+  const keyed = auth?.jwtSecret !== undefined || auth?.publicKey !== undefined || auth?.jwksUrl !== undefined;
+  if (keyed || auth?.anonymous !== undefined) return options;
+  return { ...options, auth: { ...auth, anonymous: true } };
+}
+
 function configErrorOf(input: unknown): WseConfigError {
+  return rawConfigErrorOf(withAuthMode(input));
+}
+
+/** As configErrorOf, with the input exactly as given (no auth mode added). */
+function rawConfigErrorOf(input: unknown): WseConfigError {
   try {
     resolveWseOptions(input as WseModuleOptions);
   } catch (error) {
@@ -19,7 +35,7 @@ describe('resolveWseOptions', () => {
   describe('with no options', () => {
     it('applies the documented defaults', () => {
       // toMatchObject: the Redis section (CONTRACT section 10) has its own defaults, not checked here.
-      expect(resolveWseOptions()).toMatchObject({
+      expect(resolveWseOptions(withAuthMode({}))).toMatchObject({
         path: '/wse',
         maxConnections: 10_000,
         maxMessageBytes: 1_048_576,
@@ -35,7 +51,7 @@ describe('resolveWseOptions', () => {
     });
 
     it('gives the same result for an empty object', () => {
-      expect(resolveWseOptions({})).toEqual(resolveWseOptions());
+      expect(resolveWseOptions(withAuthMode({}))).toEqual(resolveWseOptions({ auth: { anonymous: true } }));
     });
 
     it('exposes the defaults it applies, frozen', () => {
@@ -143,7 +159,7 @@ describe('resolveWseOptions', () => {
     it('refuses auth that is not an object, without echoing it', () => {
       // `auth: '<the secret>'` must not silently start the server in anonymous mode.
       const error = configErrorOf({ auth: 'hunter2-jwt-secret' });
-      expect(error.problems.map((p) => p.path)).toEqual(['auth']);
+      expect(error.problems.map((p) => p.path)).toEqual(['auth', 'auth.jwtSecret']);
       expect(error.message).toContain('auth:');
       expect(error.message).not.toContain('hunter2');
     });
@@ -212,6 +228,7 @@ describe('resolveWseOptions', () => {
     it('defaults to HS256 with a secret, exp required, no age limit, no tolerance', () => {
       expect(resolveWseOptions({ auth: { jwtSecret: 's' } }).auth).toEqual({
         jwtSecret: 's',
+        anonymous: false,
         publicKey: undefined,
         jwksUrl: undefined,
         algorithms: ['HS256'],
@@ -230,7 +247,7 @@ describe('resolveWseOptions', () => {
     it('defaults to RS256 with a public key or a JWKS, and accepts no algorithm in anonymous mode', () => {
       expect(resolveWseOptions({ auth: { publicKey: pem, algorithms: ['ES256'] } }).auth.algorithms).toEqual(['ES256']);
       expect(resolveWseOptions({ auth: { jwksUrl: 'https://id.example/jwks' } }).auth.algorithms).toEqual(['RS256']);
-      expect(resolveWseOptions().auth.algorithms).toEqual([]);
+      expect(resolveWseOptions({ auth: { anonymous: true } }).auth.algorithms).toEqual([]);
     });
 
     it.each([
@@ -263,12 +280,12 @@ describe('resolveWseOptions', () => {
 
   describe('subscriptions and connectGuard (issue 16)', () => {
     it('resolves the rules, with empty lists by default', () => {
-      expect(resolveWseOptions({ subscriptions: { allow: ['chat:*'] } }).subscriptions).toEqual({
+      expect(resolveWseOptions(withAuthMode({ subscriptions: { allow: ['chat:*'] } })).subscriptions).toEqual({
         allow: ['chat:*'],
         deny: [],
         claim: undefined,
       });
-      expect(resolveWseOptions().subscriptions).toBeUndefined();
+      expect(resolveWseOptions(withAuthMode({})).subscriptions).toBeUndefined();
     });
 
     it.each([
@@ -296,9 +313,94 @@ describe('resolveWseOptions', () => {
           return true;
         }
       }
-      expect(resolveWseOptions({ connectGuard: Guard }).connectGuard).toBe(Guard);
+      expect(resolveWseOptions(withAuthMode({ connectGuard: Guard })).connectGuard).toBe(Guard);
       const guard = { canConnect: () => false };
-      expect(resolveWseOptions({ connectGuard: guard }).connectGuard).toBe(guard);
+      expect(resolveWseOptions(withAuthMode({ connectGuard: guard })).connectGuard).toBe(guard);
     });
+  });
+
+  describe('authentication mode (fail closed)', () => {
+    it('refuses to start with neither a secret nor anonymous: true, saying how to choose', () => {
+      expect(rawConfigErrorOf({}).message).toBe(
+        'Invalid WseModule options:\n  - auth.jwtSecret: is required: set auth.jwtSecret (or auth.publicKey or auth.jwksUrl) to verify tokens, or auth.anonymous: true to accept every connection without one (got undefined)',
+      );
+    });
+
+    it('treats an unset secret from the environment like no secret at all', () => {
+      expect(
+        rawConfigErrorOf({ auth: { jwtSecret: undefined, anonymous: false } }).problems.map((p) => p.path),
+      ).toEqual(['auth.jwtSecret']);
+    });
+
+    it('refuses a secret together with anonymous: true', () => {
+      expect(rawConfigErrorOf({ auth: { jwtSecret: 's', anonymous: true } }).problems).toEqual([
+        { path: 'auth.anonymous', rule: 'cannot be true together with auth.jwtSecret: choose one', value: true },
+      ]);
+    });
+
+    it('refuses an anonymous flag that is not a boolean', () => {
+      expect(rawConfigErrorOf({ auth: { anonymous: 'yes' } }).problems.map((p) => p.path)).toEqual(['auth.anonymous']);
+    });
+
+    it('resolves anonymous: true and a secret to their modes', () => {
+      expect(resolveWseOptions({ auth: { anonymous: true } }).auth.anonymous).toBe(true);
+      expect(resolveWseOptions({ auth: { jwtSecret: 's' } }).auth.anonymous).toBe(false);
+    });
+  });
+});
+
+describe('the WSE client compatibility options', () => {
+  it('default to every WSE format on, unknown events answered, shutdown with 1012, no id/ts', () => {
+    expect(resolveWseOptions(withAuthMode({}))).toMatchObject({
+      compatibility: { msgpack: true, compression: true, urlTopics: true },
+      unknownEvents: 'error',
+      shutdownCloseCode: 1012,
+      systemFrames: { id: false, ts: false },
+    });
+    expect(Object.isFrozen(resolveWseOptions(withAuthMode({})).compatibility)).toBe(true);
+    expect(Object.isFrozen(resolveWseOptions(withAuthMode({})).systemFrames)).toBe(true);
+  });
+
+  it('keeps what it is given', () => {
+    expect(
+      resolveWseOptions(
+        withAuthMode({
+          compatibility: { msgpack: false, urlTopics: false },
+          unknownEvents: 'ignore',
+          shutdownCloseCode: 4300,
+          systemFrames: { id: true },
+        }),
+      ),
+    ).toMatchObject({
+      compatibility: { msgpack: false, compression: true, urlTopics: false },
+      unknownEvents: 'ignore',
+      shutdownCloseCode: 4300,
+      systemFrames: { id: true, ts: false },
+    });
+  });
+
+  it.each([1000, 1001, 1011, 1012, 1013, 3000, 4300, 4999])('accepts %i as a shutdown close code', (code) => {
+    expect(resolveWseOptions(withAuthMode({ shutdownCloseCode: code })).shutdownCloseCode).toBe(code);
+  });
+
+  it.each([
+    [
+      'shutdownCloseCode',
+      { shutdownCloseCode: 1006 },
+      'must be a close code a server may send: 1000, 1001, 1008, 1011-1014 or 3000-4999',
+      1006,
+    ],
+    [
+      'shutdownCloseCode',
+      { shutdownCloseCode: 5000 },
+      'must be a close code a server may send: 1000, 1001, 1008, 1011-1014 or 3000-4999',
+      5000,
+    ],
+    ['unknownEvents', { unknownEvents: 'drop' }, 'must be one of "error", "ignore"', 'drop'],
+    ['compatibility.msgpack', { compatibility: { msgpack: 'yes' } }, 'must be true or false', 'yes'],
+    ['systemFrames.ts', { systemFrames: { ts: 1 } }, 'must be true or false', 1],
+    ['compatibility', { compatibility: true }, 'must be an object', '<boolean>'],
+  ])('refuses a bad %s', (path, input, rule, value) => {
+    expect(configErrorOf(input).problems).toEqual([{ path, rule, value }]);
   });
 });

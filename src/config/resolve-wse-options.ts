@@ -7,12 +7,14 @@ import type {
   ResolvedSubscriptionRules,
   ResolvedWseOptions,
   WseAuthOptions,
+  WseCompatibilityOptions,
   WseConnectGuard,
   WseJwtAlgorithm,
   WseModuleOptions,
   WseRateLimitOptions,
   WseRedisOptions,
   WseSubscriptionRules,
+  WseSystemFrameOptions,
 } from './wse-module-options.interface.js';
 import type { Type } from '@nestjs/common';
 
@@ -49,9 +51,13 @@ export const WSE_DEFAULTS = Object.freeze({
   maxTopicsPerConnection: 1000,
   maxTopicsPerSubscription: 100,
   slowConsumerTimeoutMs: 10_000,
+  compatibility: Object.freeze({ msgpack: true, compression: true, urlTopics: true }),
+  unknownEvents: 'error' as const,
+  shutdownCloseCode: 1012,
+  systemFrames: Object.freeze({ id: false, ts: false }),
   rateLimit: Object.freeze({
     capacity: 100_000,
-    refillPerSecond: 10_000,
+    refillPerSecond: 100_000,
     warnBelowFraction: 0.2,
     closeAfterRejected: 1000,
   }),
@@ -120,6 +126,13 @@ export function resolveWseOptions(input: WseModuleOptions = {}): ResolvedWseOpti
     rateLimit:
       input.rateLimit === false ? undefined : resolveRateLimit(check.section('rateLimit', input.rateLimit), check),
     allowedOrigins: check.origins('allowedOrigins', input.allowedOrigins),
+    compatibility: resolveCompatibility(check.section('compatibility', input.compatibility), check),
+    unknownEvents: check.oneOf('unknownEvents', input.unknownEvents ?? WSE_DEFAULTS.unknownEvents, [
+      'error',
+      'ignore',
+    ] as const),
+    shutdownCloseCode: check.closeCode('shutdownCloseCode', input.shutdownCloseCode ?? WSE_DEFAULTS.shutdownCloseCode),
+    systemFrames: resolveSystemFrames(check.section('systemFrames', input.systemFrames), check),
   };
   if (problems.length > 0) throw new WseConfigError(problems);
   return Object.freeze(resolved);
@@ -130,17 +143,23 @@ function resolveAuthOptions(auth: Partial<WseAuthOptions>, check: OptionChecker)
   const jwtSecret = check.optionalText('auth.jwtSecret', auth.jwtSecret, { secret: true });
   const publicKey = check.publicKey('auth.publicKey', auth.publicKey);
   const jwksUrl = check.httpUrl('auth.jwksUrl', auth.jwksUrl);
-  const sources = [jwtSecret, publicKey, jwksUrl].filter((source) => source !== undefined).length;
-  if (sources > 1) {
+  const sources = [
+    auth.jwtSecret === undefined ? undefined : 'jwtSecret',
+    auth.publicKey === undefined ? undefined : 'publicKey',
+    auth.jwksUrl === undefined ? undefined : 'jwksUrl',
+  ].filter((source) => source !== undefined);
+  if (sources.length > 1) {
     check.fail('auth', 'set one of jwtSecret, publicKey and jwksUrl', '<several key sources>');
   }
-  const anonymous = sources === 0;
+  const anonymous = check.authMode(sources[0], auth.anonymous);
   const hmac = jwtSecret !== undefined;
-  const algorithms = anonymous
-    ? []
-    : check.algorithms('auth.algorithms', auth.algorithms ?? (hmac ? ['HS256'] : ['RS256']), hmac);
+  const algorithms =
+    anonymous || sources.length === 0
+      ? []
+      : check.algorithms('auth.algorithms', auth.algorithms ?? (hmac ? ['HS256'] : ['RS256']), hmac);
   return Object.freeze({
     jwtSecret,
+    anonymous,
     publicKey,
     jwksUrl,
     algorithms,
@@ -176,6 +195,29 @@ function isOrigin(value: unknown): boolean {
   } catch {
     return false;
   }
+}
+
+function resolveCompatibility(
+  compatibility: Partial<WseCompatibilityOptions>,
+  check: OptionChecker,
+): Readonly<WseCompatibilityOptions> {
+  const d = WSE_DEFAULTS.compatibility;
+  return Object.freeze({
+    msgpack: check.boolean('compatibility.msgpack', compatibility.msgpack ?? d.msgpack),
+    compression: check.boolean('compatibility.compression', compatibility.compression ?? d.compression),
+    urlTopics: check.boolean('compatibility.urlTopics', compatibility.urlTopics ?? d.urlTopics),
+  });
+}
+
+function resolveSystemFrames(
+  systemFrames: Partial<WseSystemFrameOptions>,
+  check: OptionChecker,
+): Readonly<WseSystemFrameOptions> {
+  const d = WSE_DEFAULTS.systemFrames;
+  return Object.freeze({
+    id: check.boolean('systemFrames.id', systemFrames.id ?? d.id),
+    ts: check.boolean('systemFrames.ts', systemFrames.ts ?? d.ts),
+  });
 }
 
 function resolveRateLimit(
@@ -269,6 +311,25 @@ class OptionChecker {
     return value;
   }
 
+  boolean(path: string, value: boolean): boolean {
+    if (typeof value !== 'boolean') this.fail(path, 'must be true or false', value);
+    return value;
+  }
+
+  oneOf<T extends string>(path: string, value: T, allowed: readonly T[]): T {
+    if (!allowed.includes(value)) this.fail(path, `must be one of ${allowed.map((a) => `"${a}"`).join(', ')}`, value);
+    return value;
+  }
+
+  /** A close code a server may send (RFC 6455 section 7.4): 1000, 1001, 1008, 1011-1014, or 3000-4999. */
+  closeCode(path: string, value: number): number {
+    const sendable = [1000, 1001, 1008, 1011, 1012, 1013, 1014];
+    if (!Number.isSafeInteger(value) || !(sendable.includes(value) || (value >= 3000 && value <= 4999))) {
+      this.fail(path, 'must be a close code a server may send: 1000, 1001, 1008, 1011-1014 or 3000-4999', value);
+    }
+    return value;
+  }
+
   fraction(path: string, value: number): number {
     if (typeof value !== 'number' || !(value >= 0 && value < 1))
       this.fail(path, 'must be a number from 0 to below 1', value);
@@ -333,6 +394,27 @@ class OptionChecker {
     return value;
   }
 
+  /**
+   * Fail closed: without a secret the endpoint is open to anyone, so that must be asked for in
+   * so many words (`anonymous: true`), not be the result of an unset variable.
+   */
+  authMode(keySource: string | undefined, anonymous: unknown): boolean {
+    if (anonymous !== undefined && typeof anonymous !== 'boolean') {
+      this.fail('auth.anonymous', 'must be a boolean when set', anonymous);
+      return false;
+    }
+    if (anonymous === true && keySource !== undefined) {
+      this.fail('auth.anonymous', `cannot be true together with auth.${keySource}: choose one`, anonymous);
+    } else if (anonymous !== true && keySource === undefined) {
+      this.fail(
+        'auth.jwtSecret',
+        'is required: set auth.jwtSecret (or auth.publicKey or auth.jwksUrl) to verify tokens, or auth.anonymous: true to accept every connection without one',
+        undefined,
+      );
+    }
+    return anonymous === true;
+  }
+
   cookieName(path: string, value: string): string {
     // RFC 6265 token characters: what a browser will actually send back as a cookie name.
     if (typeof value !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value)) {
@@ -343,11 +425,6 @@ class OptionChecker {
 
   optionalFunction<F>(path: string, value: F | undefined): F | undefined {
     if (value !== undefined && typeof value !== 'function') this.fail(path, 'must be a function when set', value);
-    return value;
-  }
-
-  boolean(path: string, value: boolean): boolean {
-    if (typeof value !== 'boolean') this.fail(path, 'must be true or false', value);
     return value;
   }
 

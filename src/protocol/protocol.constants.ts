@@ -14,7 +14,7 @@ export const WSE_SYSTEM_CATEGORY = 'WSE';
 export const WseCloseCode = {
   /** Idle timeout (reason `idle timeout`) and orderly closes. */
   NORMAL: 1000,
-  /** Server shutting down: clients should reconnect elsewhere. */
+  /** Going away: not used by the server (WSE's clients treat it as final); see SERVICE_RESTART. */
   GOING_AWAY: 1001,
   /** Persistent abuse of the inbound rate limit (reason `rate limit exceeded`). */
   POLICY_VIOLATION: 1008,
@@ -22,6 +22,11 @@ export const WseCloseCode = {
   MESSAGE_TOO_BIG: 1009,
   /** The application's connect guard threw (reason `connect check failed`). */
   INTERNAL_ERROR: 1011,
+  /**
+   * Graceful shutdown (reason `service restart`), the default of `shutdownCloseCode`: the code
+   * WSE's SDKs, WSE's Python client and generic clients all reconnect on (docs/PROTOCOL.md).
+   */
+  SERVICE_RESTART: 1012,
   /**
    * Over `maxConnections` (reason `server full`), a slow consumer (reason `slow consumer`), or a
    * connect guard that did not answer in time (reason `connect check timed out`).

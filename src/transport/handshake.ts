@@ -7,13 +7,15 @@ import { InjectWseOptions } from '../config/inject-wse-options.decorator.js';
 import type { ResolvedWseOptions, WseConnectGuard, WseConnectVerdict } from '../config/wse-module-options.interface.js';
 import { TopicRegistryService } from '../hub/topic-registry.service.js';
 import { WseNode } from '../node/wse-node.js';
-import { systemEnvelope, systemFrame } from '../protocol/outbound-frame.js';
+import { SystemFrames, systemEnvelope } from '../protocol/outbound-frame.js';
+import { urlTopics } from '../protocol/url-topics.js';
 import { WSE_PROTOCOL_VERSION, WseCloseCode, WseErrorCode } from '../wse.constants.js';
 import { closeReasons, logMessages, readyMessage } from '../wse.messages.js';
 import { findHandshakeToken } from './auth/token-source.js';
 import { WseTokenExpiry } from './auth/token-expiry.js';
 import { WseAuthenticator, type HandshakeIdentity } from './auth/wse-authenticator.service.js';
 import { OutboundWriter } from './outbound-writer.js';
+import { WseSubscriptionHandler } from './subscription-handler.js';
 import { TokenBucket } from './token-bucket.js';
 import { WS_OPEN, WseConnection } from './wse-connection.js';
 
@@ -24,7 +26,8 @@ type GuardOutcome = WseConnectVerdict | 'timeout' | 'failed';
 
 /**
  * The handshake (CONTRACT section 3): capacity, the token, the application's connect guard,
- * then `server_ready` as the first frame. A refused socket is closed here and never
+ * then `server_ready` as the first frame, followed by the answer to the topics of the URL
+ * (`?topics=a,b`, as WSE's clients send them). A refused socket is closed here and never
  * registered, so nothing is ever delivered to it.
  *
  * Without a connect guard and with a secret or public key, all of it happens synchronously in
@@ -32,7 +35,7 @@ type GuardOutcome = WseConnectVerdict | 'timeout' | 'failed';
  * WseGateway.afterInit). A connect guard or a JWKS makes it asynchronous: the socket is paused
  * (the client's frames wait in the kernel, unread, nothing is lost or answered), and it is
  * registered, resumed and greeted only once accepted. Until then it is counted against
- * `maxConnections` and closed with 1001 if the server stops.
+ * `maxConnections` and closed with the shutdown code if the server stops.
  */
 @Injectable()
 export class WseHandshake implements OnModuleInit {
@@ -49,6 +52,8 @@ export class WseHandshake implements OnModuleInit {
     private readonly node: WseNode,
     private readonly expiry: WseTokenExpiry,
     private readonly moduleRef: ModuleRef,
+    private readonly subscriptions: WseSubscriptionHandler,
+    private readonly frames: SystemFrames,
   ) {}
 
   /** Resolves the connect guard: the application's provider of that class, or a new one with its dependencies. */
@@ -87,12 +92,13 @@ export class WseHandshake implements OnModuleInit {
       this.refuseToken(socket, identity.reason);
       return undefined;
     }
-    return this.register(socket, identity);
+    return this.register(socket, request, identity);
   }
 
-  /** Closes every handshake still waiting, as the server stops. */
+  /** Closes every handshake still waiting, as the server stops (with the code open connections get). */
   closePending(): void {
-    for (const socket of this.pending) closePaused(socket, WseCloseCode.GOING_AWAY, closeReasons.goingAway());
+    for (const socket of this.pending)
+      closePaused(socket, this.options.shutdownCloseCode, closeReasons.serviceRestart());
     this.pending.clear();
   }
 
@@ -123,7 +129,7 @@ export class WseHandshake implements OnModuleInit {
         identity = enrich(identity, outcome);
       }
       // Still paused: the gateway resumes it once its listeners are on (WseGateway.open).
-      return this.register(socket, identity);
+      return this.register(socket, request, identity);
     } finally {
       this.pending.delete(socket);
     }
@@ -154,7 +160,7 @@ export class WseHandshake implements OnModuleInit {
   }
 
   private refuseToken(socket: WebSocket, reason: string): void {
-    this.logger.debug(logMessages.authRejected(reason));
+    this.logger.verbose(logMessages.authRejected(reason));
     // Not a registered connection, so the frame goes through ws directly, then the close.
     socket.send(JSON.stringify(systemEnvelope('error', { code: WseErrorCode.AUTH_FAILED, message: reason })));
     socket.close(WseCloseCode.AUTH_FAILED, closeReasons.authFailed());
@@ -168,7 +174,7 @@ export class WseHandshake implements OnModuleInit {
     } else closePaused(socket, WseCloseCode.INTERNAL_ERROR, closeReasons.connectGuardFailed());
   }
 
-  private register(socket: WebSocket, identity: AcceptedIdentity): WseConnection {
+  private register(socket: WebSocket, request: IncomingMessage, identity: AcceptedIdentity): WseConnection {
     const rateLimit = this.options.rateLimit;
     const connection = new WseConnection(
       randomUUID(),
@@ -183,7 +189,7 @@ export class WseHandshake implements OnModuleInit {
     this.registry.register(connection);
     if (identity.expiresAtMs !== undefined) this.expiry.watch(connection, identity.expiresAtMs);
     connection.send(
-      systemFrame('server_ready', {
+      this.frames.frame('server_ready', {
         message: readyMessage(),
         details: {
           version: WSE_PROTOCOL_VERSION,
@@ -194,6 +200,7 @@ export class WseHandshake implements OnModuleInit {
         },
       }),
     );
+    if (this.options.compatibility.urlTopics) this.subscriptions.subscribeFromUrl(connection, urlTopics(request.url));
     return connection;
   }
 }

@@ -4,14 +4,15 @@ import type { ResolvedWseOptions, WseSubscriptionAuthorizer } from '../config/ws
 import { TopicRegistryService } from '../hub/topic-registry.service.js';
 import { topicRejection } from '../hub/topic-validation.js';
 import { parseSubscriptionRequest, type InboundFrame } from '../protocol/inbound-frame.js';
-import { errorFrame, systemFrame } from '../protocol/outbound-frame.js';
+import { SystemFrames } from '../protocol/outbound-frame.js';
 import { WseErrorCode } from '../wse.constants.js';
 import { logMessages, topicRejections } from '../wse.messages.js';
 import { WseTopicPermissions } from './auth/topic-permissions.js';
 import type { WseConnection } from './wse-connection.js';
 
 /**
- * `subscription` frames (CONTRACT section 4): validation, the operator's `subscriptions` rules,
+ * `subscription` frames (CONTRACT section 4; `subscription_update` from WSE's clients is the
+ * same) and the topics of the handshake URL: validation, the operator's `subscriptions` rules,
  * the application's `authorizeSubscription`, then the registry; answered with
  * `subscription_update`.
  */
@@ -23,12 +24,13 @@ export class WseSubscriptionHandler {
     @InjectWseOptions() private readonly options: ResolvedWseOptions,
     private readonly registry: TopicRegistryService<WseConnection>,
     private readonly permissions: WseTopicPermissions,
+    private readonly frames: SystemFrames,
   ) {}
 
   handle(connection: WseConnection, frame: InboundFrame): void {
     const request = parseSubscriptionRequest(frame.p, this.options.maxTopicsPerSubscription);
     if (!request.ok) {
-      connection.send(errorFrame(WseErrorCode.INVALID_MESSAGE, request.message));
+      connection.send(this.frames.error(WseErrorCode.INVALID_MESSAGE, request.message));
       return;
     }
     if (request.action === 'unsubscribe') {
@@ -37,6 +39,16 @@ export class WseSubscriptionHandler {
       return;
     }
     void this.subscribeAuthorized(connection, request.topics);
+  }
+
+  /**
+   * Subscribes the topics a WSE client named on the handshake URL (`?topics=a,b`), exactly as
+   * if it had sent them in a `subscription` frame: the same limit, validation and
+   * authorization, and the same `subscription_update` answer (after `server_ready`).
+   */
+  subscribeFromUrl(connection: WseConnection, topics: string[]): void {
+    if (topics.length === 0) return;
+    this.handle(connection, { t: 'subscription', p: { action: 'subscribe', topics } });
   }
 
   /**
@@ -97,8 +109,10 @@ export class WseSubscriptionHandler {
     failed: { topic: string; reason: string }[],
   ): void {
     connection.send(
-      systemFrame('subscription_update', {
+      this.frames.frame('subscription_update', {
         action,
+        // What WSE's clients look at before they mark topics as subscribed: no topic failed.
+        success: failed.length === 0,
         success_topics: succeeded,
         failed_topics: failed.map((f) => f.topic),
         errors: failed,

@@ -6,8 +6,8 @@ import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { InjectWseOptions } from '../config/inject-wse-options.decorator.js';
 import type { ResolvedWseOptions } from '../config/wse-module-options.interface.js';
 import { TopicRegistryService } from '../hub/topic-registry.service.js';
-import { errorFrame } from '../protocol/outbound-frame.js';
-import { WseCloseCode, WseErrorCode } from '../wse.constants.js';
+import { SystemFrames } from '../protocol/outbound-frame.js';
+import { WseErrorCode } from '../wse.constants.js';
 import { closeReasons, invalidMessages, logMessages } from '../wse.messages.js';
 import { WseTokenExpiry } from './auth/token-expiry.js';
 import { WseHooksExplorer } from './events/wse-hooks.explorer.js';
@@ -38,6 +38,7 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     private readonly heartbeat: WseHeartbeat,
     private readonly hooks: WseHooksExplorer,
     private readonly expiry: WseTokenExpiry,
+    private readonly frames: SystemFrames,
   ) {}
 
   /** True once the endpoint accepts connections, until shutdown. */
@@ -61,7 +62,8 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
 
   handleConnection(socket: WebSocket, request: IncomingMessage): void {
     if (!this.listening) {
-      socket.close(WseCloseCode.GOING_AWAY, closeReasons.goingAway());
+      // Shutting down: the same code as the open connections get, so the client comes back.
+      socket.close(this.options.shutdownCloseCode, closeReasons.serviceRestart());
       return;
     }
     const accepted = this.handshake.accept(socket, request);
@@ -76,7 +78,7 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
         if (connection === undefined) return;
         this.open(connection);
         connection.socket.resume();
-        if (!this.listening) connection.close(WseCloseCode.GOING_AWAY, closeReasons.goingAway());
+        if (!this.listening) connection.close(this.options.shutdownCloseCode, closeReasons.serviceRestart());
       },
       (error: unknown) =>
         this.logger.error(logMessages.frameFailed('(handshake)'), error instanceof Error ? error.stack : error),
@@ -90,7 +92,7 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     // A WebSocket-level ping (some client libraries' keepalive) counts as activity too.
     socket.on('ping', () => (connection.lastActivityMs = Date.now()));
     socket.once('close', (code: number) => this.onClose(connection, code));
-    this.logger.debug(logMessages.connected(connection.id, connection.userId));
+    this.logger.verbose(logMessages.connected(connection.id, connection.userId));
     // server_ready into the corked socket now, behind the 101 response (see afterInit), not a
     // turn later. Whatever the connect hooks send is queued behind it as usual.
     connection.flush();
@@ -108,12 +110,12 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
       this.router.handle(connection, data, isBinary);
     } catch (error) {
       this.logger.error(logMessages.frameFailed(connection.id), error instanceof Error ? error.stack : error);
-      connection.send(errorFrame(WseErrorCode.INVALID_MESSAGE, invalidMessages.unanswerable()));
+      connection.send(this.frames.error(WseErrorCode.INVALID_MESSAGE, invalidMessages.unanswerable()));
     }
   }
 
   private onClose(connection: WseConnection, code: number): void {
-    this.logger.debug(logMessages.disconnected(connection.id, code));
+    this.logger.verbose(logMessages.disconnected(connection.id, code));
     // Counted under the code the server closed with when it started the close: a slow consumer
     // destroyed after its grace is a 1013 close, even though ws reports 1006 for the socket.
     const counted = connection.closeCodeSent ?? code;
@@ -125,13 +127,18 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     this.registry.unregister(connection.id);
   }
 
-  /** Stops accepting, and closes every connection with 1001 so clients reconnect elsewhere. */
+  /**
+   * Stops accepting, and closes every connection with `shutdownCloseCode` (1012, `service
+   * restart`) so clients reconnect, to this instance once it is back or to another. Not 1001:
+   * WSE's SDKs and Python client treat 1000 and 1001 as final and would stay disconnected after
+   * a deploy (docs/PROTOCOL.md, close codes).
+   */
   onModuleDestroy(): void {
     this.listening = false;
     this.heartbeat.stop();
     this.handshake.closePending();
     for (const connection of this.registry.connections()) {
-      connection.close(WseCloseCode.GOING_AWAY, closeReasons.goingAway());
+      connection.close(this.options.shutdownCloseCode, closeReasons.serviceRestart());
     }
   }
 

@@ -1,11 +1,5 @@
-import {
-  type CanActivate,
-  type ExecutionContext,
-  Injectable,
-  NotFoundException,
-  UnauthorizedException,
-} from '@nestjs/common';
-import type { Request } from 'express';
+import { type CanActivate, type ExecutionContext, Injectable, UnauthorizedException } from '@nestjs/common';
+import { WseConfigError } from '../../errors/wse-config.error.js';
 import { InjectWseOptions } from '../../config/inject-wse-options.decorator.js';
 import type { ResolvedWseOptions } from '../../config/wse-module-options.interface.js';
 import { apiErrors } from './api-errors.js';
@@ -17,15 +11,22 @@ import { WseApiKey } from './api-key.js';
  */
 @Injectable()
 export class WseApiKeyGuard implements CanActivate {
-  private readonly key: WseApiKey | undefined;
+  private readonly key: WseApiKey;
 
   constructor(@InjectWseOptions() options: ResolvedWseOptions) {
-    this.key = options.apiKey === undefined ? undefined : new WseApiKey(options.apiKey);
+    // Fail closed at start: an API mounted without a key would be open to anyone.
+    if (options.apiKey === undefined) {
+      throw new WseConfigError([
+        { path: 'apiKey', rule: 'must be set when WseHttpModule mounts the server API', value: undefined },
+      ]);
+    }
+    this.key = new WseApiKey(options.apiKey);
   }
 
   canActivate(context: ExecutionContext): boolean {
-    if (this.key === undefined) throw new NotFoundException();
-    if (!this.key.matches(context.switchToHttp().getRequest<Request>().headers.authorization)) {
+    const request = context.switchToHttp().getRequest<{ headers: Record<string, string | string[] | undefined> }>();
+    const authorization = request.headers.authorization;
+    if (!this.key.matches(typeof authorization === 'string' ? authorization : undefined)) {
       throw new UnauthorizedException(apiErrors.unauthorized());
     }
     return true;

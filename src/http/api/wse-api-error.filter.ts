@@ -1,5 +1,5 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter } from '@nestjs/common';
-import type { Response } from 'express';
+import { HttpAdapterHost } from '@nestjs/core';
 import { WsePayloadError } from '../../node/payload.js';
 import { WseTopicError } from '../../errors/wse-topic.error.js';
 import { apiErrors } from './api-errors.js';
@@ -10,9 +10,11 @@ import { apiErrors } from './api-errors.js';
  */
 @Catch(WsePayloadError, WseTopicError)
 export class WseApiErrorFilter implements ExceptionFilter {
+  constructor(private readonly adapterHost: HttpAdapterHost) {}
+
   catch(error: WsePayloadError | WseTopicError, host: ArgumentsHost): void {
     const body =
       error instanceof WseTopicError ? apiErrors.invalidTopic('topic', error.reason) : apiErrors.badData(error.message);
-    host.switchToHttp().getResponse<Response>().status(400).json(body);
+    this.adapterHost.httpAdapter.reply(host.switchToHttp().getResponse(), body, 400);
   }
 }

@@ -1,5 +1,5 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Res, UseFilters, UseGuards } from '@nestjs/common';
-import type { Response } from 'express';
+import { Body, Get, HttpCode, Injectable, Param, Post, Res, UseFilters, UseGuards } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import type { DlqReplayResult } from '../../broker/redis/redis-pubsub.service.js';
 import type { DeadLetter } from '../../reliability/dead-letter-queue.js';
 import { WsePublisher } from '../../node/wse.publisher.js';
@@ -12,33 +12,36 @@ import { WseApiErrorFilter } from './wse-api-error.filter.js';
 
 /**
  * The server API (CONTRACT section 7): lets another backend publish, send and manage
- * subscriptions over HTTP. Present only when `apiKey` is set; see WseApiKeyGuard.
+ * subscriptions over HTTP, behind `Authorization: Bearer <apiKey>` (WseApiKeyGuard). Mounted
+ * only through `WseHttpModule.forRoot({ api: ... })`, which gives it its path; it uses only
+ * Nest's HTTP adapter, so it runs on Express and Fastify alike.
  */
-@Controller('api')
+@Injectable()
 @UseGuards(WseApiKeyGuard)
 @UseFilters(WseApiErrorFilter)
 export class WseApiController {
   constructor(
     private readonly publisher: WsePublisher,
     private readonly admin: WseAdmin,
+    private readonly adapterHost: HttpAdapterHost,
   ) {}
 
   /** `local: true`, or no Redis configured: 200 with the local count; otherwise 202 queued. */
   @Post('publish')
   publish(
     @Body() raw: unknown,
-    @Res({ passthrough: true }) response: Response,
+    @Res({ passthrough: true }) response: unknown,
   ): { delivered: number } | { queued: true } {
     const body = new ApiBody(raw);
     const topic = body.topic('topic');
     const data = body.data('data');
     const local = body.optionalBoolean('local') ?? false;
     if (local || !this.admin.multiInstance) {
-      response.status(200);
+      this.adapterHost.httpAdapter.status(response, 200);
       return { delivered: this.publisher.publishLocal(topic, data) };
     }
     this.publisher.publish(topic, data);
-    response.status(202);
+    this.adapterHost.httpAdapter.status(response, 202);
     return { queued: true };
   }
 

@@ -1,5 +1,5 @@
 import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
-import { systemFrame } from '../../protocol/outbound-frame.js';
+import { SystemFrames } from '../../protocol/outbound-frame.js';
 import { WseCloseCode, WseErrorCode } from '../../wse.constants.js';
 import { authFailures, closeReasons, logMessages } from '../../wse.messages.js';
 import type { WseConnection } from '../wse-connection.js';
@@ -20,6 +20,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 export class WseTokenExpiry implements OnModuleDestroy {
   private readonly logger = new Logger('WseGateway');
   private readonly timers = new Map<WseConnection, NodeJS.Timeout>();
+
+  constructor(private readonly frames: SystemFrames) {}
 
   /** Arms the close of `connection` at `expiresAtMs` (epoch ms). */
   watch(connection: WseConnection, expiresAtMs: number): void {
@@ -54,7 +56,7 @@ export class WseTokenExpiry implements OnModuleDestroy {
   private expire(connection: WseConnection): void {
     this.timers.delete(connection);
     this.logger.debug(logMessages.tokenExpiredClosed(connection.id));
-    connection.send(systemFrame('error', { code: WseErrorCode.AUTH_FAILED, message: authFailures.expired() }));
+    connection.send(this.frames.error(WseErrorCode.AUTH_FAILED, authFailures.expired()));
     connection.close(WseCloseCode.AUTH_FAILED, closeReasons.tokenExpired());
   }
 }

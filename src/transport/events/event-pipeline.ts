@@ -6,7 +6,7 @@ import { ExternalExceptionFilterContext } from '@nestjs/core/exceptions/external
 import { getClassRef, getParamsHost } from '@nestjs/core/helpers/class-ref-registry.js';
 import { ExecutionContextHost } from '@nestjs/core/internal';
 import { WSE_CONTEXT_TYPE } from './wse-execution-context.js';
-import type { WseEventHandler } from './wse-hooks.explorer.js';
+import type { WseEventHandler } from './wse-event-context.js';
 import {
   DEFAULT_HANDLER_PARAMS,
   WSE_PARAM_ARGS,
@@ -59,8 +59,8 @@ export class WseEventPipeline {
     this.filterContext = new WseExceptionFilterContext(container, container.applicationConfig);
   }
 
-  /** The handler `instance[methodName]` of event `eventType`, wrapped in the pipeline. */
-  create(instance: object, methodName: string, eventType: string): WseEventHandler {
+  /** The handler `instance[methodName]`, wrapped in the pipeline. */
+  create(instance: object, methodName: string): WseEventHandler {
     const callback = (instance as Record<string, Method>)[methodName];
     this.declareDefaultParams(instance, methodName);
     const run = this.contextCreator.create(
@@ -78,7 +78,8 @@ export class WseEventPipeline {
     const filters = this.filterContext.filtersOf(instance, callback, moduleKey);
     const classRef = instance.constructor;
     return async (payload, context) => {
-      const args: WseHandlerArgs = [context.connection, payload, context, eventType];
+      // The frame's own type: a catch-all handler (@OnWseEvent('*')) serves many.
+      const args: WseHandlerArgs = [context.connection, payload, context, context.frame.t];
       try {
         return await run(...args);
       } catch (error) {

@@ -1,7 +1,7 @@
 import type { PipeTransform, Type } from '@nestjs/common';
 import { ROUTE_ARGS_METADATA } from '@nestjs/common/internal';
 import type { ParamsFactory } from '@nestjs/core';
-import type { WseEventContext } from './wse-hooks.explorer.js';
+import type { WseEventContext } from './wse-event-context.js';
 
 /**
  * Metadata key of the `@OnWseEvent` parameter decorators: the key of Nest's own route and gateway
