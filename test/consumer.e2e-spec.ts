@@ -8,6 +8,7 @@ import {
   installedVersion,
   NPM_FLAGS,
   packLibrary,
+  ROOT,
   run,
   type PackedLibrary,
 } from './support/consumer-apps.js';
@@ -30,6 +31,8 @@ const SETUP_TIMEOUT_MS = 15 * 60_000;
 const START_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 10_000;
 const API_KEY = 'k';
+/** `nestjs-wse/client` is checked once the package has it. */
+const HAS_CLIENT = existsSync(join(ROOT, 'src/client/index.ts'));
 
 interface ConsumerApp {
   /** The template folder under `test/consumer/`. */
@@ -41,6 +44,8 @@ interface ConsumerApp {
   readonly moduleSystem: 'commonjs' | 'esm';
   /** `auth: { jwtSecret: process.env.JWT_SECRET }` instead of `anonymous: true`. */
   readonly jwt: boolean;
+  /** Also compiles and runs `test/consumer/client/client-check.ts` (nestjs-wse/client). */
+  readonly clientCheck: boolean;
 }
 
 const APPS: readonly ConsumerApp[] = [
@@ -51,6 +56,7 @@ const APPS: readonly ConsumerApp[] = [
     platform: '@nestjs/platform-express',
     moduleSystem: 'commonjs',
     jwt: true,
+    clientCheck: false,
   },
   {
     name: 'esm-express',
@@ -59,6 +65,7 @@ const APPS: readonly ConsumerApp[] = [
     platform: '@nestjs/platform-express',
     moduleSystem: 'esm',
     jwt: false,
+    clientCheck: true,
   },
   {
     name: 'esm-fastify',
@@ -67,6 +74,7 @@ const APPS: readonly ConsumerApp[] = [
     platform: '@nestjs/platform-fastify',
     moduleSystem: 'esm',
     jwt: false,
+    clientCheck: false,
   },
 ];
 
@@ -104,7 +112,7 @@ describe('nestjs-wse installed from its tarball', () => {
       const dir = join(work, app.name);
       // Each app installs its own Nest while the library builds and packs, then adds the tarball
       // as `npm install ./nestjs-wse-<version>.tgz` into an existing app would.
-      const created = createApp(app.name, dir, STEP_TIMEOUT_MS);
+      const created = createApp(app.name, dir, STEP_TIMEOUT_MS, app.clientCheck && HAS_CLIENT ? ['client'] : []);
       const ready = Promise.all([library, created]).then(async ([{ tarball }]) => {
         await run('npm', ['install', ...NPM_FLAGS, tarball], { cwd: dir, timeoutMs: STEP_TIMEOUT_MS });
         await run(join(dir, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.json'], {
@@ -137,6 +145,9 @@ describe('nestjs-wse installed from its tarball', () => {
         expect(files.filter((path) => !path.startsWith('dist/') && !top.includes(path))).toEqual([]);
         expect(top.filter((path) => !files.includes(path))).toEqual([]);
         expect(files).toEqual(expect.arrayContaining(['dist/index.js', 'dist/index.d.ts']));
+        if (HAS_CLIENT) {
+          expect(files).toEqual(expect.arrayContaining(['dist/client/index.js', 'dist/client/index.d.ts']));
+        }
         expect(files.filter((path) => !/\.(js|d\.ts)$/.test(path) && path.startsWith('dist/'))).toEqual([]);
         expect(
           files.filter((path) => /(^|\/)(test|tests|examples?|bench|docs|app|\.ci)\/|\.spec\.|main\.js$/.test(path)),
@@ -277,6 +288,19 @@ describe('nestjs-wse installed from its tarball', () => {
       const { stdout } = await run(process.execPath, args, { cwd: dir, timeoutMs: 30_000 });
       expect(JSON.parse(stdout.trim().split('\n').pop()!)).toEqual(['ok', 'ERR_PACKAGE_PATH_NOT_EXPORTED']);
     });
+
+    if (app.clientCheck) {
+      (HAS_CLIENT ? it : it.skip)("receives a message through WseClient from 'nestjs-wse/client'", async () => {
+        // Node 20 has the standard WebSocket behind a flag; later versions have it on.
+        const flags = typeof globalThis.WebSocket === 'undefined' ? ['--experimental-websocket'] : [];
+        const { stdout } = await run(
+          process.execPath,
+          [...flags, 'dist/client-check.js', server!.url, 'client:check'],
+          { cwd: dir, timeoutMs: 30_000 },
+        );
+        expect(JSON.parse(stdout.trim().split('\n').pop()!)).toEqual({ from: 'nestjs-wse/client' });
+      });
+    }
 
     it('stops on SIGTERM: clients get 1001 and the process exits', async () => {
       const { client } = await connect('consumer-2');

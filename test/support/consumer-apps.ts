@@ -128,12 +128,19 @@ export async function packLibrary(workDir: string, timeoutMs: number): Promise<P
 
 /**
  * Lays out the consumer app `name` in `dir` from its template (`test/consumer/<name>/`, plus
- * the sources in `test/consumer/shared/`) and installs its own dependencies from the registry,
- * as an application that exists before it adds the library.
+ * the sources in `test/consumer/shared/` and in each of `extraSources`) and installs its own
+ * dependencies from the registry, as an application that exists before it adds the library.
  */
-export async function createApp(name: string, dir: string, timeoutMs: number): Promise<void> {
+export async function createApp(
+  name: string,
+  dir: string,
+  timeoutMs: number,
+  extraSources: readonly string[] = [],
+): Promise<void> {
   cpSync(join(TEMPLATES, name), dir, { recursive: true });
-  cpSync(join(TEMPLATES, 'shared'), join(dir, 'src'), { recursive: true });
+  for (const folder of ['shared', ...extraSources]) {
+    cpSync(join(TEMPLATES, folder), join(dir, 'src'), { recursive: true });
+  }
   await run('npm', ['install', ...NPM_FLAGS], { cwd: dir, timeoutMs });
 }
 
