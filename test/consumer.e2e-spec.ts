@@ -104,6 +104,8 @@ describe('nestjs-wse installed from its tarball', () => {
   let work: string;
   let library: Promise<PackedLibrary>;
   const built = new Map<string, Promise<string>>();
+  /** Every install and build started, awaited before the directory goes. */
+  const started: Array<Promise<unknown>> = [];
 
   beforeAll(() => {
     work = mkdtempSync(join(tmpdir(), 'nestjs-wse-consumer-'));
@@ -122,11 +124,13 @@ describe('nestjs-wse installed from its tarball', () => {
         return dir;
       });
       built.set(app.name, later(ready));
+      started.push(created, ready);
     }
+    started.push(library);
   });
 
   afterAll(async () => {
-    await Promise.allSettled([library, ...built.values()]);
+    await Promise.allSettled(started);
     rmSync(work, { recursive: true, force: true });
   }, SETUP_TIMEOUT_MS);
 
@@ -149,6 +153,8 @@ describe('nestjs-wse installed from its tarball', () => {
           expect(files).toEqual(expect.arrayContaining(['dist/client/index.js', 'dist/client/index.d.ts']));
         }
         expect(files.filter((path) => !/\.(js|d\.ts)$/.test(path) && path.startsWith('dist/'))).toEqual([]);
+        // What the tarball held before it had a files list (issue 11): suites, the example
+        // server (dist/main.js, dist/app/), benchmarks, docs, CI scripts.
         expect(
           files.filter((path) => /(^|\/)(test|tests|examples?|bench|docs|app|\.ci)\/|\.spec\.|main\.js$/.test(path)),
         ).toEqual([]);
@@ -271,22 +277,22 @@ describe('nestjs-wse installed from its tarball', () => {
     });
 
     it('refuses deep imports: only the exports map is importable', async () => {
+      // The package name resolves (the app itself shows it loads); a path into dist/ does not.
       const deep = 'nestjs-wse/dist/hub/topic-registry.service.js';
       const script =
         app.moduleSystem === 'esm'
-          ? `const codes = [];
-             for (const s of ['nestjs-wse', '${deep}']) {
-               try { await import(s); codes.push('ok'); } catch (e) { codes.push(e.code); }
-             }
-             console.log(JSON.stringify(codes));`
-          : `const codes = [];
-             for (const s of ['nestjs-wse', '${deep}']) {
-               try { require(s); codes.push('ok'); } catch (e) { codes.push(e.code); }
-             }
-             console.log(JSON.stringify(codes));`;
+          ? `const root = import.meta.resolve('nestjs-wse');
+             const deep = await import('${deep}').then(() => 'imported', (e) => e.code);
+             console.log(JSON.stringify({ root, deep }));`
+          : `const root = require.resolve('nestjs-wse');
+             let deep = 'required';
+             try { require('${deep}'); } catch (e) { deep = e.code; }
+             console.log(JSON.stringify({ root, deep }));`;
       const args = app.moduleSystem === 'esm' ? ['--input-type=module', '-e', script] : ['-e', script];
       const { stdout } = await run(process.execPath, args, { cwd: dir, timeoutMs: 30_000 });
-      expect(JSON.parse(stdout.trim().split('\n').pop()!)).toEqual(['ok', 'ERR_PACKAGE_PATH_NOT_EXPORTED']);
+      const answer = JSON.parse(stdout.trim().split('\n').pop()!) as { root: string; deep: string };
+      expect(answer.root).toMatch(/node_modules\/nestjs-wse\/dist\/index\.js$/);
+      expect(answer.deep).toBe('ERR_PACKAGE_PATH_NOT_EXPORTED');
     });
 
     if (app.clientCheck) {

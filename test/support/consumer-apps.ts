@@ -44,7 +44,8 @@ export interface RunResult {
 
 /**
  * Runs a command to completion; rejects with its output when it exits non-zero or runs past
- * `timeoutMs` (then it is killed, by its own PID).
+ * `timeoutMs`. It runs in a process group of its own, so a timeout kills what it started too
+ * (npm's lifecycle shell and the compiler under it), by that group's id.
  */
 export function run(
   command: string,
@@ -52,14 +53,14 @@ export function run(
   { cwd, timeoutMs, env = toolEnv() }: { cwd: string; timeoutMs: number; env?: NodeJS.ProcessEnv },
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-MAX_OUTPUT_CHARS)));
     const what = `${command} ${args.join(' ')} (in ${cwd})`;
     const timer = setTimeout(() => {
-      child.kill('SIGKILL');
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
       reject(new Error(`${what} ran past ${timeoutMs} ms\n${stdout.slice(-MAX_OUTPUT_CHARS)}\n${stderr}`));
     }, timeoutMs);
     child.once('error', (error) => {
