@@ -39,12 +39,15 @@ export type { WseConfigProblem } from './errors/wse-config.error.js';
 export type {
   ResolvedWseOptions,
   WseAuthOptions,
+  WseCompatibilityOptions,
   WseModuleAsyncOptions,
   WseModuleOptions,
   WseOptionsFactory,
   WseRateLimitOptions,
   WseRedisOptions,
   WseSubscriptionAuthorizer,
+  WseSystemFrameOptions,
+  WseUnknownEvents,
 } from './config/wse-module-options.interface.js';
 export { InjectWseOptions } from './config/inject-wse-options.decorator.js';
 export { WSE_OPTIONS, WSE_PROTOCOL_VERSION, WseCloseCode, WseErrorCode } from './wse.constants.js';

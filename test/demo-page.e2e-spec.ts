@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { startApp, type RunningApp } from './support/app.js';
 
@@ -22,6 +23,13 @@ describe('GET /, the demo page', () => {
     expect(page.type).toBe('text/html; charset=utf-8');
     expect(page.html).toContain('<title>nestjs-wse live demo</title>');
     expect(page.html).toContain('<meta name="wse-path" content="/wse" />');
+  });
+
+  it('serves public/index.html unchanged when WSE_PATH is the default', async () => {
+    const page = await getPage({});
+    expect(page.status).toBe(200);
+    expect(page.type).toBe('text/html; charset=utf-8');
+    expect(page.html).toBe(readFileSync(new URL('../public/index.html', import.meta.url), 'utf8'));
   });
 
   it('points the page at the configured WSE_PATH', async () => {

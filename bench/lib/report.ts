@@ -341,7 +341,7 @@ function burstSection(r: Results, config: BenchConfig): string[] {
       "server process's `process.cpuUsage()` over the window divided by the deliveries. Frames per read is what " +
       'the clients found in each socket read, about what one server write carried. (a), (b) and (c) write every ' +
       'message to every socket in the turn it is published, one write each. nestjs-wse writes its connections in ' +
-      'rounds, 128 per turn (see `src/wse/gateway/outbound-writer.ts`): a message published while a round is under ' +
+      'rounds, 128 per turn (see `src/transport/outbound-writer.ts`): a message published while a round is under ' +
       'way joins the frames still waiting for the connections the round has not reached, so under this load its ' +
       'writes carry several messages each; that is its fan-out design, not a different load.',
     '',

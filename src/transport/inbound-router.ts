@@ -2,18 +2,26 @@ import { Injectable } from '@nestjs/common';
 import { InjectWseOptions } from '../config/inject-wse-options.decorator.js';
 import type { ResolvedWseOptions } from '../config/wse-module-options.interface.js';
 import { WseNode } from '../node/wse-node.js';
-import { parseInboundFrame } from '../protocol/inbound-frame.js';
-import { errorFrame, systemFrame, type WireFrame } from '../protocol/outbound-frame.js';
+import { pongPayload, syncCompletePayload } from '../protocol/control-answers.js';
+import {
+  inboundControl,
+  parseInboundFrame,
+  type InboundDecodeOptions,
+  type InboundFrame,
+} from '../protocol/inbound-frame.js';
+import { SystemFrames, type WireFrame } from '../protocol/outbound-frame.js';
 import { WSE_PROTOCOL_VERSION, WSE_SERVER_VERSION, WseErrorCode } from '../wse.constants.js';
+import { syncCompleteMessage } from '../wse.messages.js';
 import { WseEventDispatcher } from './events/event-dispatcher.js';
 import { WseRateLimiter } from './rate-limit.js';
 import { WseSubscriptionHandler } from './subscription-handler.js';
 import type { WseConnection } from './wse-connection.js';
 
 /**
- * Every inbound frame of an open connection, in order: the rate limit, the shape check
- * (CONTRACT section 4), then the control frames answered here (`ping`, `pong`, `client_hello`),
- * `subscription` (WseSubscriptionHandler) and everything else as an application event
+ * Every inbound frame of an open connection, in order: the rate limit, the decoding and shape
+ * check (CONTRACT section 4, and WSE's formats: protocol/inbound-frame.ts), then the control
+ * frames answered here (`ping`, `pong`, `client_hello`, `sync_request`), `subscription` /
+ * `subscription_update` (WseSubscriptionHandler) and everything else as an application event
  * (WseEventDispatcher).
  *
  * Inbound frames are handled in plain code rather than through Nest's message routing: the
@@ -21,31 +29,35 @@ import type { WseConnection } from './wse-connection.js';
  */
 @Injectable()
 export class WseInboundRouter {
+  private readonly decoding: InboundDecodeOptions;
+
   constructor(
     @InjectWseOptions() private readonly options: ResolvedWseOptions,
     private readonly rateLimiter: WseRateLimiter,
     private readonly subscriptions: WseSubscriptionHandler,
     private readonly events: WseEventDispatcher,
     private readonly node: WseNode,
-  ) {}
+    private readonly frames: SystemFrames,
+  ) {
+    this.decoding = Object.freeze({
+      msgpack: options.compatibility.msgpack,
+      compression: options.compatibility.compression,
+      maxInflatedBytes: options.maxMessageBytes,
+    });
+  }
 
   handle(connection: WseConnection, data: Buffer, isBinary: boolean): void {
     connection.lastActivityMs = Date.now();
     if (!this.rateLimiter.admit(connection)) return;
-    const parsed = parseInboundFrame(data, isBinary);
+    const parsed = parseInboundFrame(data, isBinary, this.decoding);
     if (!parsed.ok) {
-      connection.send(errorFrame(WseErrorCode.INVALID_MESSAGE, parsed.message));
+      connection.send(this.frames.error(WseErrorCode.INVALID_MESSAGE, parsed.message));
       return;
     }
     const frame = parsed.frame;
-    switch (frame.t.toLowerCase()) {
+    switch (inboundControl(frame.t)) {
       case 'ping':
-        connection.send(
-          systemFrame('PONG', {
-            client_timestamp: frame.p.client_timestamp ?? null,
-            server_timestamp: Date.now(),
-          }),
-        );
+        connection.send(this.frames.frame('PONG', pongPayload(frame.p, Date.now())));
         return;
       case 'pong':
         return;
@@ -55,13 +67,40 @@ export class WseInboundRouter {
       case 'subscription':
         this.subscriptions.handle(connection, frame);
         return;
-      default:
+      case 'sync_request':
+        this.onSyncRequest(connection, frame);
+        return;
+      case undefined:
         this.events.dispatch(connection, frame);
     }
   }
 
+  /**
+   * WSE's SDKs ask for the initial state after subscribing. An application that has state to
+   * send registers `@OnWseEvent('sync_request')` and answers itself; otherwise the server gives
+   * WSE's generic answer, `snapshot_complete` with no snapshots, so the client stops waiting.
+   */
+  private onSyncRequest(connection: WseConnection, frame: InboundFrame): void {
+    if (this.events.hasHandler(frame.t)) {
+      this.events.dispatch(connection, frame);
+      return;
+    }
+    connection.send(
+      this.frames.frame(
+        'snapshot_complete',
+        syncCompletePayload(
+          frame.p,
+          connection.id,
+          new Date(),
+          this.options.maxTopicsPerSubscription,
+          syncCompleteMessage(),
+        ),
+      ),
+    );
+  }
+
   private serverHello(connection: WseConnection): WireFrame {
-    return systemFrame('server_hello', {
+    return this.frames.frame('server_hello', {
       server_version: WSE_SERVER_VERSION,
       protocol_version: WSE_PROTOCOL_VERSION,
       features: this.node.features(),

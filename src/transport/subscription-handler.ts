@@ -4,13 +4,14 @@ import type { ResolvedWseOptions, WseSubscriptionAuthorizer } from '../config/ws
 import { TopicRegistryService } from '../hub/topic-registry.service.js';
 import { topicRejection } from '../hub/topic-validation.js';
 import { parseSubscriptionRequest, type InboundFrame } from '../protocol/inbound-frame.js';
-import { errorFrame, systemFrame } from '../protocol/outbound-frame.js';
+import { SystemFrames } from '../protocol/outbound-frame.js';
 import { WseErrorCode } from '../wse.constants.js';
 import { logMessages, topicRejections } from '../wse.messages.js';
 import type { WseConnection } from './wse-connection.js';
 
 /**
- * `subscription` frames (CONTRACT section 4): validation, the application's
+ * `subscription` frames (CONTRACT section 4; `subscription_update` from WSE's clients is the
+ * same) and the topics of the handshake URL: validation, the application's
  * `authorizeSubscription`, then the registry; answered with `subscription_update`.
  */
 @Injectable()
@@ -20,12 +21,13 @@ export class WseSubscriptionHandler {
   constructor(
     @InjectWseOptions() private readonly options: ResolvedWseOptions,
     private readonly registry: TopicRegistryService<WseConnection>,
+    private readonly frames: SystemFrames,
   ) {}
 
   handle(connection: WseConnection, frame: InboundFrame): void {
     const request = parseSubscriptionRequest(frame.p, this.options.maxTopicsPerSubscription);
     if (!request.ok) {
-      connection.send(errorFrame(WseErrorCode.INVALID_MESSAGE, request.message));
+      connection.send(this.frames.error(WseErrorCode.INVALID_MESSAGE, request.message));
       return;
     }
     if (request.action === 'unsubscribe') {
@@ -34,6 +36,16 @@ export class WseSubscriptionHandler {
       return;
     }
     void this.subscribeAuthorized(connection, request.topics);
+  }
+
+  /**
+   * Subscribes the topics a WSE client named on the handshake URL (`?topics=a,b`), exactly as
+   * if it had sent them in a `subscription` frame: the same limit, validation and
+   * authorization, and the same `subscription_update` answer (after `server_ready`).
+   */
+  subscribeFromUrl(connection: WseConnection, topics: string[]): void {
+    if (topics.length === 0) return;
+    this.handle(connection, { t: 'subscription', p: { action: 'subscribe', topics } });
   }
 
   /**
@@ -90,8 +102,10 @@ export class WseSubscriptionHandler {
     failed: { topic: string; reason: string }[],
   ): void {
     connection.send(
-      systemFrame('subscription_update', {
+      this.frames.frame('subscription_update', {
         action,
+        // What WSE's clients look at before they mark topics as subscribed: no topic failed.
+        success: failed.length === 0,
         success_topics: succeeded,
         failed_topics: failed.map((f) => f.topic),
         errors: failed,
