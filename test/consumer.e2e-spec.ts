@@ -12,6 +12,7 @@ import {
   run,
   type PackedLibrary,
 } from './support/consumer-apps.js';
+import { WSE_DEFAULTS } from '../src/index.js';
 import { TEST_SECRET, signToken } from './support/jwt.js';
 import { parseExposition } from './support/prometheus.js';
 import { TestClient } from './support/ws-client.js';
@@ -308,12 +309,12 @@ describe('nestjs-wse installed from its tarball', () => {
       });
     }
 
-    it('stops on SIGTERM: clients get 1001 and the process exits', async () => {
+    it('stops on SIGTERM: clients get the shutdown close code and the process exits', async () => {
       const { client } = await connect('consumer-2');
       const exit = await server!.stop(STOP_GRACE_MS);
       // Nest's shutdown hooks close the app, then re-raise the signal.
       expect(exit).toEqual({ code: null, signal: 'SIGTERM' });
-      expect((await client.closed()).code).toBe(1001);
+      expect((await client.closed()).code).toBe(WSE_DEFAULTS.shutdownCloseCode);
     });
   });
 });
