@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -187,6 +187,24 @@ describe('nestjs-wse installed from its tarball', () => {
     afterAll(async () => {
       for (const client of clients) await client.close();
       if (server?.running) await server.stop(STOP_GRACE_MS);
+    });
+
+    it(`is ${app.moduleSystem === 'esm' ? 'an ES module' : 'a CommonJS'} app loading ES-module-only Nest 12`, () => {
+      // Nest 12 and nestjs-wse ship ES modules only; a CommonJS app loads them with require(),
+      // which Node 20.19 and later accept for module graphs without top-level await.
+      expect(JSON.parse(readFileSync(join(dir, 'node_modules/@nestjs/core/package.json'), 'utf8'))).toMatchObject({
+        type: 'module',
+      });
+      expect(JSON.parse(readFileSync(join(dir, 'node_modules/nestjs-wse/package.json'), 'utf8'))).toMatchObject({
+        type: 'module',
+      });
+      const main = readFileSync(join(dir, 'dist/main.js'), 'utf8');
+      if (app.moduleSystem === 'esm') {
+        expect(main).toMatch(/^import \{ NestFactory \} from ["']@nestjs\/core["'];$/m);
+      } else {
+        expect(main).toMatch(/require\(["']@nestjs\/core["']\)/);
+        expect(main).toMatch(/require\(["']nestjs-wse["']\)/);
+      }
     });
 
     it('runs its own Nest, with no second copy inside nestjs-wse', () => {
