@@ -3,7 +3,6 @@ import { EXCEPTION_FILTERS_METADATA, selectExceptionFilterMetadata } from '@nest
 import type { ExceptionFilterMetadata } from '@nestjs/common/internal';
 import { ExternalContextCreator, type NestContainer } from '@nestjs/core';
 import { ExternalExceptionFilterContext } from '@nestjs/core/exceptions/external-exception-filter-context.js';
-import { getClassRef, getParamsHost } from '@nestjs/core/helpers/class-ref-registry.js';
 import { ExecutionContextHost } from '@nestjs/core/internal';
 import { WSE_CONTEXT_TYPE } from './wse-execution-context.js';
 import type { WseEventHandler } from './wse-event-context.js';
@@ -94,14 +93,31 @@ export class WseEventPipeline {
 
   /**
    * A handler without parameter decorators keeps its `(payload, context)` signature: the
-   * defaults are written under our own metadata key, where `ExternalContextCreator` reads the
-   * parameters from, so pipes see the payload as a `body` parameter.
+   * defaults are written where the parameter decorators would have written theirs, which is
+   * where `ExternalContextCreator` reads parameters from, so pipes see the payload as a `body`
+   * parameter.
    */
   private declareDefaultParams(instance: object, methodName: string): void {
-    // The class ExternalContextCreator reads parameter metadata from (see its ContextUtils).
-    const host = getParamsHost(getClassRef(instance), methodName);
+    const host = declaringClass(instance, methodName);
     if (Reflect.getMetadata(WSE_PARAM_ARGS, host, methodName) === undefined) {
       Reflect.defineMetadata(WSE_PARAM_ARGS, DEFAULT_HANDLER_PARAMS, host, methodName);
     }
   }
+}
+
+/**
+ * The class that declares `methodName`, where parameter decorators store their metadata.
+ * `ExternalContextCreator` reads it from that class (Nest 12.5) or from `instance.constructor`
+ * (Nest 12.4), whose static prototype chain leads to the declaring class: defined there, the
+ * defaults are found by both.
+ */
+function declaringClass(instance: object, methodName: string): object {
+  for (
+    let proto: object | null = Object.getPrototypeOf(instance);
+    proto !== null;
+    proto = Object.getPrototypeOf(proto)
+  ) {
+    if (Object.hasOwn(proto, methodName)) return (proto as { constructor: object }).constructor;
+  }
+  return instance.constructor;
 }
