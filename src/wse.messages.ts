@@ -11,8 +11,14 @@ export const authFailures = {
   missing: () => 'No token: send it in the cookie, an Authorization: Bearer header or ?token=',
   malformed: () => 'Token is malformed',
   badSignature: () => 'Token signature is invalid',
-  badAlgorithm: () => 'Token algorithm is not accepted (HS256 only)',
+  badAlgorithm: (accepted: readonly string[]) =>
+    `Token algorithm is not accepted (${accepted.length === 1 ? `${accepted[0]} only` : accepted.join(', ')})`,
   expired: () => 'Token has expired',
+  noExpiry: () => 'Token has no expiry (exp)',
+  tooOld: () => 'Token is older than the server accepts (iat)',
+  noIssuedAt: () => 'Token has no issue time (iat), which the server needs to check its age',
+  unknownKey: () => 'Token key (kid) is not in the key set',
+  keysUnavailable: () => 'Token keys could not be fetched: retry later',
   notYetValid: () => 'Token is not valid yet (nbf)',
   wrongIssuer: () => 'Token issuer (iss) does not match',
   wrongAudience: () => 'Token audience (aud) does not match',
@@ -29,6 +35,10 @@ export const topicRejections = {
   controlCharacter: () => 'topic contains a control character',
   badPattern: (detail: string) => `invalid pattern: ${detail}`,
   refused: () => 'not authorized',
+  notAllowed: () => 'not allowed by the subscription rules',
+  denied: () => 'denied by the subscription rules',
+  patternTooWide: () => 'pattern reaches topics the subscription rules do not allow',
+  patternReachesDenied: () => 'pattern reaches topics the subscription rules deny',
   topicLimit: (max: number) => `topic limit reached (${max} per connection)`,
 };
 
@@ -39,6 +49,7 @@ export const errorMessages = {
   unknownEvent: (type: string) => `No handler for event "${type}"`,
   overloaded: () => 'Server is overloaded: the event was dropped, retry later',
   handlerFailed: (type: string) => `Handler for event "${type}" failed`,
+  invalidPayload: (type: string) => `Payload of event "${type}" is invalid`,
   rateLimited: () => 'Too many messages: slow down and retry after retry_after seconds',
 };
 
@@ -47,6 +58,10 @@ export const closeReasons = {
   idleTimeout: () => 'idle timeout',
   serverFull: () => 'server full',
   authFailed: () => 'authentication failed',
+  tokenExpired: () => 'token expired',
+  forbidden: () => 'forbidden',
+  connectGuardTimeout: () => 'connect check timed out',
+  connectGuardFailed: () => 'connect check failed',
   goingAway: () => 'going away',
   serviceRestart: () => 'service restart',
   slowConsumer: () => 'slow consumer',
@@ -64,6 +79,8 @@ export const logMessages = {
   hookFailed: (hook: string, id: string) => `${hook} hook failed for connection ${id}`,
   handlerFailed: (type: string, id: string) => `handler for "${type}" failed on connection ${id}`,
   frameFailed: (id: string) => `handling a frame failed on connection ${id}`,
+  connectGuardFailed: (peer: string) => `connect guard threw for a handshake from ${peer}; the connection is closed`,
+  tokenExpiredClosed: (id: string) => `connection ${id} closed: its token expired`,
   authorizerFailed: (topic: string) => `authorizeSubscription threw for topic "${topic}"; the topic is refused`,
   slowConsumerClosed: (id: string, bufferedBytes: number) =>
     `connection ${id} closed as a slow consumer (${bufferedBytes} bytes unread)`,

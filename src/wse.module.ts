@@ -24,7 +24,10 @@ import { WseNode } from './node/wse-node.js';
 import { TopicHistoryService } from './node/topic-history.service.js';
 import { WseAdmin } from './observability/wse-admin.service.js';
 import { WseEventDispatcher } from './transport/events/event-dispatcher.js';
+import { WseEventPipeline } from './transport/events/event-pipeline.js';
 import { WseHandshake } from './transport/handshake.js';
+import { WseTokenExpiry } from './transport/auth/token-expiry.js';
+import { WseTopicPermissions } from './transport/auth/topic-permissions.js';
 import { WseHeartbeat } from './transport/heartbeat.js';
 import { WseInboundRouter } from './transport/inbound-router.js';
 import { WseRateLimiter } from './transport/rate-limit.js';
@@ -119,15 +122,18 @@ export class WseModule {
         TopicRegistryService,
         WseAuthenticator,
         WseHooksExplorer,
+        WseEventPipeline,
         WseHealthSnapshotService,
         WseHealthIndicator,
         RedisPubSubService,
         TopicHistoryService,
         WseNode,
         WseHandshake,
+        WseTokenExpiry,
         WseInboundRouter,
         WseRateLimiter,
         WseSubscriptionHandler,
+        WseTopicPermissions,
         WseEventDispatcher,
         WseHeartbeat,
         WseSlowConsumers,

@@ -10,12 +10,16 @@
  * in practice, no allocation per match.
  */
 
-const enum TokenKind {
+/** The kinds of glob token (exported for the subscription rules, hub/topic-rules.ts). */
+export const enum TokenKind {
   Literal,
   AnyOne,
   AnyRun,
   Set,
 }
+
+/** One compiled glob element: a character, `?`, `*`, or a `[set]` as code-unit ranges. */
+export type GlobToken = Token;
 
 type Token =
   | { readonly kind: TokenKind.Literal; readonly code: number }
@@ -59,6 +63,26 @@ export function isTopicPattern(topic: string): boolean {
 
 /** Compiles a glob. Throws `TopicPatternError` for an unclosed `[` or an empty set `[]`. */
 export function compileTopicPattern(source: string): TopicPattern {
+  const { tokens, literalPrefix } = tokenizeTopicPattern(source);
+  return new CompiledPattern(source, literalPrefix, trailingLiterals(tokens), tokens);
+}
+
+/**
+ * A glob made of tokens built elsewhere (the subscription rules build theirs from trusted rule
+ * text and claim values), matching exactly as a compiled client glob does. `source` is for
+ * display only.
+ */
+export function patternOfTokens(source: string, tokens: readonly GlobToken[]): TopicPattern {
+  let prefix = '';
+  for (const token of tokens) {
+    if (token.kind !== TokenKind.Literal) break;
+    prefix += String.fromCharCode(token.code);
+  }
+  return new CompiledPattern(source, prefix, trailingLiterals(tokens), tokens);
+}
+
+/** The tokens of a client glob, with Redis's meaning; throws `TopicPatternError` as compiling does. */
+export function tokenizeTopicPattern(source: string): { tokens: GlobToken[]; literalPrefix: string } {
   const tokens: Token[] = [];
   let literalPrefix: string | undefined;
   let i = 0;
@@ -87,7 +111,7 @@ export function compileTopicPattern(source: string): TopicPattern {
       i++;
     }
   }
-  return new CompiledPattern(source, literalPrefix ?? source, trailingLiterals(tokens), tokens);
+  return { tokens, literalPrefix: literalPrefix ?? source };
 }
 
 function trailingLiterals(tokens: readonly Token[]): string {
@@ -192,4 +216,18 @@ function matchesOne(token: Token, code: number): boolean {
 
 function assertNever(value: never): never {
   throw new Error(`unexpected token ${JSON.stringify(value)}`);
+}
+
+/**
+ * `text` as a subscription that matches exactly that topic: the glob characters `*`, `?`, `[`
+ * and `\` are escaped. Build a subscription from a value you do not control (a token's `sub`,
+ * a user name) with it, or `user:${sub}:events` with `sub` = `*` subscribes to every user's.
+ *
+ * @example
+ * ```ts
+ * this.wse.subscribe(connection.id, [`user:${escapeTopicPattern(connection.userId)}:events`]);
+ * ```
+ */
+export function escapeTopicPattern(text: string): string {
+  return text.replace(/[*?[\\]/g, (c) => `\\${c}`);
 }

@@ -12,6 +12,7 @@ import { SystemFrames } from '../protocol/outbound-frame.js';
 import { parseRecoveryRequest, type RecoveryRequest } from '../protocol/recovery-request.js';
 import { WseErrorCode } from '../wse.constants.js';
 import { logMessages, recoveryInputMessages, recoveryReasons, topicRejections } from '../wse.messages.js';
+import { WseTopicPermissions } from './auth/topic-permissions.js';
 import type { WseConnection } from './wse-connection.js';
 
 /** One topic's entry of the answer's `recovery` map (CONTRACT section 11). */
@@ -25,8 +26,9 @@ interface RecoveryEntry {
 
 /**
  * `subscription` frames (CONTRACT section 4; `subscription_update` from WSE's clients is the
- * same) and the topics of the handshake URL: validation, the application's
- * `authorizeSubscription`, then the registry; answered with `subscription_update`.
+ * same) and the topics of the handshake URL: validation, the operator's `subscriptions` rules,
+ * the application's `authorizeSubscription`, then the registry; answered with
+ * `subscription_update`.
  *
  * On history topics (CONTRACT section 11) the answer carries each topic's position under
  * `recovery`, and a subscribe with `recover` and positions is answered with the missed
@@ -41,6 +43,7 @@ export class WseSubscriptionHandler {
   constructor(
     @InjectWseOptions() private readonly options: ResolvedWseOptions,
     private readonly registry: TopicRegistryService<WseConnection>,
+    private readonly permissions: WseTopicPermissions,
     private readonly frames: SystemFrames,
     private readonly node: WseNode,
     private readonly history: TopicHistoryService,
@@ -77,7 +80,8 @@ export class WseSubscriptionHandler {
   }
 
   /**
-   * Validates, asks `authorizeSubscription` for each topic, then subscribes what is allowed.
+   * Validates, applies the subscription rules, asks `authorizeSubscription` for each topic left,
+   * then subscribes what is allowed.
    * Both lists of the answer keep the order of the request.
    */
   private async subscribeAuthorized(
@@ -85,7 +89,10 @@ export class WseSubscriptionHandler {
     topics: string[],
     recovery: RecoveryRequest,
   ): Promise<void> {
-    const rejections = topics.map((topic) => topicRejection(topic));
+    const rejections = topics.map(
+      (topic) =>
+        topicRejection(topic) ?? (this.permissions.active ? this.permissions.refusal(connection, topic) : undefined),
+    );
     const authorize = this.options.authorizeSubscription;
     if (authorize !== undefined) {
       await Promise.all(
