@@ -3,7 +3,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'dist-bench/', 'coverage/', 'node_modules/', 'test-results/', 'public/'] },
+  { ignores: ['dist/', 'dist-bench/', 'dist-examples/', 'coverage/', 'node_modules/', 'test-results/', 'public/'] },
   eslint.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -17,7 +17,7 @@ export default tseslint.config(
   {
     // Nest resolves constructor parameters from their runtime types (emitDecoratorMetadata),
     // so injected classes must stay value imports in the files that declare providers.
-    files: ['src/**/*.ts', 'examples/**/*.ts'],
+    files: ['src/**/*.ts', 'examples/**/*.ts', 'test/support/*.controller.ts'],
     rules: { '@typescript-eslint/consistent-type-imports': 'off' },
   },
 );

@@ -3,7 +3,7 @@
 import 'reflect-metadata';
 import { Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { OnWseConnect, WseModule, WsePublisher, WseWsAdapter, type WseConnectionInfo } from '../src/wse/index.js';
+import { OnWseConnect, WseModule, WsePublisher, WseWsAdapter, type WseConnectionInfo } from 'nestjs-wse';
 
 @Injectable()
 export class OrdersService {

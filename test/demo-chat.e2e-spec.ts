@@ -3,7 +3,7 @@ import { startApp, type RunningApp } from './support/app.js';
 import { signToken, TEST_SECRET } from './support/jwt.js';
 import { RedisServer } from './support/redis-server.js';
 import { TestClient, eventually } from './support/ws-client.js';
-import { WsePublisher, type WseHealthSnapshot } from '../src/wse/index.js';
+import { WseAdmin, type WseHealthSnapshot } from '../src/index.js';
 
 /**
  * The demo chat (`src/app/demo/chat.handlers.ts`) on two example apps sharing one Redis: chat
@@ -88,5 +88,5 @@ describe('demo chat on two instances', () => {
 });
 
 function snapshotOf(app: RunningApp): WseHealthSnapshot {
-  return app.app.get(WsePublisher).healthSnapshot();
+  return app.app.get(WseAdmin).healthSnapshot();
 }

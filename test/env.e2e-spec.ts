@@ -8,13 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { eventually, TestClient, withTimeout } from './support/ws-client.js';
 
 /**
- * The example server as its own process (CONTRACT section 2): `node dist/main.js` with a clean
+ * The example server as its own process (CONTRACT section 2): `node dist-examples/server/main.js` with a clean
  * environment. Bad variables stop it with a non-zero exit naming them; a good environment
  * serves health and WebSocket, and SIGTERM stops it cleanly.
  */
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MAIN = join(ROOT, 'dist', 'main.js');
+const MAIN = join(ROOT, 'dist-examples', 'server', 'main.js');
 const EXIT_WITHIN_MS = 10_000;
 
 interface ServerProcess {
@@ -29,7 +29,7 @@ const spawned: ChildProcess[] = [];
 /** An empty working directory, so no stray `.env` of the repository is read. */
 let workDir: string;
 
-/** Starts `node dist/main.js` with exactly `env` (plus PATH), nothing inherited from Jest. */
+/** Starts `node dist-examples/server/main.js` with exactly `env` (plus PATH), nothing inherited from Jest. */
 function runServer(env: Record<string, string>): ServerProcess {
   const child = spawn(process.execPath, [MAIN], {
     cwd: workDir,

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { WsePublisher } from '../src/wse/index.js';
+import { WsePublisher } from '../src/index.js';
 import { httpCall, type HttpAnswer } from './support/http.js';
 import { startApp, type RunningApp } from './support/app.js';
 import { eventually, TestClient, type Envelope } from './support/ws-client.js';

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import WebSocket from 'ws';
-import { errorMessages, invalidMessages } from '../src/wse/wse.messages.js';
+import { errorMessages, invalidMessages } from '../src/wse.messages.js';
 import { startApp, type RunningApp } from './support/app.js';
 import { forceGc, settle } from './support/memory.js';
 import { Prng } from './support/prng.js';
@@ -638,7 +638,7 @@ describe(`hostile frames against the example app in-process (${REPLAY})`, () => 
 
 // ---- a crash would end a separate process: the probes that could throw out of a listener ------
 
-describe('hostile frames against the example server process (node dist/main.js)', () => {
+describe('hostile frames against the example server process (node dist-examples/server/main.js)', () => {
   let server: ServerProcess | undefined;
 
   beforeEach(async () => {

@@ -2,7 +2,7 @@ import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ClientOptions } from 'ws';
-import { authFailures, closeReasons } from '../src/wse/wse.messages.js';
+import { authFailures, closeReasons } from '../src/wse.messages.js';
 import { startApp, type RunningApp } from './support/app.js';
 import { signToken, TEST_SECRET } from './support/jwt.js';
 import { eventually, TestClient } from './support/ws-client.js';

@@ -12,11 +12,12 @@ import {
   WseConfigError,
   WseEventError,
   WseModule,
+  WseAdmin,
   WsePublisher,
   type WseConnectionInfo,
   type WseEventContext,
   type WseModuleOptions,
-} from '../src/wse/index.js';
+} from '../src/index.js';
 import { signToken, TEST_SECRET } from './support/jwt.js';
 import { eventually, TestClient } from './support/ws-client.js';
 
@@ -131,6 +132,7 @@ interface CustomApp {
   readonly app: INestApplication;
   readonly state: ProbeState;
   readonly publisher: WsePublisher;
+  readonly admin: WseAdmin;
   readonly registry: TopicRegistryService;
   url(path?: string): string;
   close(): Promise<void>;
@@ -145,6 +147,7 @@ async function startCustomApp(wse: DynamicModule, state = newProbeState()): Prom
     app,
     state,
     publisher: app.get(WsePublisher),
+    admin: app.get(WseAdmin),
     registry: app.get(TopicRegistryService),
     url: (path = '/wse') => `ws://127.0.0.1:${port}${path}`,
     close: () => app.close(),
@@ -211,7 +214,7 @@ describe('hooks and event handlers (forRoot with a JWT secret)', () => {
       const alice = await clients.ready(`?token=${signToken({ sub: 'alice' })}`);
       const bob = await clients.ready(`?token=${signToken({ sub: 'bob' })}`);
 
-      expect(server.publisher.getConnection(alice.id)?.topics).toEqual(new Set(['user:alice:events']));
+      expect(server.admin.getConnection(alice.id)?.topics).toEqual(new Set(['user:alice:events']));
       expect(server.publisher.publishLocal('user:alice:events', { t: 'notice', p: { n: 1 } })).toBe(1);
 
       expect((await alice.client.next()).text).toBe('{"t":"notice","p":{"n":1}}');
@@ -231,8 +234,8 @@ describe('hooks and event handlers (forRoot with a JWT secret)', () => {
       expect(server.state.disconnects.filter((d) => d.id === id)).toEqual([
         { id, userId: 'alice', topics: ['user:alice:events', 'news', 'alerts:*'], code: 4000 },
       ]);
-      expect(server.publisher.getConnection(id)).toBeUndefined();
-      expect(server.publisher.getTopicSubscriberCount('news')).toBe(0);
+      expect(server.admin.getConnection(id)).toBeUndefined();
+      expect(server.admin.getTopicSubscriberCount('news')).toBe(0);
     });
 
     it('gets 1005 when the client closes without a code', async () => {
@@ -329,11 +332,13 @@ describe('inbound queue (inboundQueueSize 2, inboundConcurrency 1)', () => {
   const clients = clientPool(() => server);
 
   beforeAll(async () => {
-    server = await startCustomApp(WseModule.forRoot({ inboundQueueSize: 2, inboundConcurrency: 1 }));
+    server = await startCustomApp(
+      WseModule.forRoot({ auth: { anonymous: true }, inboundQueueSize: 2, inboundConcurrency: 1 }),
+    );
   });
   afterEach(async () => {
     server.state.gate.resolve();
-    await eventually(() => server.publisher.healthSnapshot().inbound_queue_depth === 0, 2_000, 'the queue to drain');
+    await eventually(() => server.admin.healthSnapshot().inbound_queue_depth === 0, 2_000, 'the queue to drain');
     await clients.closeAll();
   });
   afterAll(async () => {
@@ -354,7 +359,7 @@ describe('inbound queue (inboundQueueSize 2, inboundConcurrency 1)', () => {
     expect(await client.nextJson()).toEqual(
       envelope('error', { code: 'OVERLOADED', message: 'Server is overloaded: the event was dropped, retry later' }),
     );
-    expect(server.publisher.healthSnapshot()).toMatchObject({ inbound_queue_depth: 2, inbound_dropped: 1 });
+    expect(server.admin.healthSnapshot()).toMatchObject({ inbound_queue_depth: 2, inbound_dropped: 1 });
     expect(server.state.blockStarted).toBe(1);
 
     // Control frames do not wait behind the queue.
@@ -378,7 +383,7 @@ describe('inbound queue (inboundQueueSize 2, inboundConcurrency 1)', () => {
     expect(await other.nextJson()).toEqual(
       envelope('error', { code: 'OVERLOADED', message: 'Server is overloaded: the event was dropped, retry later' }),
     );
-    expect(server.publisher.healthSnapshot()).toMatchObject({ inbound_queue_depth: 2, inbound_dropped: 2 });
+    expect(server.admin.healthSnapshot()).toMatchObject({ inbound_queue_depth: 2, inbound_dropped: 2 });
 
     server.state.gate.resolve();
 
@@ -386,14 +391,14 @@ describe('inbound queue (inboundQueueSize 2, inboundConcurrency 1)', () => {
     expect(answers.map((f) => f.text)).toEqual(['{"done":1}', '{"done":2}']);
     await Promise.all([client.expectNothing(), other.expectNothing()]);
     expect(server.state.blockFinished).toBe(2);
-    expect(server.publisher.healthSnapshot()).toMatchObject({ inbound_queue_depth: 0, inbound_dropped: 2 });
+    expect(server.admin.healthSnapshot()).toMatchObject({ inbound_queue_depth: 0, inbound_dropped: 2 });
   });
 
   it('accepts events again once the queue has drained', async () => {
     const { client } = await clients.ready();
     server.state.gate = deferred();
     server.state.gate.resolve();
-    const droppedBefore = server.publisher.healthSnapshot().inbound_dropped;
+    const droppedBefore = server.admin.healthSnapshot().inbound_dropped;
 
     client.send({ t: 'block', p: { n: 'a' } });
     client.send({ t: 'block', p: { n: 'b' } });
@@ -404,7 +409,7 @@ describe('inbound queue (inboundQueueSize 2, inboundConcurrency 1)', () => {
     client.send({ t: 'echo_text', p: { text: 'x' } });
     expect((await client.take(2)).map((f) => f.text)).toEqual(['{"echoed":{},"user_id":null}', 'text:x']);
     await client.expectNothing();
-    expect(server.publisher.healthSnapshot().inbound_dropped).toBe(droppedBefore);
+    expect(server.admin.healthSnapshot().inbound_dropped).toBe(droppedBefore);
   });
 });
 
@@ -489,10 +494,13 @@ describe.each([
 
 describe('option validation at start', () => {
   it('rejects app creation with a WseConfigError naming maxConnections (forRoot)', async () => {
-    const creation = NestFactory.create(testModule(WseModule.forRoot({ maxConnections: -1 }), newProbeState()), {
-      logger: false,
-      abortOnError: false,
-    });
+    const creation = NestFactory.create(
+      testModule(WseModule.forRoot({ auth: { anonymous: true }, maxConnections: -1 }), newProbeState()),
+      {
+        logger: false,
+        abortOnError: false,
+      },
+    );
 
     const error = await creation.then(
       () => undefined,
@@ -509,7 +517,7 @@ describe('option validation at start', () => {
 
   it('rejects app creation with a WseConfigError listing every bad option (forRootAsync)', async () => {
     const module = WseModule.forRootAsync({
-      useFactory: () => ({ maxConnections: -1, path: 'no-slash', inboundConcurrency: 0 }),
+      useFactory: () => ({ auth: { anonymous: true }, maxConnections: -1, path: 'no-slash', inboundConcurrency: 0 }),
     });
 
     const error = await NestFactory.create(testModule(module, newProbeState()), {
@@ -535,7 +543,7 @@ describe("a custom path ('/custom')", () => {
   let server: CustomApp;
 
   beforeAll(async () => {
-    server = await startCustomApp(WseModule.forRoot({ path: '/custom' }));
+    server = await startCustomApp(WseModule.forRoot({ auth: { anonymous: true }, path: '/custom' }));
   });
   afterAll(async () => {
     await server.close();

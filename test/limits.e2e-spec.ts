@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import type { Socket } from 'node:net';
 import WebSocket, { type RawData } from 'ws';
-import { errorMessages, invalidMessages, topicRejections } from '../src/wse/wse.messages.js';
+import { errorMessages, invalidMessages, topicRejections } from '../src/wse.messages.js';
 import { startApp, type RunningApp } from './support/app.js';
 import { CapturingLogger, startEngineApp, type EngineApp } from './support/engine-app.js';
 import { forceGc } from './support/memory.js';
@@ -32,7 +32,8 @@ function tcpOf(client: TestClient): Socket {
 
 /** Bytes written to a connection's socket that its client has not taken yet (0 once it is gone). */
 function unreadBytes(app: EngineApp, connectionId: string): number {
-  return app.registry.get(connectionId)?.bufferedBytes ?? 0;
+  const connection = app.registry.get(connectionId) as { bufferedBytes: number } | undefined;
+  return connection?.bufferedBytes ?? 0;
 }
 
 async function dropped(app: EngineApp, cause: string): Promise<number> {

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { WsePublisher } from '../src/wse/index.js';
-import { errorMessages, invalidMessages, topicRejections } from '../src/wse/wse.messages.js';
+import { WsePublisher } from '../src/index.js';
+import { errorMessages, invalidMessages, topicRejections } from '../src/wse.messages.js';
 import { httpCall, type HttpAnswer } from './support/http.js';
 import { startApp, type RunningApp } from './support/app.js';
 import { signToken, TEST_SECRET } from './support/jwt.js';

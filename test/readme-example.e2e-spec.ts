@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { WseWsAdapter } from '../src/wse/index.js';
+import { WseWsAdapter } from '../src/index.js';
 import { signToken, TEST_SECRET } from './support/jwt.js';
 import { TestClient } from './support/ws-client.js';
 

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import type { WseRedisOptions } from '../src/wse/index.js';
-import { REDIS_PROBE_CHANNEL_PREFIX } from '../src/wse/wse.constants.js';
+import type { WseRedisOptions } from '../src/index.js';
+import { REDIS_PROBE_CHANNEL_PREFIX } from '../src/wse.constants.js';
 import { httpCall, startRedisApp, type HttpAnswer, type RedisApp } from './support/redis-app.js';
 import { RedisServer } from './support/redis-server.js';
 import { ServerProcess, waitUntil } from './support/server-process.js';
@@ -9,7 +9,7 @@ import { eventually, TestClient } from './support/ws-client.js';
 
 /**
  * Multi-instance fan-out through one Redis (CONTRACT sections 7 and 9): two example servers as
- * separate OS processes (`node dist/main.js`, configured only by REDIS_URL, WSE_API_KEY and the
+ * separate OS processes (`node dist-examples/server/main.js`, configured only by REDIS_URL, WSE_API_KEY and the
  * other contract variables), each message reaching every subscriber on every instance once.
  *
  * The processes use the default prefix `wse:` (so an outside `PUBLISH wse:<topic>` is the
@@ -187,11 +187,7 @@ describe('two in-process instances on one Redis with a 200 ms delivery probe', (
     const first = await startRedisApp({ url: redis.url, ...probe });
     const second = await startRedisApp({ url: redis.url, ...probe, prefix: first.prefix });
     apps.push(first, second);
-    await eventually(
-      () => first.publisher.redisConnected() && second.publisher.redisConnected(),
-      5_000,
-      'both to deliver',
-    );
+    await eventually(() => first.admin.redisConnected() && second.admin.redisConnected(), 5_000, 'both to deliver');
     return [first, second];
   }
 

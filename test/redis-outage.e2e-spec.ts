@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import type { WseModuleOptions, WseRedisOptions } from '../src/wse/index.js';
+import type { WseModuleOptions, WseRedisOptions } from '../src/index.js';
 import { FAST_REDIS, startRedisApp, type HttpAnswer, type RedisApp } from './support/redis-app.js';
 import { RedisServer } from './support/redis-server.js';
 import { waitUntil } from './support/server-process.js';
@@ -68,7 +68,7 @@ describe('Redis outages seen by an in-process app (probe 200 ms / 500 ms, backof
   ): Promise<RedisApp> {
     const app = await startRedisApp({ url: redis.url, ...redisOptions }, { apiKey: API_KEY, ...options });
     apps.push(app);
-    await eventually(() => app.publisher.redisConnected(), 5_000, 'the app to prove delivery through Redis');
+    await eventually(() => app.admin.redisConnected(), 5_000, 'the app to prove delivery through Redis');
     return app;
   }
 
@@ -112,7 +112,7 @@ describe('Redis outages seen by an in-process app (probe 200 ms / 500 ms, backof
         details: { wse: expect.objectContaining({ status: 'down', redis_connected: false }) },
       });
       expect(app.snapshot().redis_connected).toBe(false);
-      expect(app.publisher.redisConnected()).toBe(false);
+      expect(app.admin.redisConnected()).toBe(false);
     });
 
     it('holds publishes in the DLQ with the channel, the exact payload and the error, and counts them', async () => {
@@ -151,7 +151,7 @@ describe('Redis outages seen by an in-process app (probe 200 ms / 500 ms, backof
       expect((await app.api('GET', '/api/dlq')).body.entries).toHaveLength(1);
       expect(await app.api('GET', '/api/dlq')).toEqual({ status: 200, body: { entries: [] } });
       expect(app.snapshot().redis_dlq_size).toBe(0);
-      expect(app.publisher.getDlqEntries()).toEqual([]);
+      expect(app.admin.getDlqEntries()).toEqual([]);
     });
 
     it('answers POST /api/publish with 202 queued and holds the message in the DLQ', async () => {
@@ -162,7 +162,7 @@ describe('Redis outages seen by an in-process app (probe 200 ms / 500 ms, backof
 
       expect(answer).toEqual({ status: 202, body: { queued: true } });
       await eventually(() => app.redis.dlqSize === 1, 2_000, 'the publish to reach the DLQ');
-      expect(app.publisher.getDlqEntries()).toEqual([
+      expect(app.admin.getDlqEntries()).toEqual([
         { channel: `${app.prefix}orders:3`, payload: '{"n":3}', error: 'Redis is not connected' },
       ]);
     });
@@ -282,7 +282,7 @@ describe('Redis outages seen by an in-process app (probe 200 ms / 500 ms, backof
       await healthBecomes(app, 200, DETECT_UP_MS);
       expect((await subscriber.nextOfType('resync')).t).toBe('resync');
 
-      expect(await app.publisher.replayDlq()).toEqual({ replayed: 1, failed: 0 });
+      expect(await app.admin.replayDlq()).toEqual({ replayed: 1, failed: 0 });
 
       expect((await subscriber.next()).text).toBe('{"n":8}');
       expect(app.redis.dlqSize).toBe(0);
@@ -302,7 +302,7 @@ describe('Redis outages seen by an in-process app (probe 200 ms / 500 ms, backof
       expect(answer).toEqual({ status: 200, body: { replayed: 0, failed: 3 } });
       expect(app.snapshot().redis_dlq_size).toBe(3);
       expect(app.snapshot().redis_publish_errors).toBe(errorsBefore);
-      expect(app.publisher.getDlqEntries()).toEqual(
+      expect(app.admin.getDlqEntries()).toEqual(
         [1, 2, 3].map((n) => ({
           channel: `${app.prefix}orders:9`,
           payload: `kept-${n}`,
@@ -345,7 +345,7 @@ describe('Redis outages seen by an in-process app (probe 200 ms / 500 ms, backof
       await eventually(() => app.snapshot().redis_publish_errors === errorsBefore + 7, 2_000, 'seven DLQ pushes');
 
       expect(app.snapshot().redis_dlq_size).toBe(5);
-      expect(app.publisher.getDlqEntries().map((entry) => entry.payload)).toEqual(['m3', 'm4', 'm5', 'm6', 'm7']);
+      expect(app.admin.getDlqEntries().map((entry) => entry.payload)).toEqual(['m3', 'm4', 'm5', 'm6', 'm7']);
     });
   });
 
@@ -384,7 +384,7 @@ describe('Redis outages seen by an in-process app (probe 200 ms / 500 ms, backof
       app.publisher.publish('orders:12', 'f4');
 
       expect(app.redis.dlqSize).toBe(4);
-      const entries = app.publisher.getDlqEntries();
+      const entries = app.admin.getDlqEntries();
       expect(entries.map((entry) => entry.payload)).toEqual(['f1', 'f2', 'f3', 'f4']);
       // f1 and f2 went in one batch (the script names the refusal its own way), f3 alone.
       for (const entry of entries.slice(0, 3)) expect(entry.error).toMatch(/^NOPERM |can't run this command/);
@@ -410,7 +410,7 @@ describe('Redis outages seen by an in-process app (probe 200 ms / 500 ms, backof
 
       await eventually(() => app.snapshot().pub_breaker === 'CLOSED', 2_000, 'pub_breaker to close');
       expect(app.snapshot().redis_messages_published).toBe(publishedBefore + 3);
-      expect(app.publisher.getDlqEntries().map((entry) => entry.payload)).toEqual(['f1', 'f2', 'f3']);
+      expect(app.admin.getDlqEntries().map((entry) => entry.payload)).toEqual(['f1', 'f2', 'f3']);
     });
 
     it('opens again after one failure while half-open', async () => {

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { definePublishBatch } from '../src/wse/redis/publish-batch.js';
+import { definePublishBatch } from '../src/broker/redis/publish-batch.js';
 import { startRedisApp, type RedisApp } from './support/redis-app.js';
 import { RedisServer } from './support/redis-server.js';
 import { eventually } from './support/ws-client.js';
@@ -32,7 +32,7 @@ describe('batched publishing into Redis', () => {
     // Probes are PUBLISHes too: one a minute keeps them out of the counts below.
     const app = await startRedisApp({ url, probeIntervalMs: 60_000, probeTimeoutMs: 5_000 });
     apps.push(app);
-    await eventually(() => app.publisher.redisConnected(), 5_000, 'the app to prove delivery through Redis');
+    await eventually(() => app.admin.redisConnected(), 5_000, 'the app to prove delivery through Redis');
     return app;
   }
 
@@ -171,7 +171,7 @@ describe('batched publishing into Redis', () => {
     );
     const app = await startRedisApp({ url: `redis://minimal@127.0.0.1:${redis.port}`, prefix: 'wse:' });
     apps.push(app);
-    await eventually(() => app.publisher.redisConnected(), 5_000, 'the app to prove delivery through Redis');
+    await eventually(() => app.admin.redisConnected(), 5_000, 'the app to prove delivery through Redis');
     const received = await listen('wse:*');
     for (let i = 0; i < 3; i++) app.publisher.publish('minimal', `m${i}`);
     await eventually(() => received.length === 3, 2_000, 'three messages');

@@ -10,7 +10,7 @@ import { eventually, TestClient } from './support/ws-client.js';
  * Issue "Operations", the example server as an OS process: a graceful stop on SIGTERM (every
  * client closed with 1001 `going away`, Redis publishes flushed, Redis connections quit, exit 0
  * within WSE_SHUTDOWN_TIMEOUT_MS), and its logs (JSON lines with WSE_LOG_FORMAT=json, and never
- * a token, the JWT secret or the API key, even at debug level).
+ * a token, the JWT secret or the API key, even at verbose level).
  */
 
 // testTimeout in jest.config.js's project is not applied per project: the integration bound, here.
@@ -150,7 +150,7 @@ describe('SIGTERM with 50 clients and publishes in flight (REDIS_URL, WSE_API_KE
   });
 });
 
-describe('logs (WSE_LOG_FORMAT=json, WSE_LOG_LEVEL=debug, a JWT secret and an API key)', () => {
+describe('logs (WSE_LOG_FORMAT=json, WSE_LOG_LEVEL=verbose, a JWT secret and an API key)', () => {
   const JWT_SECRET = 'log-test-jwt-secret-9b7d5c3e1f';
   let redis: RedisServer;
   let server: CapturedServer | undefined;
@@ -172,7 +172,7 @@ describe('logs (WSE_LOG_FORMAT=json, WSE_LOG_LEVEL=debug, a JWT secret and an AP
       WSE_API_KEY: API_KEY,
       WSE_JWT_SECRET: JWT_SECRET,
       WSE_LOG_FORMAT: 'json',
-      WSE_LOG_LEVEL: 'debug',
+      WSE_LOG_LEVEL: 'verbose',
       WSE_SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS),
     });
     const running = server;
@@ -203,8 +203,8 @@ describe('logs (WSE_LOG_FORMAT=json, WSE_LOG_LEVEL=debug, a JWT secret and an AP
     await viaQuery.close();
     await viaHeader.close();
 
-    // The connection lines at debug level are there: the check covers a verbose log.
-    await eventually(() => /connection [0-9a-f-]+ closed/.test(running.stdout), 5_000, 'the debug line of a close');
+    // The connection lines at verbose level are there: the check covers a verbose log.
+    await eventually(() => /connection [0-9a-f-]+ closed/.test(running.stdout), 5_000, 'the verbose line of a close');
     running.signal('SIGTERM');
     const exit = await running.exited;
     expect(exit).toEqual({ code: 0, signal: null });
@@ -222,7 +222,7 @@ describe('logs (WSE_LOG_FORMAT=json, WSE_LOG_LEVEL=debug, a JWT secret and an AP
     });
     expect(notJson).toEqual([]);
     const levels = new Set(stdoutLines.map((line) => (JSON.parse(line) as { level?: string }).level));
-    expect(levels.has('debug')).toBe(true);
+    expect(levels.has('verbose')).toBe(true);
 
     const everything = running.stdout + running.stderr;
     const secrets = {

@@ -7,7 +7,7 @@ import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import { Server as SocketIoServer } from 'socket.io';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { WseModule, WsePublisher, WseWsAdapter, type WseModuleOptions } from '../../src/wse/index.js';
+import { WseAdmin, WseModule, WsePublisher, WseWsAdapter, type WseModuleOptions } from '../../src/index.js';
 import type { BenchMessage } from '../lib/clock.js';
 import type { ServerStartParams, SystemKind } from '../lib/apis.js';
 
@@ -259,6 +259,7 @@ class WseSystem implements BenchSystem {
   private constructor(
     private readonly app: INestApplication,
     private readonly publisher: WsePublisher,
+    private readonly admin: WseAdmin,
     readonly port: number,
   ) {}
 
@@ -267,7 +268,7 @@ class WseSystem implements BenchSystem {
       path: '/wse',
       // Above the bench's largest connection count; everything else stays at its default.
       maxConnections: 50_000,
-      auth: jwtSecret === undefined ? undefined : { jwtSecret },
+      auth: jwtSecret === undefined ? { anonymous: true } : { jwtSecret },
       redis: redisUrl === undefined ? undefined : { url: redisUrl },
     };
     class BenchAppModule {}
@@ -276,7 +277,7 @@ class WseSystem implements BenchSystem {
     app.useWebSocketAdapter(new WseWsAdapter(app));
     await app.listen(0, '127.0.0.1');
     const port = (app.getHttpServer().address() as AddressInfo).port;
-    return new WseSystem(app, app.get(WsePublisher), port);
+    return new WseSystem(app, app.get(WsePublisher), app.get(WseAdmin), port);
   }
 
   publishLocal(topic: string, message: BenchMessage): void {
@@ -289,25 +290,25 @@ class WseSystem implements BenchSystem {
   }
 
   redisInFlight(): number {
-    const snapshot = this.publisher.healthSnapshot();
+    const snapshot = this.admin.healthSnapshot();
     return this.issued - snapshot.redis_messages_published - snapshot.redis_publish_errors;
   }
 
   redisPublished(): number {
-    return this.publisher.healthSnapshot().redis_messages_published;
+    return this.admin.healthSnapshot().redis_messages_published;
   }
 
   connections(): number {
-    return this.publisher.healthSnapshot().connections;
+    return this.admin.healthSnapshot().connections;
   }
 
   dropped(): number {
-    return this.publisher.healthSnapshot().outbound_dropped;
+    return this.admin.healthSnapshot().outbound_dropped;
   }
 
   async ready(): Promise<void> {
-    if (!this.publisher.multiInstance) return;
-    await waitFor(() => this.publisher.redisConnected(), 'nestjs-wse Redis');
+    if (!this.admin.multiInstance) return;
+    await waitFor(() => this.admin.redisConnected(), 'nestjs-wse Redis');
   }
 
   /** Kept for symmetry with the others; the process exits at the end of a run. */

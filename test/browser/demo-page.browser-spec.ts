@@ -19,7 +19,7 @@ function unique(label: string): string {
 }
 
 /**
- * The demo page in Chromium against two example servers (separate `node dist/main.js`
+ * The demo page in Chromium against two example servers (separate `node dist-examples/server/main.js`
  * processes) on one real redis-server: page A on instance A as alice, page B on instance B as
  * bob, both in one room. The tests run in order and share the pages, as a person would use
  * them: chat, a bad token, a Redis outage, a server restart.

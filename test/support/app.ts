@@ -1,7 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
-import { createApp } from '../../src/app/bootstrap.js';
-import { readEnvironment } from '../../src/app/env.config.js';
-import { TopicRegistryService } from '../../src/wse/index.js';
+import { createApp } from '../../examples/server/bootstrap.js';
+import { readEnvironment } from '../../examples/server/env.config.js';
+import { TopicRegistryService } from '../../src/index.js';
 
 /** A running example app on 127.0.0.1 and a free port. */
 export interface RunningApp {

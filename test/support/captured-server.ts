@@ -5,7 +5,7 @@ import { freePort } from './redis-server.js';
 import { waitUntil } from './server-process.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+const MAIN = fileURLToPath(new URL('../../dist-examples/server/main.js', import.meta.url));
 
 /** Output kept per stream: enough for every line of a test run, bounded all the same. */
 const MAX_STREAM_CHARS = 5_000_000;
@@ -17,7 +17,7 @@ export interface ProcessExit {
 }
 
 /**
- * The example server (`node dist/main.js`) as a separate process, like ServerProcess, but with
+ * The example server (`node dist-examples/server/main.js`) as a separate process, like ServerProcess, but with
  * stdout and stderr captured whole and apart: for assertions on every log line (JSON format,
  * no secrets), and on how the process ends after a signal.
  */

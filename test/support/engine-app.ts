@@ -1,16 +1,18 @@
 import { Module, type DynamicModule, type INestApplication, type LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { TestHealthController } from './health.controller.js';
 import { WsAdapter } from '@nestjs/platform-ws';
 import { TerminusModule } from '@nestjs/terminus';
-import { HealthController } from '../../src/app/health/health.controller.js';
 import {
   TopicRegistryService,
+  WseAdmin,
   WseMetricsService,
+  WseHttpModule,
   WseModule,
   WsePublisher,
   type WseHealthSnapshot,
   type WseModuleOptions,
-} from '../../src/wse/index.js';
+} from '../../src/index.js';
 
 /** A running in-process app with only the engine (and Terminus `GET /health`), built with `forRoot(options)`. */
 export interface EngineApp {
@@ -21,9 +23,10 @@ export interface EngineApp {
   /** `ws://127.0.0.1:<port><path>` */
   readonly wsUrl: string;
   readonly publisher: WsePublisher;
+  readonly admin: WseAdmin;
   readonly registry: TopicRegistryService;
   readonly metrics: WseMetricsService;
-  /** `publisher.healthSnapshot()` */
+  /** `admin.healthSnapshot()` */
   snapshot(): WseHealthSnapshot;
   close(): Promise<void>;
 }
@@ -33,10 +36,21 @@ class EngineTestAppModule {
   static with(options: WseModuleOptions): DynamicModule {
     return {
       module: EngineTestAppModule,
-      imports: [TerminusModule.forRoot({ logger: false }), WseModule.forRoot(options)],
-      controllers: [HealthController],
+      imports: [
+        TerminusModule.forRoot({ logger: false }),
+        WseModule.forRoot(withAuthMode(options)),
+        WseHttpModule.forRoot({ api: options.apiKey === undefined ? undefined : true, metrics: true, stats: true }),
+      ],
+      controllers: [TestHealthController],
     };
   }
+}
+
+/** Tests run anonymous unless they give a secret (the module itself requires the choice). */
+export function withAuthMode(options: WseModuleOptions): WseModuleOptions {
+  const auth = options.auth ?? {};
+  if (auth.jwtSecret !== undefined || auth.anonymous !== undefined) return options;
+  return { ...options, auth: { ...auth, anonymous: true } };
 }
 
 /** What an app logged, captured by `CapturingLogger`. */
@@ -96,15 +110,17 @@ export async function startEngineApp(
   await app.listen(0, '127.0.0.1');
   const { port } = app.getHttpServer().address() as { port: number };
   const publisher = app.get(WsePublisher);
+  const admin = app.get(WseAdmin);
   return {
     app,
     port,
     httpUrl: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}${options.path ?? '/wse'}`,
     publisher,
+    admin,
     registry: app.get(TopicRegistryService),
     metrics: app.get(WseMetricsService),
-    snapshot: () => publisher.healthSnapshot(),
+    snapshot: () => admin.healthSnapshot(),
     close: () => app.close(),
   };
 }

@@ -5,7 +5,7 @@ import {
   WseHealthIndicator,
   type WseModuleOptions,
   type WseRedisOptions,
-} from '../../src/wse/index.js';
+} from '../../src/index.js';
 import { startEngineApp, type EngineApp } from './engine-app.js';
 
 /**

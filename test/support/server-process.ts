@@ -5,13 +5,13 @@ import { freePort } from './redis-server.js';
 
 /** The project root and the built example server (`npm run build`, run by `pretest`). */
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+const MAIN = fileURLToPath(new URL('../../dist-examples/server/main.js', import.meta.url));
 
 /** Output kept per process for failure messages, bounded. */
 const MAX_OUTPUT_CHARS = 20_000;
 
 /**
- * The example server (`node dist/main.js`) as a separate OS process, as `npm start` runs it:
+ * The example server (`node dist-examples/server/main.js`) as a separate OS process, as `npm start` runs it:
  * configured only through the contract's environment variables, on 127.0.0.1 and a free port.
  * Two of these on one Redis are two real instances: no shared memory, no shared event loop.
  */
@@ -53,7 +53,7 @@ export class ServerProcess {
   }
 
   /**
-   * Spawns `node dist/main.js` with `env` (the contract's variable names; PORT and HOST are set
+   * Spawns `node dist-examples/server/main.js` with `env` (the contract's variable names; PORT and HOST are set
    * here) and waits until `GET /health` answers `expectStatus` (200 by default: listening and,
    * with REDIS_URL, delivering through Redis), at most `timeoutMs`.
    */

@@ -1,0 +1,205 @@
+import { describe, expect, it } from '@jest/globals';
+import { resolveWseOptions } from 'nestjs-wse';
+import { WseConfigError } from 'nestjs-wse';
+import { readEnvironment } from './env.config.js';
+
+/** Runs `readEnvironment` on variables it must refuse and returns the error. */
+function envErrorOf(env: NodeJS.ProcessEnv): WseConfigError {
+  try {
+    readEnvironment(env);
+  } catch (error) {
+    expect(error).toBeInstanceOf(WseConfigError);
+    return error as WseConfigError;
+  }
+  throw new Error(`readEnvironment accepted ${Object.keys(env).join(', ')}`);
+}
+
+describe('readEnvironment', () => {
+  describe('with no variables set', () => {
+    it('listens on 0.0.0.0:5006 without Redis and leaves the engine options to their defaults', () => {
+      expect(readEnvironment({})).toEqual({
+        port: 5006,
+        host: '0.0.0.0',
+        apiPath: '/api',
+        metricsRequireKey: false,
+        logFormat: 'text',
+        logLevel: 'log',
+        shutdownTimeoutMs: 10_000,
+        wse: {
+          allowedOrigins: undefined,
+          path: undefined,
+          maxConnections: undefined,
+          maxMessageBytes: undefined,
+          pingIntervalMs: undefined,
+          idleTimeoutMs: undefined,
+          apiKey: undefined,
+          auth: {
+            jwtSecret: undefined,
+            anonymous: true,
+            issuer: undefined,
+            audience: undefined,
+            cookieName: undefined,
+          },
+          redis: { url: undefined, prefix: undefined },
+        },
+      });
+    });
+
+    it('resolves to the defaults of CONTRACT section 2 once the module applies its own', () => {
+      expect(resolveWseOptions(readEnvironment({}).wse)).toMatchObject({
+        path: '/wse',
+        maxConnections: 10_000,
+        maxMessageBytes: 1_048_576,
+        pingIntervalMs: 25_000,
+        idleTimeoutMs: 60_000,
+        apiKey: undefined,
+        auth: { jwtSecret: undefined, issuer: undefined, audience: undefined, cookieName: 'access_token' },
+        redis: { url: undefined, prefix: 'wse:' },
+      });
+    });
+
+    it('treats blank values as unset', () => {
+      expect(readEnvironment({ PORT: '', HOST: '  ', WSE_JWT_SECRET: ' ', REDIS_URL: '' })).toEqual(
+        readEnvironment({}),
+      );
+    });
+  });
+
+  describe('reads each variable of CONTRACT section 2 into its option', () => {
+    it.each([
+      ['PORT', '8080', { port: 8080 }],
+      ['PORT', '0', { port: 0 }],
+      ['PORT', '65535', { port: 65_535 }],
+      ['HOST', '127.0.0.1', { host: '127.0.0.1' }],
+      ['WSE_PATH', '/ws/v1', { wse: { path: '/ws/v1' } }],
+      ['WSE_MAX_CONNECTIONS', '250', { wse: { maxConnections: 250 } }],
+      ['WSE_JWT_SECRET', 'top-secret', { wse: { auth: { jwtSecret: 'top-secret' } } }],
+      ['WSE_JWT_ISSUER', 'issuer-x', { wse: { auth: { issuer: 'issuer-x' } } }],
+      ['WSE_JWT_AUDIENCE', 'aud-y', { wse: { auth: { audience: 'aud-y' } } }],
+      ['WSE_JWT_COOKIE', 'jwt', { wse: { auth: { cookieName: 'jwt' } } }],
+      ['REDIS_URL', 'redis://127.0.0.1:6379/0', { wse: { redis: { url: 'redis://127.0.0.1:6379/0' } } }],
+      ['REDIS_URL', 'rediss://:pw@cache.example:6380', { wse: { redis: { url: 'rediss://:pw@cache.example:6380' } } }],
+      ['WSE_REDIS_PREFIX', 'app1:', { wse: { redis: { prefix: 'app1:' } } }],
+      ['WSE_API_KEY', 'api-key-1', { wse: { apiKey: 'api-key-1' } }],
+      ['WSE_PING_INTERVAL_MS', '1000', { wse: { pingIntervalMs: 1000 } }],
+      ['WSE_IDLE_TIMEOUT_MS', '3000', { wse: { idleTimeoutMs: 3000 } }],
+      ['WSE_MAX_MESSAGE_BYTES', '65536', { wse: { maxMessageBytes: 65_536 } }],
+    ])('%s=%s', (name, value, expected) => {
+      expect(readEnvironment({ [name]: value })).toMatchObject(expected);
+    });
+
+    it('reads them all at once', () => {
+      const env = readEnvironment({
+        PORT: '7000',
+        HOST: '::1',
+        WSE_PATH: '/live',
+        WSE_MAX_CONNECTIONS: '3',
+        WSE_JWT_SECRET: 's',
+        WSE_JWT_ISSUER: 'i',
+        WSE_JWT_AUDIENCE: 'a',
+        WSE_JWT_COOKIE: 'c',
+        REDIS_URL: 'redis://r:6379',
+        WSE_REDIS_PREFIX: 'p:',
+        WSE_API_KEY: 'k',
+        WSE_PING_INTERVAL_MS: '10',
+        WSE_IDLE_TIMEOUT_MS: '20',
+        WSE_MAX_MESSAGE_BYTES: '30',
+        WSE_ALLOWED_ORIGINS: 'https://a.example, https://b.example',
+        WSE_METRICS_REQUIRE_KEY: 'true',
+        WSE_LOG_FORMAT: 'json',
+        WSE_LOG_LEVEL: 'debug',
+        WSE_SHUTDOWN_TIMEOUT_MS: '500',
+      });
+      expect(env).toEqual({
+        port: 7000,
+        host: '::1',
+        apiPath: '/api',
+        metricsRequireKey: true,
+        logFormat: 'json',
+        logLevel: 'debug',
+        shutdownTimeoutMs: 500,
+        wse: {
+          allowedOrigins: ['https://a.example', 'https://b.example'],
+          path: '/live',
+          maxConnections: 3,
+          maxMessageBytes: 30,
+          pingIntervalMs: 10,
+          idleTimeoutMs: 20,
+          apiKey: 'k',
+          auth: { jwtSecret: 's', anonymous: undefined, issuer: 'i', audience: 'a', cookieName: 'c' },
+          redis: { url: 'redis://r:6379', prefix: 'p:' },
+        },
+      });
+    });
+
+    it('ignores variables it does not know', () => {
+      expect(readEnvironment({ SOMETHING_ELSE: 'x', NODE_ENV: 'production' })).toEqual(readEnvironment({}));
+    });
+  });
+
+  describe('with a malformed value', () => {
+    it.each([
+      ['WSE_LOG_FORMAT', 'xml', 'must be one of text, json (got "xml")'],
+      ['WSE_METRICS_REQUIRE_KEY', 'yes', 'must be one of true, false (got "yes")'],
+      [
+        'WSE_ALLOWED_ORIGINS',
+        'https://a.example/path',
+        'each origin must be scheme://host[:port] with no path, e.g. "https://app.example.com" (got "https://a.example/path")',
+      ],
+      ['PORT', 'abc', 'must be a whole number from 0 to 65535 (got "abc")'],
+      ['PORT', '70000', 'must be a whole number from 0 to 65535 (got "70000")'],
+      ['PORT', '-1', 'must be a whole number from 0 to 65535 (got "-1")'],
+      ['PORT', '80.5', 'must be a whole number from 0 to 65535 (got "80.5")'],
+      ['PORT', '0x50', 'must be a whole number from 0 to 65535 (got "0x50")'],
+      ['WSE_MAX_CONNECTIONS', '-1', 'must be a whole number >= 1 (got "-1")'],
+      ['WSE_MAX_CONNECTIONS', '0', 'must be a whole number >= 1 (got "0")'],
+      ['WSE_MAX_CONNECTIONS', '1e3', 'must be a whole number >= 1 (got "1e3")'],
+      ['WSE_MAX_CONNECTIONS', '99999999999999999999', 'must be a whole number >= 1 (got "99999999999999999999")'],
+      ['WSE_PING_INTERVAL_MS', '1.5', 'must be a whole number >= 1 (got "1.5")'],
+      ['WSE_IDLE_TIMEOUT_MS', 'soon', 'must be a whole number >= 1 (got "soon")'],
+      ['WSE_MAX_MESSAGE_BYTES', '1MB', 'must be a whole number >= 1 (got "1MB")'],
+      ['REDIS_URL', 'http://x', 'must be a redis:// or rediss:// URL (got "<hidden>")'],
+      ['REDIS_URL', 'localhost:6379', 'must be a redis:// or rediss:// URL (got "<hidden>")'],
+      ['REDIS_URL', 'not a url', 'must be a redis:// or rediss:// URL (got "<hidden>")'],
+      ['WSE_PATH', 'wse', 'must be a URL path starting with "/" (got "wse")'],
+    ])('%s=%j stops start-up with an error naming the variable', (name, value, rule) => {
+      const error = envErrorOf({ [name]: value });
+      expect(error.message).toBe(`Invalid environment:\n  - ${name}: ${rule}`);
+      expect(error.problems.map((p) => p.path)).toEqual([name]);
+    });
+
+    it('reports every malformed variable in one error', () => {
+      const error = envErrorOf({ PORT: 'abc', WSE_MAX_CONNECTIONS: '-1', WSE_PATH: 'wse', REDIS_URL: 'http://x' });
+      expect(error.message).toBe(
+        [
+          'Invalid environment:',
+          '  - PORT: must be a whole number from 0 to 65535 (got "abc")',
+          '  - WSE_PATH: must be a URL path starting with "/" (got "wse")',
+          '  - WSE_MAX_CONNECTIONS: must be a whole number >= 1 (got "-1")',
+          '  - REDIS_URL: must be a redis:// or rediss:// URL (got "<hidden>")',
+        ].join('\n'),
+      );
+    });
+
+    it('never echoes a REDIS_URL, which may hold a password', () => {
+      const error = envErrorOf({ REDIS_URL: 'http://admin:hunter2@cache.example:6379' });
+      expect(error.message).toBe(
+        'Invalid environment:\n  - REDIS_URL: must be a redis:// or rediss:// URL (got "<hidden>")',
+      );
+      expect(error.message).not.toContain('hunter2');
+      expect(JSON.stringify(error.problems)).not.toContain('hunter2');
+    });
+
+    // CONTRACT section 2: a malformed value stops the process "with a message that names the
+    // variable". These values pass the env layer and are only refused later by the module,
+    // whose message names the option (`path`, `auth.cookieName`), not the variable.
+    it.each([
+      ['WSE_PATH', '/ws e'],
+      ['WSE_JWT_COOKIE', 'access token'],
+    ])('%s=%j is refused naming the variable', (name, value) => {
+      const error = envErrorOf({ [name]: value });
+      expect(error.problems.map((p) => p.path)).toEqual([name]);
+      expect(error.message).toContain(`  - ${name}: `);
+    });
+  });
+});

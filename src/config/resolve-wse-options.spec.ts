@@ -1,0 +1,250 @@
+import { describe, expect, it } from '@jest/globals';
+import { resolveWseOptions, WSE_DEFAULTS } from './resolve-wse-options.js';
+import { WseConfigError } from '../errors/wse-config.error.js';
+import type { WseModuleOptions } from './wse-module-options.interface.js';
+
+/** Runs the resolver on input it must refuse and returns the error. */
+/** The options with an auth mode chosen (anonymous) where the input leaves it open. */
+function withAuthMode(input: unknown): WseModuleOptions {
+  if (typeof input !== 'object' || input === null) return input as WseModuleOptions;
+  const options = input as WseModuleOptions;
+  const auth = options.auth;
+  if (auth !== undefined && (typeof auth !== 'object' || auth === null)) return options;
+  if (auth?.jwtSecret !== undefined || auth?.anonymous !== undefined) return options;
+  return { ...options, auth: { ...auth, anonymous: true } };
+}
+
+function configErrorOf(input: unknown): WseConfigError {
+  return rawConfigErrorOf(withAuthMode(input));
+}
+
+/** As configErrorOf, with the input exactly as given (no auth mode added). */
+function rawConfigErrorOf(input: unknown): WseConfigError {
+  try {
+    resolveWseOptions(input as WseModuleOptions);
+  } catch (error) {
+    expect(error).toBeInstanceOf(WseConfigError);
+    return error as WseConfigError;
+  }
+  throw new Error('resolveWseOptions accepted input it should refuse');
+}
+
+describe('resolveWseOptions', () => {
+  describe('with no options', () => {
+    it('applies the documented defaults', () => {
+      // toMatchObject: the Redis section (CONTRACT section 10) has its own defaults, not checked here.
+      expect(resolveWseOptions(withAuthMode({}))).toMatchObject({
+        path: '/wse',
+        maxConnections: 10_000,
+        maxMessageBytes: 1_048_576,
+        pingIntervalMs: 25_000,
+        idleTimeoutMs: 60_000,
+        auth: { jwtSecret: undefined, issuer: undefined, audience: undefined, cookieName: 'access_token' },
+        apiKey: undefined,
+        inboundQueueSize: 10_000,
+        inboundConcurrency: 64,
+        maxBufferedBytes: 4_194_304,
+        authorizeSubscription: undefined,
+      });
+    });
+
+    it('gives the same result for an empty object', () => {
+      expect(resolveWseOptions(withAuthMode({}))).toEqual(resolveWseOptions({ auth: { anonymous: true } }));
+    });
+
+    it('exposes the defaults it applies, frozen', () => {
+      expect(WSE_DEFAULTS.path).toBe('/wse');
+      expect(WSE_DEFAULTS.cookieName).toBe('access_token');
+      expect(Object.isFrozen(WSE_DEFAULTS)).toBe(true);
+    });
+  });
+
+  it('returns a frozen result, auth included', () => {
+    const resolved = resolveWseOptions({ auth: { jwtSecret: 's3cret' } });
+    expect(Object.isFrozen(resolved)).toBe(true);
+    expect(Object.isFrozen(resolved.auth)).toBe(true);
+    expect(() => {
+      (resolved as { maxConnections: number }).maxConnections = 1;
+    }).toThrow(TypeError);
+    expect(resolved.maxConnections).toBe(10_000);
+  });
+
+  it('keeps every valid option it is given', () => {
+    const authorizeSubscription = (): boolean => true;
+    expect(
+      resolveWseOptions({
+        path: '/ws/v1',
+        maxConnections: 5,
+        maxMessageBytes: 2048,
+        pingIntervalMs: 1000,
+        idleTimeoutMs: 3000,
+        auth: { jwtSecret: 'k', issuer: 'iss', audience: 'aud', cookieName: 'jwt' },
+        apiKey: 'api',
+        inboundQueueSize: 7,
+        inboundConcurrency: 2,
+        maxBufferedBytes: 1024,
+        authorizeSubscription,
+      }),
+    ).toMatchObject({
+      path: '/ws/v1',
+      maxConnections: 5,
+      maxMessageBytes: 2048,
+      pingIntervalMs: 1000,
+      idleTimeoutMs: 3000,
+      auth: { jwtSecret: 'k', issuer: 'iss', audience: 'aud', cookieName: 'jwt' },
+      apiKey: 'api',
+      inboundQueueSize: 7,
+      inboundConcurrency: 2,
+      maxBufferedBytes: 1024,
+      authorizeSubscription,
+    });
+  });
+
+  describe('with one bad option', () => {
+    const positiveInt = 'must be a positive integer';
+    const urlPath = 'must be a URL path starting with "/"';
+    const nonEmpty = 'must be a non-empty string when set';
+    const cookie = "must be a cookie name (letters, digits, and !#$%&'*+.^_`|~-)";
+    const rows: ReadonlyArray<readonly [input: Record<string, unknown>, line: string]> = [
+      [{ path: 'wse' }, `path: ${urlPath} (got "wse")`],
+      [{ path: '' }, `path: ${urlPath} (got "")`],
+      [{ path: '/w se' }, `path: ${urlPath} (got "/w se")`],
+      [{ path: 42 }, `path: ${urlPath} (got 42)`],
+      [{ maxConnections: 0 }, `maxConnections: ${positiveInt} (got 0)`],
+      [{ maxConnections: -1 }, `maxConnections: ${positiveInt} (got -1)`],
+      [{ maxConnections: 1.5 }, `maxConnections: ${positiveInt} (got 1.5)`],
+      [{ maxConnections: '100' }, `maxConnections: ${positiveInt} (got "100")`],
+      [{ maxConnections: Number.NaN }, `maxConnections: ${positiveInt} (got null)`],
+      [{ maxConnections: Number.POSITIVE_INFINITY }, `maxConnections: ${positiveInt} (got null)`],
+      [{ maxMessageBytes: 0 }, `maxMessageBytes: ${positiveInt} (got 0)`],
+      [{ pingIntervalMs: -25 }, `pingIntervalMs: ${positiveInt} (got -25)`],
+      [{ idleTimeoutMs: 0.5 }, `idleTimeoutMs: ${positiveInt} (got 0.5)`],
+      [{ inboundQueueSize: 0 }, `inboundQueueSize: ${positiveInt} (got 0)`],
+      [{ inboundConcurrency: 0 }, `inboundConcurrency: ${positiveInt} (got 0)`],
+      [{ maxBufferedBytes: -1 }, `maxBufferedBytes: ${positiveInt} (got -1)`],
+      [{ auth: { issuer: '' } }, `auth.issuer: ${nonEmpty} (got "")`],
+      [{ auth: { issuer: 7 } }, `auth.issuer: ${nonEmpty} (got 7)`],
+      [{ auth: { audience: '' } }, `auth.audience: ${nonEmpty} (got "")`],
+      [{ auth: { cookieName: 'access token' } }, `auth.cookieName: ${cookie} (got "access token")`],
+      [{ auth: { cookieName: '' } }, `auth.cookieName: ${cookie} (got "")`],
+      [{ auth: { cookieName: 'a;b' } }, `auth.cookieName: ${cookie} (got "a;b")`],
+      [{ authorizeSubscription: 'yes' }, `authorizeSubscription: must be a function when set (got "yes")`],
+      [{ authorizeSubscription: true }, `authorizeSubscription: must be a function when set (got true)`],
+    ];
+
+    it.each(rows)('refuses %j, naming the option and the rule', (input, line) => {
+      const error = configErrorOf(input);
+      expect(error.name).toBe('WseConfigError');
+      expect(error.message).toBe(`Invalid WseModule options:\n  - ${line}`);
+      expect(error.problems).toHaveLength(1);
+    });
+
+    it('carries the path, rule and value of the problem for callers', () => {
+      expect(configErrorOf({ maxConnections: -1 }).problems).toEqual([
+        { path: 'maxConnections', rule: 'must be a positive integer', value: -1 },
+      ]);
+    });
+
+    it('refuses options that are not an object', () => {
+      expect(configErrorOf(null).message).toBe(
+        'Invalid WseModule options:\n  - (options): must be an object (got null)',
+      );
+      expect(configErrorOf('fast').message).toBe(
+        'Invalid WseModule options:\n  - (options): must be an object (got "fast")',
+      );
+    });
+
+    it('refuses auth that is not an object, without echoing it', () => {
+      // `auth: '<the secret>'` must not silently start the server in anonymous mode.
+      const error = configErrorOf({ auth: 'hunter2-jwt-secret' });
+      expect(error.problems.map((p) => p.path)).toEqual(['auth', 'auth.jwtSecret']);
+      expect(error.message).toContain('auth:');
+      expect(error.message).not.toContain('hunter2');
+    });
+  });
+
+  it('reports several bad options together, in one error', () => {
+    const error = configErrorOf({
+      path: 'wse',
+      maxConnections: 0,
+      pingIntervalMs: 1.5,
+      auth: { cookieName: 'bad name' },
+    });
+    expect(error.message).toBe(
+      [
+        'Invalid WseModule options:',
+        '  - path: must be a URL path starting with "/" (got "wse")',
+        '  - maxConnections: must be a positive integer (got 0)',
+        '  - pingIntervalMs: must be a positive integer (got 1.5)',
+        '  - auth.cookieName: must be a cookie name (letters, digits, and !#$%&\'*+.^_`|~-) (got "bad name")',
+      ].join('\n'),
+    );
+    expect(error.problems.map((p) => p.path)).toEqual(['path', 'maxConnections', 'pingIntervalMs', 'auth.cookieName']);
+  });
+
+  describe('secrets of the wrong type', () => {
+    it.each([
+      ['auth.jwtSecret', { auth: { jwtSecret: 987_654_321 } }, '987654321', '<number>'],
+      ['auth.jwtSecret', { auth: { jwtSecret: { key: 'hunter2-jwt' } } }, 'hunter2', '<object>'],
+      ['auth.jwtSecret', { auth: { jwtSecret: ['hunter2-jwt'] } }, 'hunter2', '<object>'],
+      ['apiKey', { apiKey: 123_456_789 }, '123456789', '<number>'],
+      ['apiKey', { apiKey: { key: 'hunter2-api' } }, 'hunter2', '<object>'],
+    ] as const)('never echoes %s, only its type (%j)', (path, input, secret, shown) => {
+      const error = configErrorOf(input);
+      expect(error.message).toBe(
+        `Invalid WseModule options:\n  - ${path}: must be a non-empty string when set (got "${shown}")`,
+      );
+      expect(error.message).not.toContain(secret);
+      expect(JSON.stringify(error.problems)).not.toContain(secret);
+    });
+
+    it('never echoes a redis.url that is not a Redis URL, since it may hold a password', () => {
+      const error = configErrorOf({ redis: { url: 'http://admin:hunter2@cache.example:6379' } });
+      expect(error.message).toBe(
+        'Invalid WseModule options:\n  - redis.url: must be a redis:// or rediss:// URL (got "<hidden>")',
+      );
+      expect(JSON.stringify(error.problems)).not.toContain('hunter2');
+    });
+
+    it('names an empty secret without echoing anything', () => {
+      expect(configErrorOf({ apiKey: '' }).message).toBe(
+        'Invalid WseModule options:\n  - apiKey: must be a non-empty string when set (got "<string>")',
+      );
+    });
+
+    it('keeps secrets out of the message when another option is the bad one', () => {
+      const error = configErrorOf({ apiKey: 'hunter2-api', auth: { jwtSecret: 'hunter2-jwt' }, maxConnections: 0 });
+      expect(error.problems.map((p) => p.path)).toEqual(['maxConnections']);
+      expect(error.message).not.toContain('hunter2');
+    });
+  });
+
+  describe('authentication mode (fail closed)', () => {
+    it('refuses to start with neither a secret nor anonymous: true, saying how to choose', () => {
+      expect(rawConfigErrorOf({}).message).toBe(
+        'Invalid WseModule options:\n  - auth.jwtSecret: is required: set auth.jwtSecret to verify tokens, or auth.anonymous: true to accept every connection without one (got undefined)',
+      );
+    });
+
+    it('treats an unset secret from the environment like no secret at all', () => {
+      expect(
+        rawConfigErrorOf({ auth: { jwtSecret: undefined, anonymous: false } }).problems.map((p) => p.path),
+      ).toEqual(['auth.jwtSecret']);
+    });
+
+    it('refuses a secret together with anonymous: true', () => {
+      expect(rawConfigErrorOf({ auth: { jwtSecret: 's', anonymous: true } }).problems).toEqual([
+        { path: 'auth.anonymous', rule: 'cannot be true together with auth.jwtSecret: choose one', value: true },
+      ]);
+    });
+
+    it('refuses an anonymous flag that is not a boolean', () => {
+      expect(rawConfigErrorOf({ auth: { anonymous: 'yes' } }).problems.map((p) => p.path)).toEqual(['auth.anonymous']);
+    });
+
+    it('resolves anonymous: true and a secret to their modes', () => {
+      expect(resolveWseOptions({ auth: { anonymous: true } }).auth.anonymous).toBe(true);
+      expect(resolveWseOptions({ auth: { jwtSecret: 's' } }).auth.anonymous).toBe(false);
+    });
+  });
+});

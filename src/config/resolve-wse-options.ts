@@ -1,0 +1,299 @@
+import { REDIS_PROBE_CHANNEL_PREFIX } from '../wse.constants.js';
+import { WseConfigError, type WseConfigProblem } from '../errors/wse-config.error.js';
+import type {
+  ResolvedRedisOptions,
+  ResolvedWseOptions,
+  WseModuleOptions,
+  WseRateLimitOptions,
+  WseRedisOptions,
+} from './wse-module-options.interface.js';
+
+/** Every default in one place; nothing else in the library applies its own. */
+export const WSE_DEFAULTS = Object.freeze({
+  path: '/wse',
+  maxConnections: 10_000,
+  maxMessageBytes: 1_048_576,
+  pingIntervalMs: 25_000,
+  idleTimeoutMs: 60_000,
+  cookieName: 'access_token',
+  inboundQueueSize: 10_000,
+  inboundConcurrency: 64,
+  maxBufferedBytes: 4 * 1_048_576,
+  maxTopicsPerConnection: 1000,
+  maxTopicsPerSubscription: 100,
+  slowConsumerTimeoutMs: 10_000,
+  rateLimit: Object.freeze({
+    capacity: 100_000,
+    refillPerSecond: 10_000,
+    warnBelowFraction: 0.2,
+    closeAfterRejected: 1000,
+  }),
+  redis: Object.freeze({
+    prefix: 'wse:',
+    publishAttempts: 3,
+    publishRetryDelayMs: 100,
+    dlqCapacity: 1000,
+    reconnect: Object.freeze({ initialDelayMs: 1000, multiplier: 1.5, maxDelayMs: 60_000, jitter: 0.2 }),
+    breaker: Object.freeze({ failureThreshold: 10, resetTimeoutMs: 60_000, halfOpenMaxCalls: 3 }),
+    probeIntervalMs: 5000,
+    probeTimeoutMs: 3000,
+    shutdownTimeoutMs: 2000,
+  }),
+});
+
+/**
+ * Merges the defaults into `input` and validates the result. Collects every problem and throws
+ * one `WseConfigError` naming each option, so a bad option fails start-up, never a request.
+ */
+export function resolveWseOptions(input: WseModuleOptions = {}): ResolvedWseOptions {
+  const problems: WseConfigProblem[] = [];
+  const check = new OptionChecker(problems);
+
+  if (typeof input !== 'object' || input === null) {
+    throw new WseConfigError([{ path: '(options)', rule: 'must be an object', value: input }]);
+  }
+  const auth = check.section('auth', input.auth);
+  const resolved: ResolvedWseOptions = {
+    path: check.path('path', input.path ?? WSE_DEFAULTS.path),
+    maxConnections: check.positiveInt('maxConnections', input.maxConnections ?? WSE_DEFAULTS.maxConnections),
+    maxMessageBytes: check.positiveInt('maxMessageBytes', input.maxMessageBytes ?? WSE_DEFAULTS.maxMessageBytes),
+    pingIntervalMs: check.positiveInt('pingIntervalMs', input.pingIntervalMs ?? WSE_DEFAULTS.pingIntervalMs),
+    idleTimeoutMs: check.positiveInt('idleTimeoutMs', input.idleTimeoutMs ?? WSE_DEFAULTS.idleTimeoutMs),
+    auth: Object.freeze({
+      jwtSecret: check.optionalText('auth.jwtSecret', auth.jwtSecret, { secret: true }),
+      anonymous: check.authMode(auth.jwtSecret, auth.anonymous),
+      issuer: check.optionalText('auth.issuer', auth.issuer),
+      audience: check.optionalText('auth.audience', auth.audience),
+      cookieName: check.cookieName('auth.cookieName', auth.cookieName ?? WSE_DEFAULTS.cookieName),
+    }),
+    apiKey: check.optionalText('apiKey', input.apiKey, { secret: true }),
+    inboundQueueSize: check.positiveInt('inboundQueueSize', input.inboundQueueSize ?? WSE_DEFAULTS.inboundQueueSize),
+    inboundConcurrency: check.positiveInt(
+      'inboundConcurrency',
+      input.inboundConcurrency ?? WSE_DEFAULTS.inboundConcurrency,
+    ),
+    maxBufferedBytes: check.positiveInt('maxBufferedBytes', input.maxBufferedBytes ?? WSE_DEFAULTS.maxBufferedBytes),
+    authorizeSubscription: check.optionalFunction('authorizeSubscription', input.authorizeSubscription),
+    redis: resolveRedisOptions(check.section('redis', input.redis), check),
+    maxTopicsPerConnection: check.positiveInt(
+      'maxTopicsPerConnection',
+      input.maxTopicsPerConnection ?? WSE_DEFAULTS.maxTopicsPerConnection,
+    ),
+    maxTopicsPerSubscription: check.positiveInt(
+      'maxTopicsPerSubscription',
+      input.maxTopicsPerSubscription ?? WSE_DEFAULTS.maxTopicsPerSubscription,
+    ),
+    slowConsumerTimeoutMs: check.nonNegativeInt(
+      'slowConsumerTimeoutMs',
+      input.slowConsumerTimeoutMs ?? WSE_DEFAULTS.slowConsumerTimeoutMs,
+    ),
+    rateLimit:
+      input.rateLimit === false ? undefined : resolveRateLimit(check.section('rateLimit', input.rateLimit), check),
+    allowedOrigins: check.origins('allowedOrigins', input.allowedOrigins),
+  };
+  if (problems.length > 0) throw new WseConfigError(problems);
+  return Object.freeze(resolved);
+}
+
+/** `https://host[:port]` exactly as a browser sends it in the Origin header. */
+function isOrigin(value: unknown): boolean {
+  try {
+    return typeof value === 'string' && new URL(value).origin === value;
+  } catch {
+    return false;
+  }
+}
+
+function resolveRateLimit(
+  rateLimit: Partial<WseRateLimitOptions>,
+  check: OptionChecker,
+): Readonly<WseRateLimitOptions> {
+  const d = WSE_DEFAULTS.rateLimit;
+  return Object.freeze({
+    capacity: check.positiveInt('rateLimit.capacity', rateLimit.capacity ?? d.capacity),
+    refillPerSecond: check.positiveInt('rateLimit.refillPerSecond', rateLimit.refillPerSecond ?? d.refillPerSecond),
+    warnBelowFraction: check.fraction(
+      'rateLimit.warnBelowFraction',
+      rateLimit.warnBelowFraction ?? d.warnBelowFraction,
+    ),
+    closeAfterRejected: check.positiveInt(
+      'rateLimit.closeAfterRejected',
+      rateLimit.closeAfterRejected ?? d.closeAfterRejected,
+    ),
+  });
+}
+
+function resolveRedisOptions(redis: WseRedisOptions, check: OptionChecker): ResolvedRedisOptions {
+  const d = WSE_DEFAULTS.redis;
+  const reconnect = check.section('redis.reconnect', redis.reconnect);
+  const breaker = check.section('redis.breaker', redis.breaker);
+  return Object.freeze({
+    url: check.redisUrl('redis.url', redis.url),
+    prefix: check.redisPrefix('redis.prefix', redis.prefix ?? d.prefix),
+    publishAttempts: check.positiveInt('redis.publishAttempts', redis.publishAttempts ?? d.publishAttempts),
+    publishRetryDelayMs: check.nonNegativeInt(
+      'redis.publishRetryDelayMs',
+      redis.publishRetryDelayMs ?? d.publishRetryDelayMs,
+    ),
+    dlqCapacity: check.positiveInt('redis.dlqCapacity', redis.dlqCapacity ?? d.dlqCapacity),
+    reconnect: Object.freeze({
+      initialDelayMs: check.positiveInt(
+        'redis.reconnect.initialDelayMs',
+        reconnect.initialDelayMs ?? d.reconnect.initialDelayMs,
+      ),
+      multiplier: check.numberAtLeast('redis.reconnect.multiplier', reconnect.multiplier ?? d.reconnect.multiplier, 1),
+      maxDelayMs: check.positiveInt('redis.reconnect.maxDelayMs', reconnect.maxDelayMs ?? d.reconnect.maxDelayMs),
+      jitter: check.fraction('redis.reconnect.jitter', reconnect.jitter ?? d.reconnect.jitter),
+    }),
+    breaker: Object.freeze({
+      failureThreshold: check.positiveInt(
+        'redis.breaker.failureThreshold',
+        breaker.failureThreshold ?? d.breaker.failureThreshold,
+      ),
+      resetTimeoutMs: check.positiveInt(
+        'redis.breaker.resetTimeoutMs',
+        breaker.resetTimeoutMs ?? d.breaker.resetTimeoutMs,
+      ),
+      halfOpenMaxCalls: check.positiveInt(
+        'redis.breaker.halfOpenMaxCalls',
+        breaker.halfOpenMaxCalls ?? d.breaker.halfOpenMaxCalls,
+      ),
+    }),
+    probeIntervalMs: check.positiveInt('redis.probeIntervalMs', redis.probeIntervalMs ?? d.probeIntervalMs),
+    probeTimeoutMs: check.positiveInt('redis.probeTimeoutMs', redis.probeTimeoutMs ?? d.probeTimeoutMs),
+    shutdownTimeoutMs: check.nonNegativeInt('redis.shutdownTimeoutMs', redis.shutdownTimeoutMs ?? d.shutdownTimeoutMs),
+  });
+}
+
+/** Records a problem and hands back the value unchanged, so resolution reads as one table. */
+class OptionChecker {
+  constructor(private readonly problems: WseConfigProblem[]) {}
+
+  /** A nested options object; anything else is reported (type only: it may hold secrets) and ignored. */
+  section<T extends object>(path: string, value: T | undefined): Partial<T> {
+    if (value === undefined) return {};
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      this.fail(path, 'must be an object', `<${Array.isArray(value) ? 'array' : typeof value}>`);
+      return {};
+    }
+    return value;
+  }
+
+  positiveInt(path: string, value: number): number {
+    if (!Number.isSafeInteger(value) || value <= 0) this.fail(path, 'must be a positive integer', value);
+    return value;
+  }
+
+  nonNegativeInt(path: string, value: number): number {
+    if (!Number.isSafeInteger(value) || value < 0) this.fail(path, 'must be a whole number >= 0', value);
+    return value;
+  }
+
+  numberAtLeast(path: string, value: number, min: number): number {
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < min)
+      this.fail(path, `must be a number >= ${min}`, value);
+    return value;
+  }
+
+  fraction(path: string, value: number): number {
+    if (typeof value !== 'number' || !(value >= 0 && value < 1))
+      this.fail(path, 'must be a number from 0 to below 1', value);
+    return value;
+  }
+
+  /** Non-empty, and not covering the probe channels (they must stay outside `<prefix>*`). */
+  redisPrefix(path: string, value: string): string {
+    if (typeof value !== 'string' || value.length === 0) {
+      this.fail(path, 'must be a non-empty string', value);
+    } else if (REDIS_PROBE_CHANNEL_PREFIX.startsWith(value) || value.startsWith(REDIS_PROBE_CHANNEL_PREFIX)) {
+      this.fail(path, `must not cover the delivery probe channels "${REDIS_PROBE_CHANNEL_PREFIX}…"`, value);
+    }
+    return value;
+  }
+
+  /** Exact origins as browsers send them: scheme, host and port, no path. */
+  origins(path: string, value: string[] | undefined): readonly string[] | undefined {
+    if (value === undefined) return undefined;
+    if (!Array.isArray(value)) {
+      this.fail(path, 'must be an array of origins such as "https://app.example.com"', value);
+      return undefined;
+    }
+    for (const origin of value) {
+      if (!isOrigin(origin))
+        this.fail(
+          path,
+          'each origin must be scheme://host[:port] with no path, e.g. "https://app.example.com"',
+          origin,
+        );
+    }
+    return Object.freeze([...value]);
+  }
+
+  /** The URL may carry a password, so it is never echoed. */
+  redisUrl(path: string, value: string | undefined): string | undefined {
+    if (value === undefined) return undefined;
+    let protocol = '';
+    try {
+      protocol = new URL(value).protocol;
+    } catch {
+      // not a URL at all: reported below
+    }
+    if (protocol !== 'redis:' && protocol !== 'rediss:')
+      this.fail(path, 'must be a redis:// or rediss:// URL', '<hidden>');
+    return value;
+  }
+
+  path(path: string, value: string): string {
+    if (typeof value !== 'string' || !/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/.test(value)) {
+      this.fail(path, 'must be a URL path starting with "/"', value);
+    }
+    return value;
+  }
+
+  /** A `secret` is never echoed back: the error shows its type only. */
+  optionalText(path: string, value: string | undefined, { secret = false } = {}): string | undefined {
+    if (value === undefined) return undefined;
+    if (typeof value !== 'string' || value.length === 0) {
+      this.fail(path, 'must be a non-empty string when set', secret ? `<${typeof value}>` : value);
+    }
+    return value;
+  }
+
+  /**
+   * Fail closed: without a secret the endpoint is open to anyone, so that must be asked for in
+   * so many words (`anonymous: true`), not be the result of an unset variable.
+   */
+  authMode(jwtSecret: unknown, anonymous: unknown): boolean {
+    if (anonymous !== undefined && typeof anonymous !== 'boolean') {
+      this.fail('auth.anonymous', 'must be a boolean when set', anonymous);
+      return false;
+    }
+    if (anonymous === true && jwtSecret !== undefined) {
+      this.fail('auth.anonymous', 'cannot be true together with auth.jwtSecret: choose one', anonymous);
+    } else if (anonymous !== true && jwtSecret === undefined) {
+      this.fail(
+        'auth.jwtSecret',
+        'is required: set auth.jwtSecret to verify tokens, or auth.anonymous: true to accept every connection without one',
+        undefined,
+      );
+    }
+    return anonymous === true;
+  }
+
+  cookieName(path: string, value: string): string {
+    // RFC 6265 token characters: what a browser will actually send back as a cookie name.
+    if (typeof value !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value)) {
+      this.fail(path, "must be a cookie name (letters, digits, and !#$%&'*+.^_`|~-)", value);
+    }
+    return value;
+  }
+
+  optionalFunction<F>(path: string, value: F | undefined): F | undefined {
+    if (value !== undefined && typeof value !== 'function') this.fail(path, 'must be a function when set', value);
+    return value;
+  }
+
+  private fail(path: string, rule: string, value: unknown): void {
+    this.problems.push({ path, rule, value });
+  }
+}

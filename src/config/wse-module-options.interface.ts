@@ -1,0 +1,189 @@
+import type { ModuleMetadata, Type } from '@nestjs/common';
+import type { WseConnectionInfo } from '../protocol/connection.js';
+import type { BackoffOptions } from '../reliability/backoff.js';
+import type { CircuitBreakerOptions } from '../reliability/circuit-breaker.js';
+
+/**
+ * Decides whether a connection may subscribe to a topic or pattern. Return `false` (or a
+ * promise of it) to refuse: the topic lands in `failed_topics` and never delivers.
+ */
+export type WseSubscriptionAuthorizer = (connection: WseConnectionInfo, topic: string) => boolean | Promise<boolean>;
+
+/** Handshake authentication with HS256 JSON Web Tokens. */
+export interface WseAuthOptions {
+  /**
+   * HS256 secret. Without it the module refuses to start unless `anonymous` is true: a secret
+   * that an environment variable failed to provide must not silently open the endpoint.
+   * @default undefined
+   */
+  jwtSecret?: string;
+  /**
+   * Accept every connection without a token (`user_id: null`), logged as a warning at start.
+   * Must be chosen explicitly, and never together with `jwtSecret`.
+   * @default false
+   */
+  anonymous?: boolean;
+  /** When set, the token's `iss` must equal it. @default undefined */
+  issuer?: string;
+  /** When set, the token's `aud` must contain it. @default undefined */
+  audience?: string;
+  /** Cookie the token is read from before the `Authorization` header and `?token=`. @default 'access_token' */
+  cookieName?: string;
+}
+
+/** Multi-instance fan-out through Redis Pub/Sub (CONTRACT sections 9 and 10). */
+export interface WseRedisOptions {
+  /**
+   * `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Unset: single-instance
+   * mode (a later `RedisPubSubService.connectRedis(url)` can still switch it on).
+   * @default undefined
+   */
+  url?: string;
+  /** Channel prefix: topic `t` travels on channel `<prefix>t`. @default 'wse:' */
+  prefix?: string;
+  /** PUBLISH attempts before a message goes to the dead letter queue. @default 3 */
+  publishAttempts?: number;
+  /** Wait before the first retry; each further retry waits twice as long (100 ms, 200 ms). @default 100 */
+  publishRetryDelayMs?: number;
+  /** Entries the dead letter queue holds before it evicts the oldest. @default 1000 */
+  dlqCapacity?: number;
+  /** Reconnection backoff. @default { initialDelayMs: 1000, multiplier: 1.5, maxDelayMs: 60000, jitter: 0.2 } */
+  reconnect?: Partial<BackoffOptions>;
+  /**
+   * Settings of both breakers (`conn_breaker`, `pub_breaker`).
+   * @default { failureThreshold: 10, resetTimeoutMs: 60000, halfOpenMaxCalls: 3 }
+   */
+  breaker?: Partial<CircuitBreakerOptions>;
+  /** How often each instance sends itself a probe through Redis to prove delivery. @default 5000 */
+  probeIntervalMs?: number;
+  /** A probe not back within this marks Redis down and forces the subscriber to reconnect. @default 3000 */
+  probeTimeoutMs?: number;
+  /** At shutdown, how long to wait for publishes in flight before they go to the DLQ. @default 2000 */
+  shutdownTimeoutMs?: number;
+}
+
+/** The per-connection inbound rate limit (a token bucket; each inbound frame costs one token). */
+export interface WseRateLimitOptions {
+  /** Tokens in a full bucket: the burst a client may send at once. @default 100000 */
+  capacity: number;
+  /** Tokens added per second: the sustained rate. @default 10000 */
+  refillPerSecond: number;
+  /** A `rate_limit_warning` is sent when the bucket falls below this fraction of its capacity. @default 0.2 */
+  warnBelowFraction: number;
+  /** Consecutive refused frames after which the connection is closed with 1008. @default 1000 */
+  closeAfterRejected: number;
+}
+
+/** Everything `WseModule.forRoot()` accepts. Every field is optional. */
+export interface WseModuleOptions {
+  /** WebSocket endpoint path on the application's HTTP server. @default '/wse' */
+  path?: string;
+  /** Connections beyond this are closed with 1013 `server full`. @default 10000 */
+  maxConnections?: number;
+  /** Inbound frames larger than this close the connection with 1009. @default 1048576 */
+  maxMessageBytes?: number;
+  /** Period of the server's `ping` system message. @default 25000 */
+  pingIntervalMs?: number;
+  /** A connection that sends nothing for this long is closed (1000, `idle timeout`). @default 60000 */
+  idleTimeoutMs?: number;
+  /** Handshake authentication: `jwtSecret`, or `anonymous: true`; one of them is required. */
+  auth?: WseAuthOptions;
+  /**
+   * Enables the server API under `/api` behind `Authorization: Bearer <apiKey>`.
+   * Unset: every `/api/*` route answers 404.
+   * @default undefined
+   */
+  apiKey?: string;
+  /**
+   * Client events waiting for or inside their handler, across all connections. Past it the
+   * client gets an `OVERLOADED` error and the event is dropped (counted in `inbound_dropped`).
+   * @default 10000
+   */
+  inboundQueueSize?: number;
+  /** Client event handlers running at once; the rest wait in the inbound queue. @default 64 */
+  inboundConcurrency?: number;
+  /**
+   * Bytes a connection may have waiting in its socket before topic messages to it are dropped
+   * (and counted in `outbound_dropped`) instead of growing memory without bound.
+   * @default 4194304
+   */
+  maxBufferedBytes?: number;
+  /** Called for every topic a client asks to subscribe to. @default allow everything */
+  authorizeSubscription?: WseSubscriptionAuthorizer;
+  /** Multi-instance fan-out through Redis. @default {} (single instance) */
+  redis?: WseRedisOptions;
+  /** Topics and patterns one connection may hold; more land in `failed_topics`. @default 1000 */
+  maxTopicsPerConnection?: number;
+  /** Topics one `subscription` message may list; more refuse the message (`INVALID_MESSAGE`). @default 100 */
+  maxTopicsPerSubscription?: number;
+  /**
+   * A connection that stays over `maxBufferedBytes` (not reading) this long is closed with
+   * 1013 `slow consumer`. Messages to it are dropped from the moment it is over.
+   * @default 10000
+   */
+  slowConsumerTimeoutMs?: number;
+  /** Inbound rate limit per connection; `false` turns it off. @default { capacity: 100000, refillPerSecond: 10000, warnBelowFraction: 0.2, closeAfterRejected: 1000 } */
+  rateLimit?: Partial<WseRateLimitOptions> | false;
+  /**
+   * Origins (`https://app.example.com`) allowed to open a WebSocket, against cross-site
+   * WebSocket hijacking with cookie auth. Others get HTTP 403 at the upgrade. Requests without
+   * an Origin header (non-browser clients) are allowed.
+   * @default undefined (any origin)
+   */
+  allowedOrigins?: string[];
+}
+
+/** The options after defaults and validation: every field present, frozen. */
+export interface ResolvedWseOptions {
+  readonly path: string;
+  readonly maxConnections: number;
+  readonly maxMessageBytes: number;
+  readonly pingIntervalMs: number;
+  readonly idleTimeoutMs: number;
+  readonly auth: Readonly<{
+    jwtSecret: string | undefined;
+    anonymous: boolean;
+    issuer: string | undefined;
+    audience: string | undefined;
+    cookieName: string;
+  }>;
+  readonly apiKey: string | undefined;
+  readonly inboundQueueSize: number;
+  readonly inboundConcurrency: number;
+  readonly maxBufferedBytes: number;
+  readonly authorizeSubscription: WseSubscriptionAuthorizer | undefined;
+  readonly redis: ResolvedRedisOptions;
+  readonly maxTopicsPerConnection: number;
+  readonly maxTopicsPerSubscription: number;
+  readonly slowConsumerTimeoutMs: number;
+  readonly rateLimit: Readonly<WseRateLimitOptions> | undefined;
+  readonly allowedOrigins: readonly string[] | undefined;
+}
+
+export interface ResolvedRedisOptions {
+  readonly url: string | undefined;
+  readonly prefix: string;
+  readonly publishAttempts: number;
+  readonly publishRetryDelayMs: number;
+  readonly dlqCapacity: number;
+  readonly reconnect: Readonly<BackoffOptions>;
+  readonly breaker: Readonly<CircuitBreakerOptions>;
+  readonly probeIntervalMs: number;
+  readonly probeTimeoutMs: number;
+  readonly shutdownTimeoutMs: number;
+}
+
+/** A class that produces the options, for `forRootAsync({ useClass })`. */
+export interface WseOptionsFactory {
+  createWseOptions(): WseModuleOptions | Promise<WseModuleOptions>;
+}
+
+/** What `WseModule.forRootAsync()` accepts. */
+export interface WseModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  // Nest's own factory signature: the injected values are the user's, of any type.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  useFactory?: (...args: any[]) => WseModuleOptions | Promise<WseModuleOptions>;
+  inject?: Array<string | symbol | Type<unknown>>;
+  useClass?: Type<WseOptionsFactory>;
+  useExisting?: Type<WseOptionsFactory>;
+}

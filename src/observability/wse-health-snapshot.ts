@@ -1,0 +1,79 @@
+import { Injectable } from '@nestjs/common';
+import { InboundQueue } from '../transport/inbound-queue.js';
+import { OutboundWriter } from '../transport/outbound-writer.js';
+import { RedisPubSubService } from '../broker/redis/redis-pubsub.service.js';
+import type { CircuitState } from '../reliability/circuit-breaker.js';
+import { TopicRegistryService } from '../hub/topic-registry.service.js';
+
+/**
+ * The health snapshot (CONTRACT section 8). Key names are the contract's, verbatim: the health
+ * endpoint, the server API and metrics all report these. Keys after `uptime_secs` are extras.
+ */
+export interface WseHealthSnapshot {
+  connections: number;
+  inbound_queue_depth: number;
+  inbound_dropped: number;
+  redis_connected: boolean;
+  redis_messages_received: number;
+  redis_messages_published: number;
+  redis_messages_delivered: number;
+  redis_messages_dropped: number;
+  redis_publish_errors: number;
+  redis_reconnect_count: number;
+  redis_dlq_size: number;
+  uptime_secs: number;
+  /** Distinct exact topics and patterns with a local subscriber. */
+  topics: number;
+  patterns: number;
+  /** Deliveries made by the local fan-out (one per connection per message). */
+  local_deliveries: number;
+  /** Frames dropped because a connection was not reading (`maxBufferedBytes`). */
+  outbound_dropped: number;
+  conn_breaker: CircuitState;
+  pub_breaker: CircuitState;
+}
+
+/**
+ * Builds the snapshot from the counters the hot path keeps as plain fields: taking one costs
+ * the hot path nothing. Redis counters stay at zero while no Redis is configured.
+ */
+@Injectable()
+export class WseHealthSnapshotService {
+  private readonly startedAt = process.hrtime.bigint();
+
+  constructor(
+    private readonly registry: TopicRegistryService,
+    private readonly inbound: InboundQueue,
+    private readonly outbound: OutboundWriter,
+    private readonly redis: RedisPubSubService,
+  ) {}
+
+  snapshot(): WseHealthSnapshot {
+    const redis = this.redis.stats;
+    return {
+      connections: this.registry.connectionCount,
+      inbound_queue_depth: this.inbound.depth,
+      inbound_dropped: this.inbound.dropped,
+      redis_connected: this.redis.redisConnected(),
+      redis_messages_received: redis.received,
+      redis_messages_published: redis.published,
+      redis_messages_delivered: redis.delivered,
+      redis_messages_dropped: redis.dropped,
+      redis_publish_errors: redis.publishErrors,
+      redis_reconnect_count: redis.reconnectCount,
+      redis_dlq_size: this.redis.dlqSize,
+      uptime_secs: Math.round(Number(process.hrtime.bigint() - this.startedAt) / 1e6) / 1e3,
+      topics: this.registry.topicCount,
+      patterns: this.registry.patternCount,
+      local_deliveries: this.registry.deliveries,
+      outbound_dropped: this.outbound.droppedSlow,
+      conn_breaker: this.redis.connBreaker.state,
+      pub_breaker: this.redis.pubBreaker.state,
+    };
+  }
+
+  /** True when Redis is either not configured or connected and delivering (CONTRACT section 7). */
+  brokerHealthy(): boolean {
+    return !this.redis.configured || this.redis.redisConnected();
+  }
+}

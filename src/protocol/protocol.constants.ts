@@ -1,0 +1,39 @@
+/**
+ * The wire protocol's fixed numbers (CONTRACT sections 3 and 4): version, envelope category,
+ * close codes and error codes, in one catalogue. The protocol layer imports nothing of ours, so
+ * these live here; `wse.constants.ts` re-exports them for the rest of the library.
+ */
+
+/** Wire protocol version carried in every system envelope as `v`. */
+export const WSE_PROTOCOL_VERSION = 1;
+
+/** Envelope category of every system message the server sends. */
+export const WSE_SYSTEM_CATEGORY = 'WSE';
+
+/** WebSocket close codes the server uses, in one catalogue. */
+export const WseCloseCode = {
+  /** Idle timeout (reason `idle timeout`) and orderly closes. */
+  NORMAL: 1000,
+  /** Server shutting down: clients should reconnect elsewhere. */
+  GOING_AWAY: 1001,
+  /** Persistent abuse of the inbound rate limit (reason `rate limit exceeded`). */
+  POLICY_VIOLATION: 1008,
+  /** Inbound frame larger than `maxMessageBytes` (sent by ws itself). */
+  MESSAGE_TOO_BIG: 1009,
+  /** Over `maxConnections` (reason `server full`), or a slow consumer (reason `slow consumer`). */
+  TRY_AGAIN_LATER: 1013,
+  /** Authentication failed at the handshake. */
+  AUTH_FAILED: 4401,
+} as const;
+export type WseCloseCode = (typeof WseCloseCode)[keyof typeof WseCloseCode];
+
+/** `p.code` values of `error` frames. */
+export const WseErrorCode = {
+  AUTH_FAILED: 'AUTH_FAILED',
+  INVALID_MESSAGE: 'INVALID_MESSAGE',
+  UNKNOWN_EVENT: 'UNKNOWN_EVENT',
+  OVERLOADED: 'OVERLOADED',
+  HANDLER_ERROR: 'HANDLER_ERROR',
+  RATE_LIMITED: 'RATE_LIMITED',
+} as const;
+export type WseErrorCode = (typeof WseErrorCode)[keyof typeof WseErrorCode];

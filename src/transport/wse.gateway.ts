@@ -1,0 +1,128 @@
+import type { IncomingMessage } from 'node:http';
+import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import type { OnGatewayConnection, OnGatewayInit } from '@nestjs/websockets';
+import type { Socket } from 'node:net';
+import type { RawData, WebSocket, WebSocketServer } from 'ws';
+import { InjectWseOptions } from '../config/inject-wse-options.decorator.js';
+import type { ResolvedWseOptions } from '../config/wse-module-options.interface.js';
+import { TopicRegistryService } from '../hub/topic-registry.service.js';
+import { errorFrame } from '../protocol/outbound-frame.js';
+import { WseCloseCode, WseErrorCode } from '../wse.constants.js';
+import { closeReasons, invalidMessages, logMessages } from '../wse.messages.js';
+import { WseHooksExplorer } from './events/wse-hooks.explorer.js';
+import { WseHandshake } from './handshake.js';
+import { WseHeartbeat } from './heartbeat.js';
+import { WseInboundRouter } from './inbound-router.js';
+import { WS_OPEN, type WseConnection } from './wse-connection.js';
+
+/**
+ * The WebSocket endpoint's lifecycle: start listening, accept a socket (WseHandshake), route its
+ * frames (WseInboundRouter), run the connect and disconnect hooks, and close everything at
+ * shutdown. It runs on @nestjs/platform-ws's WsAdapter, on the application's own HTTP server at
+ * `options.path` (WseModule sets the path when it resolves the options). Outbound fan-out does
+ * not pass through here at all (TopicRegistryService, OutboundWriter).
+ */
+@Injectable()
+export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleDestroy {
+  private readonly logger = new Logger('WseGateway');
+  private listening = false;
+  /** Connections closed, by close code (for metrics). */
+  readonly closeCodes = new Map<number, number>();
+
+  constructor(
+    @InjectWseOptions() private readonly options: ResolvedWseOptions,
+    private readonly registry: TopicRegistryService<WseConnection>,
+    private readonly handshake: WseHandshake,
+    private readonly router: WseInboundRouter,
+    private readonly heartbeat: WseHeartbeat,
+    private readonly hooks: WseHooksExplorer,
+  ) {}
+
+  /** True once the endpoint accepts connections, until shutdown. */
+  get isListening(): boolean {
+    return this.listening;
+  }
+
+  afterInit(server?: WebSocketServer): void {
+    this.listening = true;
+    // ws writes the 101 response right after this event, then hands the socket to
+    // handleConnection, which answers with server_ready (or the auth error and the close) in the
+    // same call stack. Corked until the next tick, all of it leaves in one write: the socket
+    // write is the largest single cost of a handshake in the profiles, and this saves one.
+    server?.on('headers', (_headers: string[], request: IncomingMessage) => {
+      request.socket.cork();
+      process.nextTick(uncork, request.socket);
+    });
+    this.heartbeat.start();
+    this.logger.log(logMessages.listening(this.options.path));
+  }
+
+  handleConnection(socket: WebSocket, request: IncomingMessage): void {
+    if (!this.listening) {
+      socket.close(WseCloseCode.GOING_AWAY, closeReasons.goingAway());
+      return;
+    }
+    const connection = this.handshake.accept(socket, request);
+    if (connection === undefined) return;
+    socket.on('message', (data: RawData, isBinary: boolean) => this.onMessage(connection, data as Buffer, isBinary));
+    // A WebSocket-level ping (some client libraries' keepalive) counts as activity too.
+    socket.on('ping', () => (connection.lastActivityMs = Date.now()));
+    socket.once('close', (code: number) => this.onClose(connection, code));
+    this.logger.verbose(logMessages.connected(connection.id, connection.userId));
+    // server_ready into the corked socket now, behind the 101 response (see afterInit), not a
+    // turn later. Whatever the connect hooks send is queued behind it as usual.
+    connection.flush();
+    for (const hook of this.hooks.connectHandlers) this.runHook('OnWseConnect', connection, () => hook(connection));
+  }
+
+  /**
+   * One guard per inbound frame: whatever a frame does, the failure is answered and logged, and
+   * never reaches ws's listener (where it would take the process down). Frames arriving after the
+   * close started are ignored, so a flood cannot keep a closing connection busy.
+   */
+  private onMessage(connection: WseConnection, data: Buffer, isBinary: boolean): void {
+    if (connection.socket.readyState !== WS_OPEN) return;
+    try {
+      this.router.handle(connection, data, isBinary);
+    } catch (error) {
+      this.logger.error(logMessages.frameFailed(connection.id), error instanceof Error ? error.stack : error);
+      connection.send(errorFrame(WseErrorCode.INVALID_MESSAGE, invalidMessages.unanswerable()));
+    }
+  }
+
+  private onClose(connection: WseConnection, code: number): void {
+    this.logger.verbose(logMessages.disconnected(connection.id, code));
+    // Counted under the code the server closed with when it started the close: a slow consumer
+    // destroyed after its grace is a 1013 close, even though ws reports 1006 for the socket.
+    const counted = connection.closeCodeSent ?? code;
+    this.closeCodes.set(counted, (this.closeCodes.get(counted) ?? 0) + 1);
+    // Hooks run before the subscriptions are dropped, so they still see the connection's topics.
+    for (const hook of this.hooks.disconnectHandlers)
+      this.runHook('OnWseDisconnect', connection, () => hook(connection, code));
+    this.registry.unregister(connection.id);
+  }
+
+  /** Stops accepting, and closes every connection with 1001 so clients reconnect elsewhere. */
+  onModuleDestroy(): void {
+    this.listening = false;
+    this.heartbeat.stop();
+    for (const connection of this.registry.connections()) {
+      connection.close(WseCloseCode.GOING_AWAY, closeReasons.goingAway());
+    }
+  }
+
+  private runHook(name: string, connection: WseConnection, call: () => unknown): void {
+    const fail = (error: unknown): void =>
+      this.logger.error(logMessages.hookFailed(name, connection.id), error instanceof Error ? error.stack : error);
+    try {
+      const result = call();
+      if (result instanceof Promise) result.catch(fail);
+    } catch (error) {
+      fail(error);
+    }
+  }
+}
+
+function uncork(socket: Socket): void {
+  socket.uncork();
+}
