@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import { compileTopicPattern } from '../src/wse/topics/topic-pattern.js';
+import { compileTopicPattern } from '../src/hub/topic-pattern.js';
 import { RedisServer } from './support/redis-server.js';
 
 /**
