@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { RedisServer } from '../support/redis-server.js';
 import { TcpProxy } from '../support/tcp-proxy.js';
-import { FaultRig, FAULT_REDIS, report, type DlqEntryView } from './fault-rig.js';
+import { FaultRig, FAULT_REDIS, report, seqOf, type DlqEntryView } from './fault-rig.js';
 
 /**
  * The other kind of failure the delivery probe exists for: Redis is fine, but one instance's
@@ -9,11 +9,13 @@ import { FaultRig, FAULT_REDIS, report, type DlqEntryView } from './fault-rig.js
  * open, Redis keeps writing to it, nothing arrives). B reaches Redis through a TCP proxy that
  * holds back everything Redis sends on B's subscriber connection.
  *
- * Redis counts B's subscriber as a receiver, so A cannot know: what A publishes meanwhile is
- * reported delivered. B's probe must notice within a probe interval plus its timeout, replace
- * the subscriber connection, and tell B's subscribed connections with a resync whose down_ms
- * covers every message they missed. Contrast the freeze suite: there the subscriber must be
- * kept, because a frozen Redis still holds what it was waiting for.
+ * While the connection is stalled Redis still counts B's subscriber as a receiver, so A cannot
+ * know: what A publishes then reaches A only and is reported delivered. B's probe must notice
+ * within a probe interval plus its timeout, replace the subscriber connection at once, and tell
+ * B's subscribed connections with a resync whose down_ms covers every message they missed.
+ * While B's new connection subscribes, Redis counts one receiver: those messages are in A's DLQ
+ * as `partial`. Contrast the freeze suite: there the subscriber must be kept, because a frozen
+ * Redis still holds what it was waiting for.
  */
 
 const RATE = 500;
@@ -42,8 +44,8 @@ describe("B's subscriber connection silently stops receiving (half-open), Redis 
     if (stalled !== 1) throw new Error(`expected to stall B's one subscriber connection, stalled ${stalled}`);
     stalledAt = Date.now();
 
-    await rig.health.B.waitFor(503, stalledAt, PROBE_MS + PROBE_TIMEOUT_MS + 2 * MARGIN_MS);
-    await rig.health.B.waitFor(200, stalledAt, 15_000);
+    const down = await rig.health.B.waitFor(503, stalledAt, PROBE_MS + PROBE_TIMEOUT_MS + 2 * MARGIN_MS);
+    await rig.health.B.waitFor(200, down, 15_000);
     await rig.deliveringFrom(rig.publisher.next, 10_000);
     await rig.publisher.waitForAnswers(RATE, 10_000);
     await rig.publisher.stop();
@@ -76,17 +78,30 @@ describe("B's subscriber connection silently stops receiving (half-open), Redis 
     expect(rig.health.A.samples.filter((s) => s.status !== 200)).toEqual([]);
   });
 
-  it('delivers everything on A, nothing twice anywhere, and covers every message B missed by its resync', () => {
+  it('delivers everything on A, nothing twice anywhere, and dead-letters as partial only what reached A alone', () => {
     const result = rig.account(dlq.drained);
-    expect({ duplicates: result.duplicates, dlq: dlq.drained, unevenInstance: result.unevenInstance }).toEqual({
+    expect({
+      duplicates: result.duplicates,
+      dlqDuplicates: result.dlqDuplicates,
+      unevenInstance: result.unevenInstance,
+    }).toEqual({
       duplicates: [],
-      dlq: [],
+      dlqDuplicates: [],
       unevenInstance: [],
     });
+    for (const reason of Object.keys(result.dlqByReason)) expect(reason).toBe('partial');
+    const onA = new Set(rig.receivers.find((r) => r.instance === 'A')!.seqs);
+    const onB = new Set(rig.receivers.find((r) => r.instance === 'B')!.seqs);
+    const partial = dlq.drained.map((entry) => seqOf(entry)!);
+    expect(partial.filter((seq) => !onA.has(seq) || onB.has(seq))).toEqual([]);
+  });
+
+  it("covers every message B missed by A's DLQ (partial) or by B's resync", () => {
+    const partial = new Set(dlq.drained.map((entry) => seqOf(entry)!));
     const answers = new Map(rig.publisher.answers.map((a) => [a.seq, a]));
     for (const receiver of rig.receivers) {
       const got = new Set(receiver.seqs);
-      const missed = [...answers.keys()].filter((seq) => !got.has(seq));
+      const missed = [...answers.keys()].filter((seq) => !got.has(seq) && !partial.has(seq));
       if (receiver.instance === 'A') {
         expect({ name: receiver.name, missed }).toEqual({ name: receiver.name, missed: [] });
         expect(receiver.resyncs).toEqual([]);
