@@ -8,6 +8,7 @@ import { WseHealthSnapshotService, type WseHealthSnapshot } from './wse-health-s
 import { RedisPubSubService } from '../broker/redis/redis-pubsub.service.js';
 import type { CircuitState } from '../reliability/circuit-breaker.js';
 import { TopicRegistryService } from '../hub/topic-registry.service.js';
+import { PROTOCOL_VIOLATION_KINDS, ProtocolViolations } from '../transport/protocol-violations.js';
 import type { BucketHistogram } from '../reliability/bucket-histogram.js';
 
 /** Snapshot keys that only grow: exported as Prometheus counters; the rest are gauges. */
@@ -21,6 +22,11 @@ const COUNTER_KEYS = new Set<keyof WseHealthSnapshot>([
   'redis_reconnect_count',
   'local_deliveries',
   'outbound_dropped',
+  'redis_publish_unknown',
+  'redis_publish_partial',
+  'redis_dlq_evicted',
+  'redis_dlq_replayed',
+  'protocol_violations',
 ]);
 
 const BREAKER_STATES: readonly CircuitState[] = ['CLOSED', 'OPEN', 'HALF_OPEN'];
@@ -33,7 +39,7 @@ const BREAKER_STATES: readonly CircuitState[] = ['CLOSED', 'OPEN', 'HALF_OPEN'];
  *
  * Names: every key of the health snapshot as `wse_<key>`, plus `wse_deliveries_total`,
  * `wse_messages_dropped_total{cause}`, `wse_connections_closed_total{code}`,
- * `wse_circuit_breaker_state{breaker,state}`, `wse_fanout_size` and
+ * `wse_circuit_breaker_state{breaker,state}`, `wse_protocol_violations_total{kind}`, `wse_fanout_size` and
  * `wse_publish_to_write_seconds` histograms, and Node's default process metrics.
  */
 @Injectable()
@@ -48,6 +54,7 @@ export class WseMetricsService {
     writer: OutboundWriter,
     inbound: InboundQueue,
     redis: RedisPubSubService,
+    violations: ProtocolViolations,
   ) {
     const register = [this.registry];
     collectDefaultMetrics({ register: this.registry });
@@ -106,6 +113,16 @@ export class WseMetricsService {
       collect() {
         this.reset();
         for (const [code, count] of gateway.closeCodes) this.inc({ code: String(code) }, count);
+      },
+    });
+    new Counter({
+      name: 'wse_protocol_violations_total',
+      help: 'Protocol violations from clients (the connection was closed, or the upgrade refused), by kind',
+      labelNames: ['kind'],
+      registers: register,
+      collect() {
+        this.reset();
+        for (const kind of PROTOCOL_VIOLATION_KINDS) this.inc({ kind }, violations.of(kind));
       },
     });
     new Gauge({

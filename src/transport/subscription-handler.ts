@@ -9,6 +9,9 @@ import { WseErrorCode } from '../wse.constants.js';
 import { logMessages, topicRejections } from '../wse.messages.js';
 import type { WseConnection } from './wse-connection.js';
 
+/** Authorizer calls one connection may have running at once. */
+export const MAX_AUTHORIZER_CALLS = 8;
+
 /**
  * `subscription` frames (CONTRACT section 4): validation, the application's
  * `authorizeSubscription`, then the registry; answered with `subscription_update`.
@@ -22,36 +25,60 @@ export class WseSubscriptionHandler {
     private readonly registry: TopicRegistryService<WseConnection>,
   ) {}
 
-  handle(connection: WseConnection, frame: InboundFrame): void {
+  /**
+   * Answers one `subscription` frame. Returns a promise while the answer waits for the
+   * application's authorizer (the router holds the connection's next control frames until it
+   * settles; it never rejects), undefined when it was answered at once.
+   */
+  handle(connection: WseConnection, frame: InboundFrame): Promise<void> | undefined {
     const request = parseSubscriptionRequest(frame.p, this.options.maxTopicsPerSubscription);
     if (!request.ok) {
       connection.send(errorFrame(WseErrorCode.INVALID_MESSAGE, request.message));
-      return;
+      return undefined;
     }
     if (request.action === 'unsubscribe') {
       this.registry.unsubscribeConnection(connection.id, request.topics);
       this.sendUpdate(connection, 'unsubscribe', request.topics, []);
-      return;
+      return undefined;
     }
-    void this.subscribeAuthorized(connection, request.topics);
+    const rejections = request.topics.map((topic) => topicRejection(topic));
+    const authorize = this.options.authorizeSubscription;
+    if (authorize === undefined) {
+      this.subscribe(connection, request.topics, rejections);
+      return undefined;
+    }
+    return this.authorizeAll(authorize, connection, request.topics, rejections).then(() =>
+      this.subscribe(connection, request.topics, rejections),
+    );
   }
 
   /**
-   * Validates, asks `authorizeSubscription` for each topic, then subscribes what is allowed.
-   * Both lists of the answer keep the order of the request.
+   * Asks the authorizer about every valid topic, at most MAX_AUTHORIZER_CALLS at a time: with
+   * the connection's control frames answered one after the other, that bounds the calls one
+   * connection can have running (issue 10: up to 100 at once per frame, frames unbounded).
    */
-  private async subscribeAuthorized(connection: WseConnection, topics: string[]): Promise<void> {
-    const rejections = topics.map((topic) => topicRejection(topic));
-    const authorize = this.options.authorizeSubscription;
-    if (authorize !== undefined) {
-      await Promise.all(
-        topics.map(async (topic, i) => {
-          if (rejections[i] === undefined && !(await this.isAuthorized(authorize, connection, topic))) {
-            rejections[i] = topicRejections.refused();
-          }
-        }),
-      );
-    }
+  private async authorizeAll(
+    authorize: WseSubscriptionAuthorizer,
+    connection: WseConnection,
+    topics: string[],
+    rejections: (string | undefined)[],
+  ): Promise<void> {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < topics.length) {
+        const i = next++;
+        if (rejections[i] === undefined && !(await this.isAuthorized(authorize, connection, topics[i]))) {
+          rejections[i] = topicRejections.refused();
+        }
+      }
+    };
+    const workers: Promise<void>[] = [];
+    for (let i = 0; i < Math.min(MAX_AUTHORIZER_CALLS, topics.length); i++) workers.push(worker());
+    await Promise.all(workers);
+  }
+
+  /** Subscribes what was allowed; both lists of the answer keep the order of the request. */
+  private subscribe(connection: WseConnection, topics: string[], rejections: (string | undefined)[]): void {
     // The connection may have closed while the authorizer ran: then there is nothing to do.
     const change = this.registry.subscribeConnection(
       connection.id,
