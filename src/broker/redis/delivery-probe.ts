@@ -22,6 +22,8 @@ export interface ProbeHost {
   onDelivering(downMs: number | undefined): void;
   /** Delivery stopped being proven. */
   onDown(reason: ProbeDownReason): void;
+  /** One of this instance's probes went round: both connections work. */
+  onRoundTrip(): void;
 }
 
 export interface ProbeOptions {
@@ -298,6 +300,7 @@ export class DeliveryProbe {
   private received(now: number): void {
     this.clearPending();
     this.unanswered = false;
+    this.host.onRoundTrip();
     if (!this.delivering) {
       this.delivering = true;
       this.deliveringSince = now;

@@ -331,6 +331,9 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
           this.onResync(downMs);
         },
         onDown: (reason) => this.logger.warn(redisMessages.probeDown(reason, this.options.probeTimeoutMs)),
+        // A probe that went round proves the subscriber's connection: a success for conn_breaker,
+        // so a half-open breaker closes once delivery is back (one 'ready' alone is not enough).
+        onRoundTrip: () => this.connBreaker.recordSuccess(),
       },
     );
     this.probe = probe;
@@ -341,12 +344,7 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
         this.onMessage(channel.toString('utf8', this.prefixBytes), payload);
       },
       onProbe: (channel, payload) => probe.onMessage(channel, payload),
-      onSubscriberActive: () => {
-        // A probe that goes round proves both connections: a success for conn_breaker too, so a
-        // half-open breaker closes once delivery is back.
-        this.connBreaker.recordSuccess();
-        probe.subscriberActive();
-      },
+      onSubscriberActive: () => probe.subscriberActive(),
       onSubscriberLost: () => probe.subscriberLost(),
       onPublisherReady: () => {
         this.pipeline.onConnected();
