@@ -17,7 +17,7 @@ export default tseslint.config(
   {
     // Nest resolves constructor parameters from their runtime types (emitDecoratorMetadata),
     // so injected classes must stay value imports in the files that declare providers.
-    files: ['src/**/*.ts', 'examples/**/*.ts', 'test/support/*.controller.ts'],
+    files: ['src/**/*.ts', 'examples/**/*.ts', 'test/support/*.controller.ts', 'test/consumer/**/*.ts'],
     rules: { '@typescript-eslint/consistent-type-imports': 'off' },
   },
 );

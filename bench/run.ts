@@ -4,11 +4,14 @@
  * load clients in their own processes on 127.0.0.1, and writes docs/BENCHMARKS.md and
  * docs/benchmarks.svg from what it measured. `--quick`: 1 repetition, smaller sizes, written
  * to dist-bench/ instead of docs/. `--only=burst,sustained,cross,patterns,connections,profile`
- * runs a subset (development).
+ * runs a subset (development). `--baseline=<dir>/index.js`: another build of nestjs-wse (for
+ * example the last release, built in a checkout beside this one that links this node_modules)
+ * runs as `wse-base` beside `wse` in the burst, sustained and cross scenarios, and the report
+ * compares the two.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FULL, QUICK } from './lib/config.js';
 import { machineInfo } from './lib/machine.js';
@@ -31,6 +34,14 @@ async function main(): Promise<void> {
   const onlyArg = args.find((a) => a.startsWith('--only='));
   const only: readonly string[] = onlyArg === undefined ? SCENARIOS : onlyArg.slice('--only='.length).split(',');
   const systemsArg = args.find((a) => a.startsWith('--systems='));
+  const baselineArg = args.find((a) => a.startsWith('--baseline='));
+  const baseline = baselineArg === undefined ? undefined : resolve(baselineArg.slice('--baseline='.length));
+  if (baseline !== undefined) {
+    if (!existsSync(baseline))
+      throw new Error(`--baseline: ${baseline} does not exist (the index.js of a built nestjs-wse)`);
+    // Server processes are children of this one: they find the baseline build here.
+    process.env.WSE_BENCH_BASELINE = baseline;
+  }
   const command = `npm run bench${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`;
   const startedAt = new Date();
   const loadBefore = os.loadavg();
@@ -40,6 +51,7 @@ async function main(): Promise<void> {
     results,
     jwtSecret: 'bench-secret-0123456789-abcdefghijklmnop',
     systems: systemsArg?.slice('--systems='.length).split(','),
+    baseline,
     budgetEndsAt: startedAt.getTime() + config.budgetMs,
     log: (line) => console.log(line),
   };
@@ -91,6 +103,8 @@ async function main(): Promise<void> {
     profiles,
     chartFile,
     largeSizeSystems: LARGE_SIZE_SYSTEMS,
+    // As given on the command line: the report names the build, not this machine's paths.
+    baseline: baselineArg?.slice('--baseline='.length),
   });
   const mdFile = join(outDir, config.quick ? 'BENCHMARKS-quick.md' : 'BENCHMARKS.md');
   writeFileSync(mdFile, `${markdown}\n`);

@@ -1,9 +1,18 @@
 // The README's example: a complete Nest app using nestjs-wse. test/readme-example.e2e-spec.ts
-// starts it, so it stays true. In your project, import from 'nestjs-wse' instead.
+// starts it, so it stays true. CommonJS-safe: no top-level await.
 import 'reflect-metadata';
-import { Injectable, Module } from '@nestjs/common';
+import { Controller, Get, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { OnWseConnect, WseModule, WsePublisher, WseWsAdapter, type WseConnectionInfo } from 'nestjs-wse';
+import { HealthCheck, HealthCheckService, TerminusModule, type HealthCheckResult } from '@nestjs/terminus';
+import {
+  OnWseConnect,
+  WseHealthIndicator,
+  WseHttpModule,
+  WseModule,
+  WsePublisher,
+  WseWsAdapter,
+  type WseConnectionInfo,
+} from 'nestjs-wse';
 
 @Injectable()
 export class OrdersService {
@@ -19,8 +28,28 @@ export class OrdersService {
   }
 }
 
+@Controller('health')
+export class HealthController {
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly wse: WseHealthIndicator,
+  ) {}
+
+  @Get()
+  @HealthCheck()
+  check(): Promise<HealthCheckResult> {
+    return this.health.check([() => this.wse.isHealthy('wse')]);
+  }
+}
+
 @Module({
-  imports: [WseModule.forRoot({ path: '/wse', auth: { jwtSecret: process.env.JWT_SECRET } })],
+  imports: [
+    // Without a secret the module refuses to start; `auth: { anonymous: true }` opts out of tokens.
+    WseModule.forRoot({ path: '/wse', auth: { jwtSecret: process.env.JWT_SECRET } }),
+    WseHttpModule.forRoot({ metrics: { path: '/metrics' } }), // opt-in: no route without it
+    TerminusModule.forRoot(),
+  ],
+  controllers: [HealthController],
   providers: [OrdersService],
 })
 export class AppModule {}

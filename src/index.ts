@@ -18,6 +18,7 @@ export type { DlqReplayResult, RedisMessageHandler, RedisResyncHandler } from '.
 export type { DeadLetter } from './reliability/dead-letter-queue.js';
 export type { CircuitState } from './reliability/circuit-breaker.js';
 export { WseHealthIndicator } from './observability/wse.health.js';
+export type { WseHealthIndicatorResult, WseHealthStatus } from './observability/wse.health.js';
 export { WseMetricsService } from './observability/wse-metrics.service.js';
 export { WseApiKey } from './http/api/api-key.js';
 export { WseHttpModule } from './http/wse-http.module.js';
@@ -38,12 +39,15 @@ export type { WseConfigProblem } from './errors/wse-config.error.js';
 export type {
   ResolvedWseOptions,
   WseAuthOptions,
+  WseCompatibilityOptions,
   WseModuleAsyncOptions,
   WseModuleOptions,
   WseOptionsFactory,
   WseRateLimitOptions,
   WseRedisOptions,
   WseSubscriptionAuthorizer,
+  WseSystemFrameOptions,
+  WseUnknownEvents,
 } from './config/wse-module-options.interface.js';
 export { InjectWseOptions } from './config/inject-wse-options.decorator.js';
 export { WSE_OPTIONS, WSE_PROTOCOL_VERSION, WseCloseCode, WseErrorCode } from './wse.constants.js';

@@ -32,6 +32,9 @@ export const topicRejections = {
   topicLimit: (max: number) => `topic limit reached (${max} per connection)`,
 };
 
+/** `p.message` of the built-in `snapshot_complete` (WSE's own text). */
+export const syncCompleteMessage = (): string => 'Initial sync complete';
+
 export const errorMessages = {
   unknownEvent: (type: string) => `No handler for event "${type}"`,
   overloaded: () => 'Server is overloaded: the event was dropped, retry later',
@@ -47,6 +50,7 @@ export const closeReasons = {
   serverFull: () => 'server full',
   authFailed: () => 'authentication failed',
   goingAway: () => 'going away',
+  serviceRestart: () => 'service restart',
   slowConsumer: () => 'slow consumer',
   rateLimitExceeded: () => 'rate limit exceeded',
 };

@@ -1,6 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { Logger, Module, type DynamicModule, type Provider, type Type } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import { HealthIndicatorService } from '@nestjs/terminus';
 import { GATEWAY_OPTIONS } from '@nestjs/websockets/constants.js';
 import { WebSocketGateway } from '@nestjs/websockets';
 import { WseAuthenticator } from './transport/auth/wse-authenticator.service.js';
@@ -33,6 +33,7 @@ import { WseSubscriptionHandler } from './transport/subscription-handler.js';
 import { RedisPubSubService } from './broker/redis/redis-pubsub.service.js';
 import { TopicRegistryService } from './hub/topic-registry.service.js';
 import { WSE_OPTIONS } from './wse.constants.js';
+import { SystemFrames } from './protocol/outbound-frame.js';
 
 const RAW_OPTIONS = 'WSE:RAW_OPTIONS';
 
@@ -113,11 +114,16 @@ export class WseModule {
           },
         },
         { provide: OutboundWriter, useFactory: () => new OutboundWriter() },
+        {
+          provide: SystemFrames,
+          inject: [WSE_OPTIONS],
+          useFactory: (options: ResolvedWseOptions) =>
+            new SystemFrames(options.systemFrames.id, options.systemFrames.ts, randomUUID),
+        },
         TopicRegistryService,
         WseAuthenticator,
         WseHooksExplorer,
         WseHealthSnapshotService,
-        HealthIndicatorService,
         WseHealthIndicator,
         RedisPubSubService,
         WseNode,

@@ -1,11 +1,13 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { startApp, type RunningApp } from './support/app.js';
+import { startEngineApp, type EngineApp } from './support/engine-app.js';
 import { signToken, TEST_SECRET } from './support/jwt.js';
+import { UserTopicOnConnect } from './support/user-topic.hooks.js';
 import { eventually, TestClient } from './support/ws-client.js';
 
 /**
- * The server API of CONTRACT section 7 against the example app: real HTTP with fetch, real ws
- * clients receiving what the API publishes. The dead letter queue routes are not implemented
+ * The server API of CONTRACT section 7 on an engine app whose `@OnWseConnect` hook subscribes
+ * each authenticated connection to user:{sub}:events: real HTTP with fetch, real ws clients
+ * receiving what the API publishes. The dead letter queue routes are not implemented
  * yet and are not tested here.
  */
 
@@ -28,12 +30,7 @@ interface RequestOptions {
   authorization?: string | null;
 }
 
-async function call(
-  server: RunningApp,
-  method: string,
-  path: string,
-  options: RequestOptions = {},
-): Promise<ApiAnswer> {
+async function call(server: EngineApp, method: string, path: string, options: RequestOptions = {}): Promise<ApiAnswer> {
   const headers: Record<string, string> = {};
   const authorization = options.authorization === undefined ? `Bearer ${API_KEY}` : options.authorization;
   if (authorization !== null) headers.authorization = authorization;
@@ -66,8 +63,8 @@ const ROUTES: ReadonlyArray<{ method: 'GET' | 'POST'; path: string; body?: unkno
 
 const UNAUTHORIZED = { error: 'Missing or wrong API key: send Authorization: Bearer <WSE_API_KEY>' };
 
-describe('server API (WSE_API_KEY set)', () => {
-  let server: RunningApp;
+describe('server API (apiKey set)', () => {
+  let server: EngineApp;
   const clients: TestClient[] = [];
 
   /** A ready client authenticated as `sub`; closed after the test. */
@@ -78,7 +75,10 @@ describe('server API (WSE_API_KEY set)', () => {
   }
 
   beforeAll(async () => {
-    server = await startApp({ WSE_JWT_SECRET: TEST_SECRET, WSE_API_KEY: API_KEY });
+    server = await startEngineApp(
+      { auth: { jwtSecret: TEST_SECRET }, apiKey: API_KEY },
+      { providers: [UserTopicOnConnect] },
+    );
   });
   afterEach(async () => {
     await Promise.all(clients.splice(0).map((client) => client.close()));
@@ -138,7 +138,7 @@ describe('server API (WSE_API_KEY set)', () => {
       expect((await a.client.next()).text).toBe('null');
     });
 
-    it('reaches the user topic the example app subscribes each authenticated connection to', async () => {
+    it('reaches the user topic the app subscribes each authenticated connection to', async () => {
       const a = await connect('alice');
 
       const answer = await call(server, 'POST', '/api/publish', {
@@ -554,11 +554,11 @@ describe('server API (WSE_API_KEY set)', () => {
   });
 });
 
-describe('server API (WSE_API_KEY unset)', () => {
-  let server: RunningApp;
+describe('server API (apiKey unset)', () => {
+  let server: EngineApp;
 
   beforeAll(async () => {
-    server = await startApp({ WSE_JWT_SECRET: TEST_SECRET });
+    server = await startEngineApp({ auth: { jwtSecret: TEST_SECRET } }, { providers: [UserTopicOnConnect] });
   });
   afterAll(async () => {
     await server.close();

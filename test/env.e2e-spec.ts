@@ -169,7 +169,7 @@ describe('example server process with a malformed environment', () => {
 });
 
 describe('example server process with a good environment', () => {
-  it('serves /health and the WebSocket, and on SIGTERM closes clients with 1001 and exits within 10 s', async () => {
+  it('serves /health and the WebSocket, and on SIGTERM closes clients with 1012 and exits within 10 s', async () => {
     const port = await freePort();
     const server = runServer({ PORT: String(port), HOST: '127.0.0.1' });
     let client: TestClient | undefined;
@@ -192,7 +192,7 @@ describe('example server process with a good environment', () => {
 
       server.child.kill('SIGTERM');
 
-      expect(await client.closed(EXIT_WITHIN_MS)).toEqual({ code: 1001, reason: 'going away' });
+      expect(await client.closed(EXIT_WITHIN_MS)).toEqual({ code: 1012, reason: 'service restart' });
       await exitOf(server);
       expect(server.stderr()).toBe('');
     } finally {

@@ -1,16 +1,16 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { WsePublisher } from '../src/index.js';
 import { httpCall, type HttpAnswer } from './support/http.js';
-import { startApp, type RunningApp } from './support/app.js';
+import { startEngineApp, type EngineApp } from './support/engine-app.js';
 import { eventually, TestClient, type Envelope } from './support/ws-client.js';
 
 /**
- * CONTRACT sections 5 and 6 through the real example app, single instance: payloads exactly as
+ * CONTRACT sections 5 and 6 through a real engine app, single instance: payloads exactly as
  * published, once-only delivery across overlapping subscriptions, glob meaning, per-connection
  * order, broadcast, sendEvent, and a registry left empty by connection churn.
  *
- * The app runs in anonymous mode so that no connection holds a subscription it did not ask for
- * (with a JWT the example app subscribes each one to user:{sub}:events).
+ * The app runs in anonymous mode, with no hooks of its own, so that no connection holds a
+ * subscription it did not ask for.
  */
 
 const API_KEY = 'fanout-api-key';
@@ -19,7 +19,7 @@ function connectionIdOf(ready: Envelope): string {
   return (ready.p.details as { connection_id: string }).connection_id;
 }
 
-function api(server: RunningApp, method: 'GET' | 'POST', path: string, body?: unknown): Promise<HttpAnswer> {
+function api(server: EngineApp, method: 'GET' | 'POST', path: string, body?: unknown): Promise<HttpAnswer> {
   return httpCall(`${server.httpUrl}${path}`, method, body, API_KEY);
 }
 
@@ -32,8 +32,8 @@ async function runBounded(count: number, concurrency: number, task: (index: numb
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
 }
 
-describe('fan-out through the example app (single instance, anonymous, server API on)', () => {
-  let server: RunningApp;
+describe('fan-out through an engine app (single instance, anonymous, server API on)', () => {
+  let server: EngineApp;
   let publisher: WsePublisher;
   const opened: TestClient[] = [];
 
@@ -49,7 +49,7 @@ describe('fan-out through the example app (single instance, anonymous, server AP
   }
 
   beforeAll(async () => {
-    server = await startApp({ WSE_API_KEY: API_KEY });
+    server = await startEngineApp({ apiKey: API_KEY });
     publisher = server.app.get(WsePublisher);
   });
   afterEach(async () => {

@@ -3,8 +3,9 @@ import type { Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { ClientOptions } from 'ws';
 import { authFailures, closeReasons } from '../src/wse.messages.js';
-import { startApp, type RunningApp } from './support/app.js';
+import { startEngineApp, type EngineApp } from './support/engine-app.js';
 import { signToken, TEST_SECRET } from './support/jwt.js';
+import { UserTopicOnConnect } from './support/user-topic.hooks.js';
 import { eventually, TestClient } from './support/ws-client.js';
 
 /**
@@ -32,7 +33,7 @@ function unsignedToken(claims: Record<string, unknown>): string {
   return `${base64url({ alg: 'none', typ: 'JWT' })}.${base64url({ iat: now, exp: now + 60, ...claims })}.`;
 }
 
-function withQuery(server: RunningApp, token: string): string {
+function withQuery(server: EngineApp, token: string): string {
   return `${server.wsUrl}?token=${encodeURIComponent(token)}`;
 }
 
@@ -44,8 +45,8 @@ function bearer(token: string): ClientOptions {
   return { headers: { authorization: `Bearer ${token}` } };
 }
 
-/** The connections the server API lists (the example app subscribes each one on connect). */
-async function listConnections(server: RunningApp): Promise<unknown> {
+/** The connections the server API lists (the app's hook subscribes each one on connect). */
+async function listConnections(server: EngineApp): Promise<unknown> {
   const response = await fetch(`${server.httpUrl}/api/connections`, {
     headers: { authorization: `Bearer ${API_KEY}` },
     signal: AbortSignal.timeout(5_000),
@@ -58,7 +59,7 @@ async function listConnections(server: RunningApp): Promise<unknown> {
  * Connects, and asserts the whole life of a refused handshake: exactly one `AUTH_FAILED` frame
  * with `message`, then close 4401, and at no point a registered connection or a subscription.
  */
-async function expectRefused(server: RunningApp, url: string, options: ClientOptions, message: string): Promise<void> {
+async function expectRefused(server: EngineApp, url: string, options: ClientOptions, message: string): Promise<void> {
   const client = await TestClient.connect(url, options);
   try {
     const first = await client.next();
@@ -86,16 +87,19 @@ async function expectAccepted(
   return { client, userId: (first.p.details as Record<string, unknown>).user_id };
 }
 
-async function expectRegistryEmpty(server: RunningApp): Promise<void> {
+async function expectRegistryEmpty(server: EngineApp): Promise<void> {
   await eventually(() => server.registry.connectionCount === 0, 2_000, 'every connection to be unregistered');
   expect(server.registry.topicCount).toBe(0);
 }
 
 describe('handshake with a JWT secret (token sources, checks, refusals)', () => {
-  let server: RunningApp;
+  let server: EngineApp;
 
   beforeAll(async () => {
-    server = await startApp({ WSE_JWT_SECRET: TEST_SECRET, WSE_API_KEY: API_KEY });
+    server = await startEngineApp(
+      { auth: { jwtSecret: TEST_SECRET }, apiKey: API_KEY },
+      { providers: [UserTopicOnConnect] },
+    );
   });
   afterEach(async () => {
     await expectRegistryEmpty(server);
@@ -160,7 +164,7 @@ describe('handshake with a JWT secret (token sources, checks, refusals)', () => 
     });
 
     it('and never registers or subscribes the refused connection', async () => {
-      // The example app subscribes every accepted connection to user:{sub}:events; a refused
+      // The app's hook subscribes every accepted connection to user:{sub}:events; a refused
       // one must leave no trace, neither in the registry nor in the server API's listing.
       const token = signToken({ sub: 'mallory' }, { expiresIn: -30 });
       await expectRefused(server, withQuery(server, token), {}, authFailures.expired());
@@ -308,10 +312,10 @@ describe('handshake with a JWT secret (token sources, checks, refusals)', () => 
 describe('handshake with an issuer and an audience configured', () => {
   const ISSUER = 'wse-tests';
   const AUDIENCE = 'wse-clients';
-  let server: RunningApp;
+  let server: EngineApp;
 
   beforeAll(async () => {
-    server = await startApp({ WSE_JWT_SECRET: TEST_SECRET, WSE_JWT_ISSUER: ISSUER, WSE_JWT_AUDIENCE: AUDIENCE });
+    server = await startEngineApp({ auth: { jwtSecret: TEST_SECRET, issuer: ISSUER, audience: AUDIENCE } });
   });
   afterEach(async () => {
     await expectRegistryEmpty(server);
@@ -338,11 +342,11 @@ describe('handshake with an issuer and an audience configured', () => {
   });
 });
 
-describe('handshake with a custom WSE_JWT_COOKIE', () => {
-  let server: RunningApp;
+describe('handshake with a custom auth.cookieName', () => {
+  let server: EngineApp;
 
   beforeAll(async () => {
-    server = await startApp({ WSE_JWT_SECRET: TEST_SECRET, WSE_JWT_COOKIE: 'wse_session' });
+    server = await startEngineApp({ auth: { jwtSecret: TEST_SECRET, cookieName: 'wse_session' } });
   });
   afterEach(async () => {
     await expectRegistryEmpty(server);
@@ -362,11 +366,11 @@ describe('handshake with a custom WSE_JWT_COOKIE', () => {
   });
 });
 
-describe('handshake in anonymous mode (no WSE_JWT_SECRET)', () => {
-  let server: RunningApp;
+describe('handshake in anonymous mode (auth.anonymous)', () => {
+  let server: EngineApp;
 
   beforeAll(async () => {
-    server = await startApp({});
+    server = await startEngineApp({ auth: { anonymous: true } });
   });
   afterEach(async () => {
     await expectRegistryEmpty(server);
@@ -399,11 +403,11 @@ describe('handshake in anonymous mode (no WSE_JWT_SECRET)', () => {
   });
 });
 
-describe('handshake over WSE_MAX_CONNECTIONS', () => {
-  let server: RunningApp;
+describe('handshake over maxConnections', () => {
+  let server: EngineApp;
 
   beforeAll(async () => {
-    server = await startApp({ WSE_MAX_CONNECTIONS: '2' });
+    server = await startEngineApp({ maxConnections: 2 });
   });
   afterEach(async () => {
     await expectRegistryEmpty(server);

@@ -1,10 +1,9 @@
-import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { startApp, type RunningApp } from './support/app.js';
+import { startEngineApp, type EngineApp } from './support/engine-app.js';
 import { eventually, TestClient, withTimeout } from './support/ws-client.js';
 
-/** `GET /health` (CONTRACT sections 7 and 8), `GET /api/snapshot`, the demo page and shutdown. */
+/** `GET /health` (CONTRACT sections 7 and 8), `GET /api/snapshot` and shutdown. */
 
 const API_KEY = 'health-key';
 
@@ -63,12 +62,12 @@ async function getJson(
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
 }
 
-describe('health endpoint of the example server without Redis', () => {
-  let server: RunningApp;
+describe('health endpoint of an engine app without Redis', () => {
+  let server: EngineApp;
   const clients: TestClient[] = [];
 
   beforeAll(async () => {
-    server = await startApp({ WSE_API_KEY: API_KEY });
+    server = await startEngineApp({ apiKey: API_KEY });
   });
   afterEach(async () => {
     await Promise.all(clients.splice(0).map((client) => client.close()));
@@ -147,32 +146,24 @@ describe('health endpoint of the example server without Redis', () => {
     expect(Object.keys(snapshot.body).sort()).toEqual(Object.keys(healthSnapshot).sort());
     expect(without(snapshot.body, 'uptime_secs')).toEqual(without(healthSnapshot, 'uptime_secs'));
   });
-
-  it('GET / answers 200 with the demo page as text/html', async () => {
-    const response = await fetch(`${server.httpUrl}/`);
-
-    expect(response.status).toBe(200);
-    expect(response.headers.get('content-type')).toBe('text/html; charset=utf-8');
-    expect(await response.text()).toBe(readFileSync(new URL('../public/index.html', import.meta.url), 'utf8'));
-  });
 });
 
-describe('shutdown of the example server', () => {
-  it('closes open clients with 1001 and app.close() resolves without hanging', async () => {
-    const server = await startApp();
+describe('shutdown of an engine app', () => {
+  it('closes open clients with 1012 (service restart) and app.close() resolves without hanging', async () => {
+    const server = await startEngineApp();
     const { client } = await TestClient.ready(server.wsUrl);
     const httpServer = server.app.getHttpServer() as Server;
 
     await withTimeout(server.close(), 5_000, 'app.close()');
 
-    expect(await client.closed()).toEqual({ code: 1001, reason: 'going away' });
+    expect(await client.closed()).toEqual({ code: 1012, reason: 'service restart' });
     expect(httpServer.listening).toBe(false);
     await eventually(() => server.registry.connectionCount === 0, 2_000, 'the registry to be empty');
     await expect(fetch(`${server.httpUrl}/health`)).rejects.toThrow();
   });
 
   it('closes promptly with no client connected', async () => {
-    const server = await startApp();
+    const server = await startEngineApp();
     await getJson(`${server.httpUrl}/health`);
 
     await withTimeout(server.close(), 5_000, 'app.close()');

@@ -293,7 +293,7 @@ describe('hooks and event handlers (forRoot with a JWT secret)', () => {
       );
       client.send({ t: 'ping', p: { client_timestamp: 7 } });
       expect(await client.nextJson()).toEqual(
-        envelope('PONG', { client_timestamp: 7, server_timestamp: expect.any(Number) }),
+        envelope('PONG', { client_timestamp: 7, timestamp: null, server_timestamp: expect.any(Number) }),
       );
       client.send({ t: 'echo', p: { again: true } });
       expect((await client.next()).text).toBe('{"echoed":{"again":true},"user_id":"alice"}');
@@ -365,11 +365,11 @@ describe('inbound queue (inboundQueueSize 2, inboundConcurrency 1)', () => {
     // Control frames do not wait behind the queue.
     client.send({ t: 'ping', p: { client_timestamp: 1 } });
     expect(await client.nextJson()).toEqual(
-      envelope('PONG', { client_timestamp: 1, server_timestamp: expect.any(Number) }),
+      envelope('PONG', { client_timestamp: 1, timestamp: null, server_timestamp: expect.any(Number) }),
     );
     other.send({ t: 'PING', p: { client_timestamp: 2 } });
     expect(await other.nextJson()).toEqual(
-      envelope('PONG', { client_timestamp: 2, server_timestamp: expect.any(Number) }),
+      envelope('PONG', { client_timestamp: 2, timestamp: null, server_timestamp: expect.any(Number) }),
     );
     expect((await client.subscribe(['more'])).p).toMatchObject({ success_topics: ['more'], failed_topics: [] });
 
@@ -458,6 +458,7 @@ describe.each([
     expect(update).toEqual(
       envelope('subscription_update', {
         action: 'subscribe',
+        success: false,
         success_topics: ['user:alice:orders'],
         failed_topics: ['user:bob:orders', 'user:*', 'news'],
         errors: [

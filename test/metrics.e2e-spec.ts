@@ -1,10 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
-import { startApp, type RunningApp } from './support/app.js';
+import { startEngineApp, type EngineApp } from './support/engine-app.js';
 import { parseExposition, type Exposition } from './support/prometheus.js';
 import { eventually, TestClient } from './support/ws-client.js';
 
 /**
- * `GET /metrics` of the example app (issue "Operations"): Prometheus text read at scrape time,
+ * `GET /metrics` of WseHttpModule (issue "Operations"): Prometheus text read at scrape time,
  * every health-snapshot key as `wse_<key>`, the delivery, drop, close-code and breaker series,
  * the two histograms, Node's process metrics, and the optional API-key protection.
  */
@@ -35,23 +35,24 @@ const DROP_CAUSES = [
   'connection_closed',
   'inbound_queue_full',
   'rate_limited',
+  'unknown_event',
   'redis_publish_failed',
 ];
 
-async function scrape(server: RunningApp, authorization?: string): Promise<Response> {
+async function scrape(server: EngineApp, authorization?: string): Promise<Response> {
   return fetch(`${server.httpUrl}/metrics`, {
     headers: authorization === undefined ? {} : { authorization },
     signal: AbortSignal.timeout(5_000),
   });
 }
 
-async function metrics(server: RunningApp): Promise<Exposition> {
+async function metrics(server: EngineApp): Promise<Exposition> {
   const response = await scrape(server);
   expect(response.status).toBe(200);
   return parseExposition(await response.text());
 }
 
-async function publish(server: RunningApp, topic: string, data: unknown): Promise<unknown> {
+async function publish(server: EngineApp, topic: string, data: unknown): Promise<unknown> {
   const response = await fetch(`${server.httpUrl}/api/publish`, {
     method: 'POST',
     headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' },
@@ -69,8 +70,8 @@ function buckets(exposition: Exposition, name: string): Array<[string, number]> 
     .sort(([a], [b]) => (a === '+Inf' ? 1 : b === '+Inf' ? -1 : Number(a) - Number(b)));
 }
 
-describe('GET /metrics (example app, open by default)', () => {
-  let server: RunningApp;
+describe('GET /metrics (open by default)', () => {
+  let server: EngineApp;
   const opened: TestClient[] = [];
 
   async function connect(): Promise<TestClient> {
@@ -80,7 +81,7 @@ describe('GET /metrics (example app, open by default)', () => {
   }
 
   beforeEach(async () => {
-    server = await startApp({ WSE_API_KEY: API_KEY });
+    server = await startEngineApp({ apiKey: API_KEY });
   });
   afterEach(async () => {
     for (const client of opened.splice(0)) await client.close();
@@ -291,12 +292,15 @@ describe('GET /metrics (example app, open by default)', () => {
   });
 });
 
-describe('GET /metrics with WSE_METRICS_REQUIRE_KEY=true', () => {
-  let server: RunningApp;
+describe('GET /metrics with requireApiKey: true', () => {
+  let server: EngineApp;
   const refusal = { error: 'Missing or wrong API key: send Authorization: Bearer <WSE_API_KEY>' };
 
   beforeEach(async () => {
-    server = await startApp({ WSE_API_KEY: API_KEY, WSE_METRICS_REQUIRE_KEY: 'true' });
+    server = await startEngineApp(
+      { apiKey: API_KEY },
+      { http: { api: true, metrics: { requireApiKey: true }, stats: true } },
+    );
   });
   afterEach(async () => {
     await server.close();

@@ -1,15 +1,15 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { WsePublisher } from '../src/index.js';
 import { errorMessages, invalidMessages, topicRejections } from '../src/wse.messages.js';
-import { httpCall, type HttpAnswer } from './support/http.js';
-import { startApp, type RunningApp } from './support/app.js';
+import { startEngineApp, type EngineApp } from './support/engine-app.js';
 import { signToken, TEST_SECRET } from './support/jwt.js';
+import { UserTopicOnConnect } from './support/user-topic.hooks.js';
 import { eventually, TestClient, type Envelope } from './support/ws-client.js';
 
 /**
  * CONTRACT sections 4 and 5: the client frames the server answers (hello, ping, subscription,
- * application events), malformed and oversized input, the heartbeat and the idle timeout, and
- * the example app's demo event and per-user topic.
+ * application events), malformed and oversized input, the heartbeat and the idle timeout. (The
+ * example app's demo event and per-user topic: demo-events.e2e-spec.ts.)
  */
 
 const API_KEY = 'protocol-api-key';
@@ -24,7 +24,7 @@ function errorEnvelope(code: string, message: string): Envelope {
   return { c: 'WSE', t: 'error', p: { code, message }, v: 1 };
 }
 
-async function connectAs(server: RunningApp, sub: string): Promise<{ client: TestClient; ready: Envelope }> {
+async function connectAs(server: EngineApp, sub: string): Promise<{ client: TestClient; ready: Envelope }> {
   return TestClient.ready(`${server.wsUrl}?token=${signToken({ sub })}`);
 }
 
@@ -41,7 +41,7 @@ async function expectPingAnswered(
   expect(pong).toEqual({
     c: 'WSE',
     t: 'PONG',
-    p: { client_timestamp: clientTimestamp, server_timestamp: expect.any(Number) },
+    p: { client_timestamp: clientTimestamp, timestamp: null, server_timestamp: expect.any(Number) },
     v: 1,
   });
   const serverTimestamp = pong.p.server_timestamp as number;
@@ -67,12 +67,8 @@ function expectSubscriptionUpdate(
   }).toEqual({ action, success_topics: successTopics, failed_topics: failedTopics });
 }
 
-function api(server: RunningApp, method: 'GET' | 'POST', path: string, body?: unknown): Promise<HttpAnswer> {
-  return httpCall(`${server.httpUrl}${path}`, method, body, API_KEY);
-}
-
-describe('client frames (WSE_MAX_MESSAGE_BYTES=4096, JWT, server API on)', () => {
-  let server: RunningApp;
+describe('client frames (maxMessageBytes 4096, JWT, server API on)', () => {
+  let server: EngineApp;
   let publisher: WsePublisher;
   const opened: TestClient[] = [];
 
@@ -83,11 +79,10 @@ describe('client frames (WSE_MAX_MESSAGE_BYTES=4096, JWT, server API on)', () =>
   }
 
   beforeAll(async () => {
-    server = await startApp({
-      WSE_JWT_SECRET: TEST_SECRET,
-      WSE_API_KEY: API_KEY,
-      WSE_MAX_MESSAGE_BYTES: String(MAX_MESSAGE_BYTES),
-    });
+    server = await startEngineApp(
+      { auth: { jwtSecret: TEST_SECRET }, apiKey: API_KEY, maxMessageBytes: MAX_MESSAGE_BYTES },
+      { providers: [UserTopicOnConnect] },
+    );
     publisher = server.app.get(WsePublisher);
   });
   afterEach(async () => {
@@ -153,7 +148,7 @@ describe('client frames (WSE_MAX_MESSAGE_BYTES=4096, JWT, server API on)', () =>
       expect(pong).toEqual({
         c: 'WSE',
         t: 'PONG',
-        p: { client_timestamp: 7, server_timestamp: expect.any(Number) },
+        p: { client_timestamp: 7, timestamp: null, server_timestamp: expect.any(Number) },
         v: 1,
       });
     });
@@ -212,7 +207,7 @@ describe('client frames (WSE_MAX_MESSAGE_BYTES=4096, JWT, server API on)', () =>
       return JSON.stringify({ t: 'ping', p: { client_timestamp: 1, pad: 'x'.repeat(bytes - empty.length) } });
     }
 
-    it('accepts a frame of exactly WSE_MAX_MESSAGE_BYTES', async () => {
+    it('accepts a frame of exactly maxMessageBytes', async () => {
       const { client } = await connect();
       const frame = pingOfSize(MAX_MESSAGE_BYTES);
       expect(Buffer.byteLength(frame)).toBe(MAX_MESSAGE_BYTES);
@@ -221,7 +216,7 @@ describe('client frames (WSE_MAX_MESSAGE_BYTES=4096, JWT, server API on)', () =>
       expect(client.isOpen).toBe(true);
     });
 
-    it('closes with 1009 on a frame one byte over WSE_MAX_MESSAGE_BYTES', async () => {
+    it('closes with 1009 on a frame one byte over maxMessageBytes', async () => {
       const { client } = await connect();
       const frame = pingOfSize(MAX_MESSAGE_BYTES + 1);
       expect(Buffer.byteLength(frame)).toBe(MAX_MESSAGE_BYTES + 1);
@@ -310,103 +305,13 @@ describe('client frames (WSE_MAX_MESSAGE_BYTES=4096, JWT, server API on)', () =>
       await expectPingAnswered(client);
     });
   });
-
-  describe('the demo chat_message event', () => {
-    it('reaches every subscriber of chat:lobby, the sender included, exactly as documented', async () => {
-      const alice = await connect('alice');
-      const bob = await connect('bob');
-      const carol = await connect('carol');
-      for (const { client } of [alice, bob]) {
-        expectSubscriptionUpdate(await client.subscribe(['chat:lobby']), 'subscribe', ['chat:lobby'], []);
-      }
-      expectSubscriptionUpdate(await carol.client.subscribe(['chat:other']), 'subscribe', ['chat:other'], []);
-
-      const before = Date.now();
-      alice.client.send({ t: 'chat_message', p: { room: 'lobby', text: 'hi' } });
-      for (const { client } of [alice, bob]) {
-        const frame = await client.next();
-        expect(JSON.parse(frame.text)).toEqual({
-          t: 'chat_message',
-          p: { room: 'lobby', text: 'hi', user_id: 'alice', ts: expect.stringMatching(ISO_8601) },
-        });
-        const ts = Date.parse((JSON.parse(frame.text) as { p: { ts: string } }).p.ts);
-        expect(ts).toBeGreaterThanOrEqual(before);
-        expect(ts).toBeLessThanOrEqual(Date.now());
-      }
-      await Promise.all([
-        alice.client.expectNothing(200),
-        bob.client.expectNothing(200),
-        carol.client.expectNothing(200),
-      ]);
-    });
-
-    const roomError = 'chat_message: p.room must be 1-64 letters, digits, "_", "." or "-"';
-    const textError = 'chat_message: p.text must be a string of 1-2000 characters';
-    const badPayloads: Array<[string, Record<string, unknown>, string]> = [
-      ['no room', { text: 'hi' }, roomError],
-      ['an empty room', { room: '', text: 'hi' }, roomError],
-      ['a room with a space', { room: 'the lobby', text: 'hi' }, roomError],
-      ['a room that is a number', { room: 1, text: 'hi' }, roomError],
-      ['no text', { room: 'lobby' }, textError],
-      ['an empty text', { room: 'lobby', text: '' }, textError],
-      ['a text that is not a string', { room: 'lobby', text: 5 }, textError],
-      ['a text of 2001 characters', { room: 'lobby', text: 'x'.repeat(2001) }, textError],
-    ];
-
-    it.each(badPayloads)(
-      'answers a payload with %s with INVALID_MESSAGE and publishes nothing',
-      async (_name, p, message) => {
-        const alice = await connect('alice');
-        const bob = await connect('bob');
-        expectSubscriptionUpdate(await alice.client.subscribe(['chat:lobby']), 'subscribe', ['chat:lobby'], []);
-        expectSubscriptionUpdate(await bob.client.subscribe(['chat:lobby']), 'subscribe', ['chat:lobby'], []);
-
-        alice.client.send({ t: 'chat_message', p });
-        expect(await alice.client.nextEnvelope()).toEqual(errorEnvelope('INVALID_MESSAGE', message));
-        await Promise.all([alice.client.expectNothing(200), bob.client.expectNothing(200)]);
-        expect(alice.client.isOpen).toBe(true);
-      },
-    );
-  });
-
-  describe('the demo per-user topic', () => {
-    it('subscribes an authenticated connection to user:{sub}:events on connect', async () => {
-      const { ready } = await connect('alice');
-      const response = await api(server, 'GET', '/api/connections');
-      expect(response).toEqual({
-        status: 200,
-        body: {
-          connections: [
-            {
-              id: connectionIdOf(ready),
-              user_id: 'alice',
-              topics: ['user:alice:events'],
-              connected_at: expect.stringMatching(ISO_8601),
-            },
-          ],
-        },
-      });
-    });
-
-    it('delivers a publish on user:{sub}:events to that user only', async () => {
-      const alice = await connect('alice');
-      const bob = await connect('bob');
-      const payload = { t: 'notification', p: { text: 'for alice' } };
-      expect(await api(server, 'POST', '/api/publish', { topic: 'user:alice:events', data: payload })).toEqual({
-        status: 200,
-        body: { delivered: 1 },
-      });
-      expect((await alice.client.next()).text).toBe(JSON.stringify(payload));
-      await Promise.all([alice.client.expectNothing(200), bob.client.expectNothing(200)]);
-    });
-  });
 });
 
-describe('server heartbeat (WSE_PING_INTERVAL_MS=100)', () => {
-  let server: RunningApp;
+describe('server heartbeat (pingIntervalMs 100)', () => {
+  let server: EngineApp;
 
   beforeAll(async () => {
-    server = await startApp({ WSE_PING_INTERVAL_MS: '100' });
+    server = await startEngineApp({ pingIntervalMs: 100 });
   });
   afterAll(async () => {
     await server.close();
@@ -432,11 +337,11 @@ describe('server heartbeat (WSE_PING_INTERVAL_MS=100)', () => {
   });
 });
 
-describe('idle timeout (WSE_IDLE_TIMEOUT_MS=300)', () => {
-  let server: RunningApp;
+describe('idle timeout (idleTimeoutMs 300)', () => {
+  let server: EngineApp;
 
   beforeAll(async () => {
-    server = await startApp({ WSE_IDLE_TIMEOUT_MS: '300' });
+    server = await startEngineApp({ idleTimeoutMs: 300 });
   });
   afterAll(async () => {
     await server.close();

@@ -35,4 +35,15 @@ describe("the README's example app", () => {
     await bob.expectNothing(150);
     await Promise.all([alice.close(), bob.close()]);
   });
+
+  it('answers /health through its own Terminus controller and serves /metrics, and nothing under /api', async () => {
+    const base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
+    const health = await fetch(`${base}/health`);
+    expect(health.status).toBe(200);
+    expect(((await health.json()) as { info: { wse: { status: string } } }).info.wse.status).toBe('up');
+    const metrics = await fetch(`${base}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toContain('wse_connections');
+    expect((await fetch(`${base}/api/connections`)).status).toBe(404);
+  });
 });

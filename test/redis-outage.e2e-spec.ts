@@ -540,7 +540,7 @@ describe('Redis outages seen by an in-process app (probe 200 ms / 500 ms, backof
       apps.splice(apps.indexOf(app), 1); // closed here; afterEach closes it only if we fail before
       await withTimeout(app.close(), 5_000, 'app.close()');
 
-      expect(await subscriber.closed()).toEqual({ code: 1001, reason: 'going away' });
+      expect(await subscriber.closed()).toEqual({ code: 1012, reason: 'service restart' });
       let left: string[] = [];
       await waitUntil(
         async () => (left = await otherClients()).length === 0,

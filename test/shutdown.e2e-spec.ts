@@ -8,7 +8,7 @@ import { eventually, TestClient } from './support/ws-client.js';
 
 /**
  * Issue "Operations", the example server as an OS process: a graceful stop on SIGTERM (every
- * client closed with 1001 `going away`, Redis publishes flushed, Redis connections quit, exit 0
+ * client closed with 1012 `service restart`, Redis publishes flushed, Redis connections quit, exit 0
  * within WSE_SHUTDOWN_TIMEOUT_MS), and its logs (JSON lines with WSE_LOG_FORMAT=json, and never
  * a token, the JWT secret or the API key, even at verbose level).
  */
@@ -49,7 +49,7 @@ describe('SIGTERM with 50 clients and publishes in flight (REDIS_URL, WSE_API_KE
     await redis?.stop();
   });
 
-  it('closes every client with 1001, flushes publishes to Redis, quits Redis and exits 0 in time', async () => {
+  it('closes every client with 1012, flushes publishes to Redis, quits Redis and exits 0 in time', async () => {
     server = await ServerProcess.spawn({
       REDIS_URL: redis.url,
       WSE_API_KEY: API_KEY,
@@ -125,7 +125,7 @@ describe('SIGTERM with 50 clients and publishes in flight (REDIS_URL, WSE_API_KE
       stopMs,
     });
     const closes = await Promise.all(clients.map((client) => client.closed(5_000)));
-    expect(closes).toEqual(Array(50).fill({ code: 1001, reason: 'going away' }));
+    expect(closes).toEqual(Array(50).fill({ code: 1012, reason: 'service restart' }));
     // Each client got the backend's messages in publish order before the close.
     for (const client of clients) {
       const fromRedis = client.frames

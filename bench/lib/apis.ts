@@ -1,7 +1,8 @@
 import type { SparseHistogram } from './histogram.js';
 
 /** The systems under test. */
-export type SystemKind = 'ws-naive' | 'ws-prebuilt' | 'socketio' | 'wse';
+/** `wse-base`: nestjs-wse from a baseline build (`--baseline=`), beside today's `wse` in one run. */
+export type SystemKind = 'ws-naive' | 'ws-prebuilt' | 'socketio' | 'wse' | 'wse-base';
 
 /** How a load client talks to a system. */
 export type WireProtocol = 'ws' | 'wse' | 'socketio';

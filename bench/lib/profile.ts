@@ -36,7 +36,7 @@ function areaOf(url: string, name: string): string {
   if (name === '(garbage collector)') return 'garbage collector';
   if (name === '(program)') return 'V8/native (program)';
   if (name === '(idle)') return 'idle';
-  if (url.includes('/src/wse/')) return 'nestjs-wse';
+  if (url.includes('/dist-bench/src/')) return 'nestjs-wse';
   if (url.includes('/bench/')) return 'bench publish loop';
   // The innermost package: ws nested under @nestjs/platform-ws is ws.
   const nm = url.lastIndexOf('node_modules/');

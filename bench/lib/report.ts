@@ -17,6 +17,8 @@ export interface RunInfo {
   readonly chartFile: string;
   /** Systems measured at the large connection count. */
   readonly largeSizeSystems: ReadonlySet<string>;
+  /** `--baseline=`: the baseline build measured as `wse-base`, when given. */
+  readonly baseline?: string;
 }
 
 export interface Target {
@@ -31,6 +33,7 @@ const LABEL: Readonly<Record<string, string>> = {
   'ws-prebuilt': '(b) ws, pre-built frames',
   socketio: '(c) Socket.IO 4',
   wse: '(d) nestjs-wse',
+  'wse-base': '(d) nestjs-wse, baseline build',
   'wse-glob': '(d) nestjs-wse, glob subscription',
   ws: 'bare ws (no auth)',
   'wse-anon': 'nestjs-wse, anonymous',
@@ -341,7 +344,7 @@ function burstSection(r: Results, config: BenchConfig): string[] {
       "server process's `process.cpuUsage()` over the window divided by the deliveries. Frames per read is what " +
       'the clients found in each socket read, about what one server write carried. (a), (b) and (c) write every ' +
       'message to every socket in the turn it is published, one write each. nestjs-wse writes its connections in ' +
-      'rounds, 128 per turn (see `src/wse/gateway/outbound-writer.ts`): a message published while a round is under ' +
+      'rounds, 128 per turn (see `src/transport/outbound-writer.ts`): a message published while a round is under ' +
       'way joins the frames still waiting for the connections the round has not reached, so under this load its ' +
       'writes carry several messages each; that is its fan-out design, not a different load.',
     '',
@@ -627,6 +630,43 @@ function patternsSection(r: Results, config: BenchConfig): string[] {
   ];
 }
 
+/**
+ * `--baseline=`: today's nestjs-wse beside a baseline build, same load, same run, interleaved
+ * (each repetition runs both), so a change near the hot path is judged by one comparison.
+ */
+function baselineSection(r: Results, run: RunInfo): string[] {
+  if (run.baseline === undefined) return [];
+  const rows: string[][] = [];
+  const row = (what: string, scenario: string, kase: string, metric: string, format: Format): void => {
+    const before = r.summary(scenario, kase, 'wse-base', metric);
+    const after = r.summary(scenario, kase, 'wse', metric);
+    if (before === undefined && after === undefined) return;
+    rows.push([
+      what,
+      cell(before, format),
+      cell(after, format),
+      ratio((after?.median ?? NaN) / (before?.median ?? NaN)),
+    ]);
+  };
+  for (const n of run.config.burst.sizes) {
+    row(`burst N=${thousands(n)}: deliveries/s`, 'burst', `N=${n}`, 'deliveriesPerSec', perSec);
+    row(`burst N=${thousands(n)}: server CPU µs/delivery`, 'burst', `N=${n}`, 'cpuUsPerDelivery', us);
+  }
+  row('sustained: max deliveries/s held', 'sustained', 'max', 'deliveriesPerSec', perSec);
+  row('sustained: p99 at the max', 'sustained', 'max', 'p99', ms);
+  row('cross-instance: max deliveries/s held', 'cross', 'max', 'deliveriesPerSec', perSec);
+  row('cross-instance: one instance publishing into Redis, msg/s', 'cross', 'publish', 'msgsPerSec', perSec);
+  return [
+    '## Before and after (baseline build)',
+    '',
+    `The same scenarios against a baseline build of nestjs-wse (\`${run.baseline}\`) in the same run, ` +
+      'each repetition measuring both: "after / before" above 1 is faster (for CPU and latency, below 1 is better).',
+    '',
+    table(['figure', 'before (baseline)', 'after (this build)', 'after / before'], rows),
+    '',
+  ];
+}
+
 function profilesSection(run: RunInfo): string[] {
   const out = [
     '## Where the server spends its time (CPU profiles)',
@@ -754,6 +794,7 @@ export function buildReport(results: Results, run: RunInfo): { markdown: string;
     ...crossSection(results, run.config),
     ...connectionsSection(results, run),
     ...patternsSection(results, run.config),
+    ...baselineSection(results, run),
     ...profilesSection(run),
     ...loadSection(results, run),
     ...machineSection(run),

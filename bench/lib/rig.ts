@@ -23,6 +23,7 @@ export const PROTOCOL: Record<SystemKind, WireProtocol> = {
   'ws-prebuilt': 'ws',
   socketio: 'socketio',
   wse: 'wse',
+  'wse-base': 'wse',
 };
 
 /** Load client processes: one per core, so the load generator can use the whole machine. */

@@ -7,7 +7,9 @@ import { createAdapter } from '@socket.io/redis-adapter';
 import { Redis } from 'ioredis';
 import { Server as SocketIoServer } from 'socket.io';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { WseAdmin, WseModule, WsePublisher, WseWsAdapter, type WseModuleOptions } from '../../src/index.js';
+import { pathToFileURL } from 'node:url';
+import * as current from '../../src/index.js';
+import type { WseModuleOptions } from '../../src/index.js';
 import type { BenchMessage } from '../lib/clock.js';
 import type { ServerStartParams, SystemKind } from '../lib/apis.js';
 
@@ -39,7 +41,9 @@ export async function startSystem(params: ServerStartParams): Promise<BenchSyste
     case 'socketio':
       return SocketIoSystem.start(params.redisUrl);
     case 'wse':
-      return WseSystem.start(params.redisUrl, params.jwtSecret);
+      return WseSystem.start(current, params.redisUrl, params.jwtSecret);
+    case 'wse-base':
+      return WseSystem.start(await baselineLibrary(), params.redisUrl, params.jwtSecret);
     default: {
       const never: never = params.system;
       throw new Error(`unknown system ${String(never)}`);
@@ -252,18 +256,38 @@ class SocketIoSystem implements BenchSystem {
  * ws driver as the README sets it up (`WseWsAdapter`, the library's subclass of Nest's
  * `WsAdapter`), publishing through WsePublisher.
  */
+/**
+ * What the bench uses of a nestjs-wse build: today's (`src/`) or a baseline build's
+ * (`--baseline=`). Older builds kept the operations on WsePublisher; WseAdmin has them now.
+ */
+interface WseLibrary {
+  readonly WseModule: typeof current.WseModule;
+  readonly WsePublisher: typeof current.WsePublisher;
+  readonly WseWsAdapter: typeof current.WseWsAdapter;
+  readonly WseAdmin?: typeof current.WseAdmin;
+}
+
+/** The operations the bench reads, wherever the build keeps them. */
+type WseOperations = Pick<current.WseAdmin, 'healthSnapshot' | 'redisConnected' | 'multiInstance'>;
+
+async function baselineLibrary(): Promise<WseLibrary> {
+  const path = process.env.WSE_BENCH_BASELINE;
+  if (path === undefined) throw new Error('wse-base needs --baseline=<index.js of a built nestjs-wse>');
+  return (await import(pathToFileURL(path).href)) as WseLibrary;
+}
+
 class WseSystem implements BenchSystem {
   readonly path = '/wse';
   private issued = 0;
 
   private constructor(
     private readonly app: INestApplication,
-    private readonly publisher: WsePublisher,
-    private readonly admin: WseAdmin,
+    private readonly publisher: current.WsePublisher,
+    private readonly admin: WseOperations,
     readonly port: number,
   ) {}
 
-  static async start(redisUrl: string | undefined, jwtSecret: string | undefined): Promise<WseSystem> {
+  static async start(lib: WseLibrary, redisUrl: string | undefined, jwtSecret: string | undefined): Promise<WseSystem> {
     const options: WseModuleOptions = {
       path: '/wse',
       // Above the bench's largest connection count; everything else stays at its default.
@@ -272,12 +296,14 @@ class WseSystem implements BenchSystem {
       redis: redisUrl === undefined ? undefined : { url: redisUrl },
     };
     class BenchAppModule {}
-    Module({ imports: [WseModule.forRoot(options)] })(BenchAppModule);
+    Module({ imports: [lib.WseModule.forRoot(options)] })(BenchAppModule);
     const app = await NestFactory.create(BenchAppModule, { logger: false, abortOnError: false });
-    app.useWebSocketAdapter(new WseWsAdapter(app));
+    app.useWebSocketAdapter(new lib.WseWsAdapter(app));
     await app.listen(0, '127.0.0.1');
     const port = (app.getHttpServer().address() as AddressInfo).port;
-    return new WseSystem(app, app.get(WsePublisher), app.get(WseAdmin), port);
+    const publisher = app.get(lib.WsePublisher);
+    const admin = (lib.WseAdmin === undefined ? publisher : app.get(lib.WseAdmin)) as WseOperations;
+    return new WseSystem(app, publisher, admin, port);
   }
 
   publishLocal(topic: string, message: BenchMessage): void {

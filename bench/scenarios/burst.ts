@@ -8,6 +8,7 @@ import {
   verifySocketIo,
   windowMetrics,
   selected,
+  withBaseline,
   type Context,
   withinBudget,
 } from './common.js';
@@ -25,7 +26,7 @@ const GLOB = 'bench:*';
 export async function burstScenario(ctx: Context): Promise<void> {
   const { burst, reps } = ctx.config;
   for (let rep = 1; rep <= reps; rep++) {
-    for (const label of selected(ctx, BURST_SYSTEMS)) {
+    for (const label of selected(ctx, withBaseline(ctx, BURST_SYSTEMS))) {
       if (!withinBudget(ctx, `burst, ${label}, repetition ${rep}`)) continue;
       const system: SystemKind = label === 'wse-glob' ? 'wse' : label;
       let server: Server | undefined;

@@ -11,6 +11,8 @@ export interface Context {
   readonly jwtSecret: string;
   /** Development filter (`--systems=wse,socketio`): the systems to run; all when undefined. */
   readonly systems: readonly string[] | undefined;
+  /** `--baseline=<index.js of another build>`: that build runs as `wse-base` beside `wse`. */
+  readonly baseline: string | undefined;
   /** Epoch ms past which the remaining measurements are skipped (and the report says so). */
   readonly budgetEndsAt: number;
   log(line: string): void;
@@ -26,6 +28,17 @@ export function withinBudget(ctx: Context, what: string): boolean {
 /** The systems of `list` the run includes. */
 export function selected<T extends string>(ctx: Context, list: readonly T[]): T[] {
   return list.filter((s) => ctx.systems === undefined || ctx.systems.includes(s));
+}
+
+/** The list, plus the baseline build of nestjs-wse right after `wse` when `--baseline` is given. */
+export function withBaseline<T extends string>(ctx: Context, list: readonly T[]): (T | 'wse-base')[] {
+  if (ctx.baseline === undefined) return [...list];
+  const out: (T | 'wse-base')[] = [];
+  for (const s of list) {
+    out.push(s);
+    if (s === 'wse') out.push('wse-base');
+  }
+  return out;
 }
 
 /** The figures of one measurement window, as stored in Results. */

@@ -18,6 +18,7 @@ import {
   windowMetrics,
   type Context,
   selected,
+  withBaseline,
   withinBudget,
 } from './common.js';
 
@@ -47,7 +48,7 @@ export async function crossScenario(ctx: Context): Promise<void> {
     tool = await Child.spawn<RedisToolApi>('redis-tool', REDIS_TOOL_SCRIPT);
     const t = tool;
     for (let rep = 1; rep <= reps; rep++) {
-      for (const system of selected(ctx, CROSS_SYSTEMS)) {
+      for (const system of selected(ctx, withBaseline(ctx, CROSS_SYSTEMS))) {
         if (!withinBudget(ctx, `cross, ${system}, repetition ${rep}`)) continue;
         let a: Server | undefined;
         let b: Server | undefined;

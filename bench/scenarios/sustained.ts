@@ -8,6 +8,7 @@ import {
   windowMetrics,
   type Context,
   selected,
+  withBaseline,
   withinBudget,
 } from './common.js';
 
@@ -24,7 +25,7 @@ export async function sustainedScenario(ctx: Context): Promise<void> {
   const { sustained, reps } = ctx.config;
   const n = sustained.subscribers;
   for (let rep = 1; rep <= reps; rep++) {
-    for (const system of selected(ctx, SUSTAINED_SYSTEMS)) {
+    for (const system of selected(ctx, withBaseline(ctx, SUSTAINED_SYSTEMS))) {
       if (!withinBudget(ctx, `sustained, ${system}, repetition ${rep}`)) continue;
       let server: Server | undefined;
       let clients: LoadClients | undefined;

@@ -3,6 +3,7 @@ import { TerminusModule } from '@nestjs/terminus';
 import { WseHttpModule, WseModule } from 'nestjs-wse';
 import { APP_ENVIRONMENT } from './app.constants.js';
 import { ChatHandlers } from './demo/chat.handlers.js';
+import { ClientModuleController } from './demo/client-module.controller.js';
 import { DemoPageController } from './demo/demo-page.controller.js';
 import type { AppEnvironment } from './env.config.js';
 import { HealthController } from './health/health.controller.js';
@@ -10,7 +11,7 @@ import { NotificationsService } from './notifications/notifications.service.js';
 
 /**
  * The example application: the engine, its health endpoint, a demo page with its public figures
- * (`GET /stats`) and two domain services.
+ * (`GET /stats`) and the client modules it imports (`GET /client/*.js`), and two domain services.
  */
 @Module({})
 export class AppModule {
@@ -34,7 +35,7 @@ export class AppModule {
           stats: true,
         }),
       ],
-      controllers: [HealthController, DemoPageController],
+      controllers: [HealthController, DemoPageController, ClientModuleController],
       providers: [environment, NotificationsService, ChatHandlers],
     };
   }

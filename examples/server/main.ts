@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   await app.listen(env.port, env.host);
   // Nest's own shutdown hooks re-raise the signal after closing, so the process would end "killed
   // by SIGTERM". An orchestrator expects a clean exit 0 after a graceful stop: close (clients get
-  // 1001, Redis is flushed and quit) and exit, or exit 1 if closing hangs past the bound.
+  // 1012 service restart, Redis is flushed and quit) and exit, or exit 1 if closing hangs past the bound.
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {
       setTimeout(() => process.exit(1), env.shutdownTimeoutMs).unref();

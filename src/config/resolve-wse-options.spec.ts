@@ -248,3 +248,59 @@ describe('resolveWseOptions', () => {
     });
   });
 });
+
+describe('the WSE client compatibility options', () => {
+  it('default to every WSE format on, unknown events answered, shutdown with 1012, no id/ts', () => {
+    expect(resolveWseOptions(withAuthMode({}))).toMatchObject({
+      compatibility: { msgpack: true, compression: true, urlTopics: true },
+      unknownEvents: 'error',
+      shutdownCloseCode: 1012,
+      systemFrames: { id: false, ts: false },
+    });
+    expect(Object.isFrozen(resolveWseOptions(withAuthMode({})).compatibility)).toBe(true);
+    expect(Object.isFrozen(resolveWseOptions(withAuthMode({})).systemFrames)).toBe(true);
+  });
+
+  it('keeps what it is given', () => {
+    expect(
+      resolveWseOptions(
+        withAuthMode({
+          compatibility: { msgpack: false, urlTopics: false },
+          unknownEvents: 'ignore',
+          shutdownCloseCode: 4300,
+          systemFrames: { id: true },
+        }),
+      ),
+    ).toMatchObject({
+      compatibility: { msgpack: false, compression: true, urlTopics: false },
+      unknownEvents: 'ignore',
+      shutdownCloseCode: 4300,
+      systemFrames: { id: true, ts: false },
+    });
+  });
+
+  it.each([1000, 1001, 1011, 1012, 1013, 3000, 4300, 4999])('accepts %i as a shutdown close code', (code) => {
+    expect(resolveWseOptions(withAuthMode({ shutdownCloseCode: code })).shutdownCloseCode).toBe(code);
+  });
+
+  it.each([
+    [
+      'shutdownCloseCode',
+      { shutdownCloseCode: 1006 },
+      'must be a close code a server may send: 1000, 1001, 1008, 1011-1014 or 3000-4999',
+      1006,
+    ],
+    [
+      'shutdownCloseCode',
+      { shutdownCloseCode: 5000 },
+      'must be a close code a server may send: 1000, 1001, 1008, 1011-1014 or 3000-4999',
+      5000,
+    ],
+    ['unknownEvents', { unknownEvents: 'drop' }, 'must be one of "error", "ignore"', 'drop'],
+    ['compatibility.msgpack', { compatibility: { msgpack: 'yes' } }, 'must be true or false', 'yes'],
+    ['systemFrames.ts', { systemFrames: { ts: 1 } }, 'must be true or false', 1],
+    ['compatibility', { compatibility: true }, 'must be an object', '<boolean>'],
+  ])('refuses a bad %s', (path, input, rule, value) => {
+    expect(configErrorOf(input).problems).toEqual([{ path, rule, value }]);
+  });
+});

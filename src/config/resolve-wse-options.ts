@@ -3,9 +3,11 @@ import { WseConfigError, type WseConfigProblem } from '../errors/wse-config.erro
 import type {
   ResolvedRedisOptions,
   ResolvedWseOptions,
+  WseCompatibilityOptions,
   WseModuleOptions,
   WseRateLimitOptions,
   WseRedisOptions,
+  WseSystemFrameOptions,
 } from './wse-module-options.interface.js';
 
 /** Every default in one place; nothing else in the library applies its own. */
@@ -22,9 +24,13 @@ export const WSE_DEFAULTS = Object.freeze({
   maxTopicsPerConnection: 1000,
   maxTopicsPerSubscription: 100,
   slowConsumerTimeoutMs: 10_000,
+  compatibility: Object.freeze({ msgpack: true, compression: true, urlTopics: true }),
+  unknownEvents: 'error' as const,
+  shutdownCloseCode: 1012,
+  systemFrames: Object.freeze({ id: false, ts: false }),
   rateLimit: Object.freeze({
     capacity: 100_000,
-    refillPerSecond: 10_000,
+    refillPerSecond: 100_000,
     warnBelowFraction: 0.2,
     closeAfterRejected: 1000,
   }),
@@ -93,6 +99,13 @@ export function resolveWseOptions(input: WseModuleOptions = {}): ResolvedWseOpti
     rateLimit:
       input.rateLimit === false ? undefined : resolveRateLimit(check.section('rateLimit', input.rateLimit), check),
     allowedOrigins: check.origins('allowedOrigins', input.allowedOrigins),
+    compatibility: resolveCompatibility(check.section('compatibility', input.compatibility), check),
+    unknownEvents: check.oneOf('unknownEvents', input.unknownEvents ?? WSE_DEFAULTS.unknownEvents, [
+      'error',
+      'ignore',
+    ] as const),
+    shutdownCloseCode: check.closeCode('shutdownCloseCode', input.shutdownCloseCode ?? WSE_DEFAULTS.shutdownCloseCode),
+    systemFrames: resolveSystemFrames(check.section('systemFrames', input.systemFrames), check),
   };
   if (problems.length > 0) throw new WseConfigError(problems);
   return Object.freeze(resolved);
@@ -105,6 +118,29 @@ function isOrigin(value: unknown): boolean {
   } catch {
     return false;
   }
+}
+
+function resolveCompatibility(
+  compatibility: Partial<WseCompatibilityOptions>,
+  check: OptionChecker,
+): Readonly<WseCompatibilityOptions> {
+  const d = WSE_DEFAULTS.compatibility;
+  return Object.freeze({
+    msgpack: check.boolean('compatibility.msgpack', compatibility.msgpack ?? d.msgpack),
+    compression: check.boolean('compatibility.compression', compatibility.compression ?? d.compression),
+    urlTopics: check.boolean('compatibility.urlTopics', compatibility.urlTopics ?? d.urlTopics),
+  });
+}
+
+function resolveSystemFrames(
+  systemFrames: Partial<WseSystemFrameOptions>,
+  check: OptionChecker,
+): Readonly<WseSystemFrameOptions> {
+  const d = WSE_DEFAULTS.systemFrames;
+  return Object.freeze({
+    id: check.boolean('systemFrames.id', systemFrames.id ?? d.id),
+    ts: check.boolean('systemFrames.ts', systemFrames.ts ?? d.ts),
+  });
 }
 
 function resolveRateLimit(
@@ -201,6 +237,25 @@ class OptionChecker {
   numberAtLeast(path: string, value: number, min: number): number {
     if (typeof value !== 'number' || !Number.isFinite(value) || value < min)
       this.fail(path, `must be a number >= ${min}`, value);
+    return value;
+  }
+
+  boolean(path: string, value: boolean): boolean {
+    if (typeof value !== 'boolean') this.fail(path, 'must be true or false', value);
+    return value;
+  }
+
+  oneOf<T extends string>(path: string, value: T, allowed: readonly T[]): T {
+    if (!allowed.includes(value)) this.fail(path, `must be one of ${allowed.map((a) => `"${a}"`).join(', ')}`, value);
+    return value;
+  }
+
+  /** A close code a server may send (RFC 6455 section 7.4): 1000, 1001, 1008, 1011-1014, or 3000-4999. */
+  closeCode(path: string, value: number): number {
+    const sendable = [1000, 1001, 1008, 1011, 1012, 1013, 1014];
+    if (!Number.isSafeInteger(value) || !(sendable.includes(value) || (value >= 3000 && value <= 4999))) {
+      this.fail(path, 'must be a close code a server may send: 1000, 1001, 1008, 1011-1014 or 3000-4999', value);
+    }
     return value;
   }
 

@@ -88,13 +88,53 @@ export interface WseRedisOptions {
 export interface WseRateLimitOptions {
   /** Tokens in a full bucket: the burst a client may send at once. @default 100000 */
   capacity: number;
-  /** Tokens added per second: the sustained rate. @default 10000 */
+  /**
+   * Tokens added per second: the sustained rate. The default lets one connection send as fast
+   * as a Node client can push frames through a Node server (WSE's ts-bench floods at up to
+   * ~100,000 frames/s from one process; WSE's SDKs send at most 100/s after a 1,000 burst), so
+   * it trips on a client sending more than the server can serve, not on a busy honest one.
+   * Lower it for public endpoints.
+   * @default 100000
+   */
   refillPerSecond: number;
   /** A `rate_limit_warning` is sent when the bucket falls below this fraction of its capacity. @default 0.2 */
   warnBelowFraction: number;
   /** Consecutive refused frames after which the connection is closed with 1008. @default 1000 */
   closeAfterRejected: number;
 }
+
+/**
+ * What WSE's own clients send beyond plain JSON text (docs/PROTOCOL.md, "Compatibility with WSE
+ * clients"). `server_ready.details.features` says which of these are on. Category prefixes,
+ * `type` / `payload`, `subscription_update` and `sync_request` are always understood.
+ */
+export interface WseCompatibilityOptions {
+  /** Accept binary `M:` + MessagePack frames. @default true */
+  msgpack: boolean;
+  /** Accept binary `C:` + zlib frames, inflated to at most `maxMessageBytes` (more is refused). @default true */
+  compression: boolean;
+  /** Subscribe the topics named on the handshake URL (`/wse?topics=a,b`), as WSE's server does. @default true */
+  urlTopics: boolean;
+}
+
+/** Optional fields on the server's system frames (see `SystemFrameMeta` in docs/PROTOCOL.md). */
+export interface WseSystemFrameOptions {
+  /** A fresh UUID as `id` on every system frame (WSE's clients drop a repeated id). @default false */
+  id: boolean;
+  /**
+   * The ISO 8601 time as `ts` on every system frame. Off by default: WSE's 1.x SDK drops frames
+   * whose `ts` looks more than a second old, so a client clock ahead of the server's loses them.
+   * @default false
+   */
+  ts: boolean;
+}
+
+/**
+ * What happens to a client event whose `t` has no `@OnWseEvent(type)` handler and no catch-all
+ * `@OnWseEvent('*')`: `'error'` answers `UNKNOWN_EVENT` (CONTRACT section 4), `'ignore'` drops it
+ * silently as WSE's server does (counted in `wse_messages_dropped_total{cause="unknown_event"}`).
+ */
+export type WseUnknownEvents = 'error' | 'ignore';
 
 /** Everything `WseModule.forRoot()` accepts. Every field is optional. */
 export interface WseModuleOptions {
@@ -144,7 +184,7 @@ export interface WseModuleOptions {
    * @default 10000
    */
   slowConsumerTimeoutMs?: number;
-  /** Inbound rate limit per connection; `false` turns it off. @default { capacity: 100000, refillPerSecond: 10000, warnBelowFraction: 0.2, closeAfterRejected: 1000 } */
+  /** Inbound rate limit per connection; `false` turns it off. @default { capacity: 100000, refillPerSecond: 100000, warnBelowFraction: 0.2, closeAfterRejected: 1000 } */
   rateLimit?: Partial<WseRateLimitOptions> | false;
   /**
    * Origins (`https://app.example.com`) allowed to open a WebSocket, against cross-site
@@ -153,6 +193,19 @@ export interface WseModuleOptions {
    * @default undefined (any origin)
    */
   allowedOrigins?: string[];
+  /** WSE client formats accepted inbound. @default { msgpack: true, compression: true, urlTopics: true } */
+  compatibility?: Partial<WseCompatibilityOptions>;
+  /** Client events nobody handles. @default 'error' */
+  unknownEvents?: WseUnknownEvents;
+  /**
+   * Close code sent to every connection on a graceful shutdown. 1012 (service restart) is one
+   * WSE's clients and generic ones reconnect on; 1000 and 1001 make WSE's SDKs and Python
+   * client stop for good. A code from 3000 to 4999 (WSE's `drain()` uses 4300) also works.
+   * @default 1012
+   */
+  shutdownCloseCode?: number;
+  /** `id` / `ts` on system frames. @default { id: false, ts: false } */
+  systemFrames?: Partial<WseSystemFrameOptions>;
 }
 
 /** The options after defaults and validation: every field present, frozen. */
@@ -180,6 +233,10 @@ export interface ResolvedWseOptions {
   readonly slowConsumerTimeoutMs: number;
   readonly rateLimit: Readonly<WseRateLimitOptions> | undefined;
   readonly allowedOrigins: readonly string[] | undefined;
+  readonly compatibility: Readonly<WseCompatibilityOptions>;
+  readonly unknownEvents: WseUnknownEvents;
+  readonly shutdownCloseCode: number;
+  readonly systemFrames: Readonly<WseSystemFrameOptions>;
 }
 
 export interface ResolvedRedisOptions {

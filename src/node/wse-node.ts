@@ -1,7 +1,9 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { InjectWseOptions } from '../config/inject-wse-options.decorator.js';
+import type { ResolvedWseOptions } from '../config/wse-module-options.interface.js';
 import { RedisPubSubService } from '../broker/redis/redis-pubsub.service.js';
 import { TopicRegistryService } from '../hub/topic-registry.service.js';
-import { systemFrame } from '../protocol/outbound-frame.js';
+import { SystemFrames } from '../protocol/outbound-frame.js';
 import { encodePayload, serializePayload } from './payload.js';
 
 /** What `server_ready` and `server_hello` advertise in `features`. */
@@ -19,8 +21,10 @@ export type WseFeatures = Readonly<Record<string, boolean>>;
 @Injectable()
 export class WseNode implements OnModuleInit {
   constructor(
+    @InjectWseOptions() private readonly options: ResolvedWseOptions,
     private readonly registry: TopicRegistryService,
     private readonly redis: RedisPubSubService,
+    private readonly frames: SystemFrames,
   ) {}
 
   onModuleInit(): void {
@@ -49,8 +53,26 @@ export class WseNode implements OnModuleInit {
     else this.registry.deliver(topic, encodePayload(data));
   }
 
+  /**
+   * The engine's own features, then which of WSE's client formats are accepted
+   * (docs/PROTOCOL.md, "Compatibility with WSE clients"): `category_prefix` (`WSE{…}`, `S{…}`,
+   * `U{…}`), `sync_request`, `msgpack` (`M:` frames), `compression` (`C:` frames), `url_topics`
+   * (`?topics=`), and `encryption` (`E:` frames, never).
+   */
   features(): WseFeatures {
-    return { subscriptions: true, patterns: true, server_ping: true, redis: this.redis.configured };
+    const compatibility = this.options.compatibility;
+    return {
+      subscriptions: true,
+      patterns: true,
+      server_ping: true,
+      redis: this.redis.configured,
+      category_prefix: true,
+      sync_request: true,
+      msgpack: compatibility.msgpack,
+      compression: compatibility.compression,
+      url_topics: compatibility.urlTopics,
+      encryption: false,
+    };
   }
 
   /**
@@ -62,7 +84,7 @@ export class WseNode implements OnModuleInit {
     let told = 0;
     for (const connection of this.registry.connections()) {
       if (connection.topics.size === 0) continue;
-      const frame = systemFrame('resync', {
+      const frame = this.frames.frame('resync', {
         reason: 'redis_reconnected',
         topics: [...connection.topics],
         down_ms: downMs,

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
 import { OutboundWriter } from '../transport/outbound-writer.js';
 import { WseRateLimiter } from '../transport/rate-limit.js';
+import { WseEventDispatcher } from '../transport/events/event-dispatcher.js';
 import { WseGateway } from '../transport/wse.gateway.js';
 import { InboundQueue } from '../transport/inbound-queue.js';
 import { WseHealthSnapshotService, type WseHealthSnapshot } from './wse-health-snapshot.js';
@@ -51,6 +52,7 @@ export class WseMetricsService {
     registry: TopicRegistryService,
     gateway: WseGateway,
     rateLimiter: WseRateLimiter,
+    events: WseEventDispatcher,
     writer: OutboundWriter,
     inbound: InboundQueue,
     redis: RedisPubSubService,
@@ -96,6 +98,7 @@ export class WseMetricsService {
         this.inc({ cause: 'connection_closed' }, writer.droppedClosed);
         this.inc({ cause: 'inbound_queue_full' }, inbound.dropped);
         this.inc({ cause: 'rate_limited' }, rateLimiter.rateLimited);
+        this.inc({ cause: 'unknown_event' }, events.unknownIgnored);
         this.inc({ cause: 'redis_publish_failed' }, redis.stats.publishErrors);
       },
     });

@@ -1,11 +1,25 @@
 import { Injectable } from '@nestjs/common';
-import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import { WseGateway } from '../transport/wse.gateway.js';
-import { WseHealthSnapshotService } from './wse-health-snapshot.js';
+import { WseHealthSnapshotService, type WseHealthSnapshot } from './wse-health-snapshot.js';
+
+/** The state Terminus reads from an indicator's result. */
+export type WseHealthStatus = 'up' | 'degraded' | 'down';
+
+/**
+ * One indicator result in Terminus's shape (`HealthIndicatorResult` of `@nestjs/terminus`):
+ * `{ [key]: { status, ...snapshot } }`. Declared here so the library needs no Terminus at run
+ * time or in its types: Terminus is an optional peer, used only by the application's own
+ * health controller.
+ */
+export type WseHealthIndicatorResult<Key extends string = 'wse'> = Record<
+  Key,
+  { status: WseHealthStatus } & WseHealthSnapshot
+>;
 
 /**
  * Terminus health indicator: `up` while the WebSocket endpoint listens and Redis is either not
- * configured or connected, `down` otherwise; both carry the health snapshot.
+ * configured or connected, `down` otherwise; both carry the health snapshot. Terminus answers
+ * 503 for a `down` result.
  *
  * @example
  * ```ts
@@ -16,15 +30,14 @@ import { WseHealthSnapshotService } from './wse-health-snapshot.js';
 @Injectable()
 export class WseHealthIndicator {
   constructor(
-    private readonly indicators: HealthIndicatorService,
     private readonly gateway: WseGateway,
     private readonly snapshots: WseHealthSnapshotService,
   ) {}
 
-  isHealthy<const Key extends string = 'wse'>(key: Key = 'wse' as Key): HealthIndicatorResult<Key> {
-    const indicator = this.indicators.check(key);
+  isHealthy<const Key extends string = 'wse'>(key: Key = 'wse' as Key): WseHealthIndicatorResult<Key> {
     const snapshot = this.snapshots.snapshot();
     const healthy = this.gateway.isListening && this.snapshots.brokerHealthy();
-    return healthy ? indicator.up({ ...snapshot }) : indicator.down({ ...snapshot });
+    const status: WseHealthStatus = healthy ? 'up' : 'down';
+    return { [key]: { status, ...snapshot } } as WseHealthIndicatorResult<Key>;
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { errorFrame, systemEnvelope, systemFrame, textFrame } from './outbound-frame.js';
+import { errorFrame, systemEnvelope, systemFrame, SystemFrames, textFrame } from './outbound-frame.js';
 
 describe('textFrame', () => {
   it.each([
@@ -61,6 +61,49 @@ describe('system frames', () => {
     const frame = errorFrame('INVALID_MESSAGE', 'Frame is not valid JSON', { ref: 'x' });
     expect(frame.subarray(2).toString()).toBe(
       '{"c":"WSE","t":"error","p":{"code":"INVALID_MESSAGE","message":"Frame is not valid JSON","ref":"x"},"v":1}',
+    );
+  });
+});
+
+describe('SystemFrames', () => {
+  const at = new Date('2026-12-01T10:00:00.000Z');
+  let ids = 0;
+  const newId = (): string => `id-${++ids}`;
+  const body = (frame: Buffer): string => frame.subarray(2).toString();
+
+  it('adds nothing by default', () => {
+    expect(body(new SystemFrames(false, false, newId).frame('ping', { a: 1 }))).toBe(
+      '{"c":"WSE","t":"ping","p":{"a":1},"v":1}',
+    );
+  });
+
+  it('puts id and ts between t and p, a fresh id per frame', () => {
+    ids = 0;
+    const frames = new SystemFrames(true, true, newId, () => at);
+    expect(body(frames.frame('PONG', { a: 1 }))).toBe(
+      '{"c":"WSE","t":"PONG","id":"id-1","ts":"2026-12-01T10:00:00.000Z","p":{"a":1},"v":1}',
+    );
+    expect(body(frames.error('X', 'm'))).toBe(
+      '{"c":"WSE","t":"error","id":"id-2","ts":"2026-12-01T10:00:00.000Z","p":{"code":"X","message":"m"},"v":1}',
+    );
+  });
+
+  it('keeps "t":"PONG" within the first 25 characters, where WSE\'s Python client looks for it', () => {
+    const text = body(new SystemFrames(true, true, newId).frame('PONG', {}));
+    expect(text.slice(0, 25)).toContain('"t":"PONG"');
+  });
+
+  it('takes ts from the time the frame describes when given', () => {
+    const frames = new SystemFrames(false, true, newId, () => new Date(0));
+    expect(body(frames.frame('ping', {}, at))).toBe(
+      '{"c":"WSE","t":"ping","ts":"2026-12-01T10:00:00.000Z","p":{},"v":1}',
+    );
+  });
+
+  it('adds only id when only id is on', () => {
+    ids = 0;
+    expect(body(new SystemFrames(true, false, newId).frame('ping', {}))).toBe(
+      '{"c":"WSE","t":"ping","id":"id-1","p":{},"v":1}',
     );
   });
 });

@@ -31,15 +31,75 @@ export function textFrame(payload: Buffer): WireFrame {
 }
 
 /** The system envelope `{"c":"WSE","t":type,"p":payload,"v":1}` as a ready frame. */
-export function systemFrame(type: string, payload: object): WireFrame {
-  return textFrame(Buffer.from(JSON.stringify(systemEnvelope(type, payload))));
+export function systemFrame(type: string, payload: object, meta?: SystemFrameMeta): WireFrame {
+  return textFrame(Buffer.from(JSON.stringify(systemEnvelope(type, payload, meta))));
 }
 
-export function systemEnvelope(type: string, payload: object): { c: string; t: string; p: object; v: number } {
-  return { c: WSE_SYSTEM_CATEGORY, t: type, p: payload, v: WSE_PROTOCOL_VERSION };
+/**
+ * Optional envelope fields WSE's clients read when present: `id` (they drop a repeated id) and
+ * `ts` (ISO 8601; WSE's 1.x SDK drops a frame whose `ts` looks older than a few seconds, so a
+ * server clock behind the client's loses frames: off unless asked for).
+ */
+export interface SystemFrameMeta {
+  readonly id?: string;
+  readonly ts?: string;
+}
+
+/**
+ * `c` and `t` stay the first two keys: WSE's Python client recognises `PONG` and `ping` by
+ * finding `"t":"PONG"` within the first 25 characters of the text.
+ */
+export function systemEnvelope(type: string, payload: object, meta?: SystemFrameMeta): SystemEnvelope {
+  return {
+    c: WSE_SYSTEM_CATEGORY,
+    t: type,
+    ...(meta?.id === undefined ? {} : { id: meta.id }),
+    ...(meta?.ts === undefined ? {} : { ts: meta.ts }),
+    p: payload,
+    v: WSE_PROTOCOL_VERSION,
+  };
+}
+
+export interface SystemEnvelope {
+  readonly c: string;
+  readonly t: string;
+  readonly id?: string;
+  readonly ts?: string;
+  readonly p: object;
+  readonly v: number;
 }
 
 /** The `error` system message. */
-export function errorFrame(code: string, message: string, extra?: object): WireFrame {
-  return systemFrame('error', { code, message, ...extra });
+export function errorFrame(code: string, message: string, extra?: object, meta?: SystemFrameMeta): WireFrame {
+  return systemFrame('error', { code, message, ...extra }, meta);
+}
+
+/**
+ * Builds system frames with the `id` / `ts` the server is configured to add. Plain (no Nest):
+ * the module provides one instance; frames are still built once and shared by every recipient.
+ */
+export class SystemFrames {
+  constructor(
+    private readonly withId: boolean,
+    private readonly withTs: boolean,
+    private readonly newId: () => string,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /** A system frame; `at` is the time it describes (its `ts`), now by default. */
+  frame(type: string, payload: object, at?: Date): WireFrame {
+    return systemFrame(type, payload, this.meta(at));
+  }
+
+  error(code: string, message: string, extra?: object): WireFrame {
+    return errorFrame(code, message, extra, this.meta());
+  }
+
+  private meta(at?: Date): SystemFrameMeta | undefined {
+    if (!this.withId && !this.withTs) return undefined;
+    return {
+      id: this.withId ? this.newId() : undefined,
+      ts: this.withTs ? (at ?? this.now()).toISOString() : undefined,
+    };
+  }
 }

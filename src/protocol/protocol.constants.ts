@@ -14,12 +14,17 @@ export const WSE_SYSTEM_CATEGORY = 'WSE';
 export const WseCloseCode = {
   /** Idle timeout (reason `idle timeout`) and orderly closes. */
   NORMAL: 1000,
-  /** Server shutting down: clients should reconnect elsewhere. */
+  /** Going away: not used by the server (WSE's clients treat it as final); see SERVICE_RESTART. */
   GOING_AWAY: 1001,
   /** Persistent abuse of the inbound rate limit (reason `rate limit exceeded`). */
   POLICY_VIOLATION: 1008,
   /** Inbound frame larger than `maxMessageBytes` (sent by ws itself). */
   MESSAGE_TOO_BIG: 1009,
+  /**
+   * Graceful shutdown (reason `service restart`), the default of `shutdownCloseCode`: the code
+   * WSE's SDKs, WSE's Python client and generic clients all reconnect on (docs/PROTOCOL.md).
+   */
+  SERVICE_RESTART: 1012,
   /** Over `maxConnections` (reason `server full`), or a slow consumer (reason `slow consumer`). */
   TRY_AGAIN_LATER: 1013,
   /** Authentication failed at the handshake. */

@@ -14,4 +14,10 @@ export const invalidMessages = {
   badSubscriptionTopics: () => 'subscription: p.topics must be an array of strings',
   tooManyTopics: (max: number) => `subscription: at most ${max} topics per message`,
   unanswerable: () => 'Frame could not be handled',
+  msgpackMalformed: (detail: string) => `MessagePack frame (M:) is malformed: ${detail}`,
+  msgpackOff: () => 'MessagePack frames (M:) are not accepted by this server',
+  zlibMalformed: () => 'Compressed frame (C:) is not valid zlib data',
+  zlibTooLarge: (maxBytes: number) => `Compressed frame (C:) inflates to more than ${maxBytes} bytes`,
+  compressionOff: () => 'Compressed frames (C:) are not accepted by this server',
+  encryptedUnsupported: () => 'Encrypted frames (E:) are not supported by this server',
 };

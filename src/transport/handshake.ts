@@ -6,17 +6,20 @@ import { InjectWseOptions } from '../config/inject-wse-options.decorator.js';
 import type { ResolvedWseOptions } from '../config/wse-module-options.interface.js';
 import { TopicRegistryService } from '../hub/topic-registry.service.js';
 import { WseNode } from '../node/wse-node.js';
-import { systemEnvelope, systemFrame } from '../protocol/outbound-frame.js';
+import { SystemFrames, systemEnvelope } from '../protocol/outbound-frame.js';
+import { urlTopics } from '../protocol/url-topics.js';
 import { WSE_PROTOCOL_VERSION, WseCloseCode, WseErrorCode } from '../wse.constants.js';
 import { closeReasons, logMessages, readyMessage } from '../wse.messages.js';
 import { findHandshakeToken } from './auth/token-source.js';
 import { WseAuthenticator } from './auth/wse-authenticator.service.js';
 import { OutboundWriter } from './outbound-writer.js';
+import { WseSubscriptionHandler } from './subscription-handler.js';
 import { TokenBucket } from './token-bucket.js';
 import { WseConnection } from './wse-connection.js';
 
 /**
- * The handshake (CONTRACT section 3): capacity, the token, then `server_ready` as the first frame.
+ * The handshake (CONTRACT section 3): capacity, the token, then `server_ready` as the first frame,
+ * followed by the answer to the topics of the URL (`?topics=a,b`, as WSE's clients send them).
  * A refused socket is closed here and never registered, so nothing is ever delivered to it.
  */
 @Injectable()
@@ -29,6 +32,8 @@ export class WseHandshake {
     private readonly authenticator: WseAuthenticator,
     private readonly writer: OutboundWriter,
     private readonly node: WseNode,
+    private readonly subscriptions: WseSubscriptionHandler,
+    private readonly frames: SystemFrames,
   ) {}
 
   /** Accepts the socket as a registered connection with `server_ready` queued, or closes it. */
@@ -60,7 +65,7 @@ export class WseHandshake {
     );
     this.registry.register(connection);
     connection.send(
-      systemFrame('server_ready', {
+      this.frames.frame('server_ready', {
         message: readyMessage(),
         details: {
           version: WSE_PROTOCOL_VERSION,
@@ -71,6 +76,7 @@ export class WseHandshake {
         },
       }),
     );
+    if (this.options.compatibility.urlTopics) this.subscriptions.subscribeFromUrl(connection, urlTopics(request.url));
     return connection;
   }
 }

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectWseOptions } from '../config/inject-wse-options.decorator.js';
 import type { ResolvedWseOptions } from '../config/wse-module-options.interface.js';
 import { TopicRegistryService } from '../hub/topic-registry.service.js';
-import { systemFrame } from '../protocol/outbound-frame.js';
+import { SystemFrames } from '../protocol/outbound-frame.js';
 import { WseCloseCode } from '../wse.constants.js';
 import { closeReasons } from '../wse.messages.js';
 import { WseSlowConsumers } from './slow-consumers.js';
@@ -22,6 +22,7 @@ export class WseHeartbeat {
     @InjectWseOptions() private readonly options: ResolvedWseOptions,
     private readonly registry: TopicRegistryService<WseConnection>,
     private readonly slowConsumers: WseSlowConsumers,
+    private readonly frames: SystemFrames,
   ) {}
 
   start(): void {
@@ -42,7 +43,9 @@ export class WseHeartbeat {
   private sweep(): void {
     const now = Date.now();
     const idleBefore = now - this.options.idleTimeoutMs;
-    const ping = now >= this.nextPingAt ? systemFrame('ping', { server_time: new Date(now).toISOString() }) : undefined;
+    // Built once per tick and shared by every connection, `id` included when configured.
+    const at = new Date(now);
+    const ping = now >= this.nextPingAt ? this.frames.frame('ping', { server_time: at.toISOString() }, at) : undefined;
     if (ping !== undefined) this.nextPingAt = now + this.options.pingIntervalMs;
     for (const connection of this.registry.connections()) {
       // Closing already: its close handshake (or the slow-consumer grace) takes it from here.

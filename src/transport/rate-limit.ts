@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectWseOptions } from '../config/inject-wse-options.decorator.js';
 import type { ResolvedWseOptions } from '../config/wse-module-options.interface.js';
-import { errorFrame, systemFrame } from '../protocol/outbound-frame.js';
+import { SystemFrames } from '../protocol/outbound-frame.js';
 import { WseCloseCode, WseErrorCode } from '../wse.constants.js';
 import { closeReasons, errorMessages, logMessages } from '../wse.messages.js';
 import type { WseConnection } from './wse-connection.js';
@@ -19,7 +19,10 @@ export class WseRateLimiter {
   /** Inbound frames refused by the rate limit (a plain field, read on scrape). */
   rateLimited = 0;
 
-  constructor(@InjectWseOptions() private readonly options: ResolvedWseOptions) {}
+  constructor(
+    @InjectWseOptions() private readonly options: ResolvedWseOptions,
+    private readonly frames: SystemFrames,
+  ) {}
 
   /** True when the frame may be handled; false when it was refused (and the client told). */
   admit(connection: WseConnection): boolean {
@@ -33,7 +36,7 @@ export class WseRateLimiter {
         if (!connection.rateWarningSent) {
           connection.rateWarningSent = true;
           connection.send(
-            systemFrame('rate_limit_warning', {
+            this.frames.frame('rate_limit_warning', {
               remaining,
               capacity: limits.capacity,
               refill_per_second: limits.refillPerSecond,
@@ -51,7 +54,7 @@ export class WseRateLimiter {
       connection.close(WseCloseCode.POLICY_VIOLATION, closeReasons.rateLimitExceeded());
     } else if (connection.rejectedInARow === 1) {
       connection.send(
-        errorFrame(WseErrorCode.RATE_LIMITED, errorMessages.rateLimited(), {
+        this.frames.error(WseErrorCode.RATE_LIMITED, errorMessages.rateLimited(), {
           retry_after: Math.ceil(bucket.retryAfterSeconds() * 1000) / 1000,
         }),
       );

@@ -4,16 +4,18 @@ import type { ResolvedWseOptions, WseSubscriptionAuthorizer } from '../config/ws
 import { TopicRegistryService } from '../hub/topic-registry.service.js';
 import { topicRejection } from '../hub/topic-validation.js';
 import { parseSubscriptionRequest, type InboundFrame } from '../protocol/inbound-frame.js';
-import { errorFrame, systemFrame } from '../protocol/outbound-frame.js';
+import { SystemFrames } from '../protocol/outbound-frame.js';
 import { WseErrorCode } from '../wse.constants.js';
 import { logMessages, topicRejections } from '../wse.messages.js';
+import { afterAnswer } from './control-order.js';
 import type { WseConnection } from './wse-connection.js';
 
 /** Authorizer calls one connection may have running at once. */
 export const MAX_AUTHORIZER_CALLS = 8;
 
 /**
- * `subscription` frames (CONTRACT section 4): validation, the application's
+ * `subscription` frames (CONTRACT section 4; `subscription_update` from WSE's clients is the
+ * same) and the topics of the handshake URL: validation, the application's
  * `authorizeSubscription`, then the registry; answered with `subscription_update`.
  */
 @Injectable()
@@ -23,17 +25,18 @@ export class WseSubscriptionHandler {
   constructor(
     @InjectWseOptions() private readonly options: ResolvedWseOptions,
     private readonly registry: TopicRegistryService<WseConnection>,
+    private readonly frames: SystemFrames,
   ) {}
 
   /**
    * Answers one `subscription` frame. Returns a promise while the answer waits for the
-   * application's authorizer (the router holds the connection's next control frames until it
-   * settles; it never rejects), undefined when it was answered at once.
+   * application's authorizer (the connection's next control frames wait until it settles; it
+   * never rejects), undefined when it was answered at once.
    */
   handle(connection: WseConnection, frame: InboundFrame): Promise<void> | undefined {
     const request = parseSubscriptionRequest(frame.p, this.options.maxTopicsPerSubscription);
     if (!request.ok) {
-      connection.send(errorFrame(WseErrorCode.INVALID_MESSAGE, request.message));
+      connection.send(this.frames.error(WseErrorCode.INVALID_MESSAGE, request.message));
       return undefined;
     }
     if (request.action === 'unsubscribe') {
@@ -50,6 +53,19 @@ export class WseSubscriptionHandler {
     return this.authorizeAll(authorize, connection, request.topics, rejections).then(() =>
       this.subscribe(connection, request.topics, rejections),
     );
+  }
+
+  /**
+   * Subscribes the topics a WSE client named on the handshake URL (`?topics=a,b`), exactly as
+   * if it had sent them in a `subscription` frame: the same limit, validation and
+   * authorization, and the same `subscription_update` answer (after `server_ready`).
+   */
+  subscribeFromUrl(connection: WseConnection, topics: string[]): void {
+    if (topics.length === 0) return;
+    // The connection's first control frame, in effect: what the client sends next waits for it.
+    afterAnswer(connection, this.handle(connection, { t: 'subscription', p: { action: 'subscribe', topics } }), () => {
+      // handle() answers every failure itself and its promise never rejects.
+    });
   }
 
   /**
@@ -117,8 +133,10 @@ export class WseSubscriptionHandler {
     failed: { topic: string; reason: string }[],
   ): void {
     connection.send(
-      systemFrame('subscription_update', {
+      this.frames.frame('subscription_update', {
         action,
+        // What WSE's clients look at before they mark topics as subscribed: no topic failed.
+        success: failed.length === 0,
         success_topics: succeeded,
         failed_topics: failed.map((f) => f.topic),
         errors: failed,

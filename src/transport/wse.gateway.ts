@@ -6,8 +6,8 @@ import type { RawData, WebSocket, WebSocketServer } from 'ws';
 import { InjectWseOptions } from '../config/inject-wse-options.decorator.js';
 import type { ResolvedWseOptions } from '../config/wse-module-options.interface.js';
 import { TopicRegistryService } from '../hub/topic-registry.service.js';
-import { errorFrame } from '../protocol/outbound-frame.js';
-import { WseCloseCode, WseErrorCode } from '../wse.constants.js';
+import { SystemFrames } from '../protocol/outbound-frame.js';
+import { WseErrorCode } from '../wse.constants.js';
 import { closeReasons, invalidMessages, logMessages } from '../wse.messages.js';
 import { WseHooksExplorer } from './events/wse-hooks.explorer.js';
 import { WseHandshake } from './handshake.js';
@@ -37,6 +37,7 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     private readonly router: WseInboundRouter,
     private readonly heartbeat: WseHeartbeat,
     private readonly hooks: WseHooksExplorer,
+    private readonly frames: SystemFrames,
     private readonly violations: ProtocolViolations,
   ) {}
 
@@ -68,7 +69,8 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     socket.removeAllListeners('error');
     socket.on('error', (error: Error) => this.violations.record(violationKind(error)));
     if (!this.listening) {
-      socket.close(WseCloseCode.GOING_AWAY, closeReasons.goingAway());
+      // Shutting down: the same code as the open connections get, so the client comes back.
+      socket.close(this.options.shutdownCloseCode, closeReasons.serviceRestart());
       return;
     }
     const connection = this.handshake.accept(socket, request);
@@ -95,7 +97,7 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
       this.router.handle(connection, data, isBinary);
     } catch (error) {
       this.logger.error(logMessages.frameFailed(connection.id), error instanceof Error ? error.stack : error);
-      connection.send(errorFrame(WseErrorCode.INVALID_MESSAGE, invalidMessages.unanswerable()));
+      connection.send(this.frames.error(WseErrorCode.INVALID_MESSAGE, invalidMessages.unanswerable()));
     }
   }
 
@@ -111,12 +113,17 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     this.registry.unregister(connection.id);
   }
 
-  /** Stops accepting, and closes every connection with 1001 so clients reconnect elsewhere. */
+  /**
+   * Stops accepting, and closes every connection with `shutdownCloseCode` (1012, `service
+   * restart`) so clients reconnect, to this instance once it is back or to another. Not 1001:
+   * WSE's SDKs and Python client treat 1000 and 1001 as final and would stay disconnected after
+   * a deploy (docs/PROTOCOL.md, close codes).
+   */
   onModuleDestroy(): void {
     this.listening = false;
     this.heartbeat.stop();
     for (const connection of this.registry.connections()) {
-      connection.close(WseCloseCode.GOING_AWAY, closeReasons.goingAway());
+      connection.close(this.options.shutdownCloseCode, closeReasons.serviceRestart());
     }
   }
 

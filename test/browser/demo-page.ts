@@ -2,7 +2,7 @@ import type { BrowserContext, Locator, Page } from 'playwright-core';
 import { ACTION_TIMEOUT_MS, screenshotPath } from './chromium.js';
 
 /** What `#state[data-kind]` says (public/index.html). */
-export type ConnectionKind = 'connecting' | 'connected' | 'reconnecting' | 'auth-failed';
+export type ConnectionKind = 'connecting' | 'connected' | 'reconnecting' | 'auth-failed' | 'closed';
 /** What `#redis[data-kind]` says. */
 export type RedisKind = 'single' | 'up' | 'down' | 'unknown';
 /** What `#notice[data-kind]` says. */
@@ -61,6 +61,30 @@ export class DemoPage {
   async waitForNotice(kind: NoticeKind, timeoutMs = ACTION_TIMEOUT_MS): Promise<string> {
     await this.page.waitForSelector(`#notice[data-kind="${kind}"]`, { state: 'visible', timeout: timeoutMs });
     return ((await this.page.textContent('#notice-title')) ?? '').trim();
+  }
+
+  /** The text under the notice's title. */
+  async noticeDetail(): Promise<string> {
+    return ((await this.page.textContent('#notice-detail')) ?? '').trim();
+  }
+
+  /** Whether the server said it keeps history (`#state[data-recovery]`, features.recovery). */
+  async serverRecovers(): Promise<boolean> {
+    return (await this.page.getAttribute('#state', 'data-recovery')) === 'true';
+  }
+
+  /**
+   * Marks the page's window; `isSamePage()` is true until the page reloads or navigates, which
+   * starts a new window without the mark.
+   */
+  async markPage(): Promise<void> {
+    await this.page.evaluate(() => {
+      (globalThis as unknown as { demoPageMark?: string }).demoPageMark = 'marked';
+    });
+  }
+
+  async isSamePage(): Promise<boolean> {
+    return this.page.evaluate(() => (globalThis as unknown as { demoPageMark?: string }).demoPageMark === 'marked');
   }
 
   /** Joins `room` through the form and waits until the server confirmed the subscription. */

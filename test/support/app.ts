@@ -17,7 +17,8 @@ export interface RunningApp {
 
 /**
  * Starts the example app exactly as `npm start` builds it, from environment variables (the
- * contract's names), on port 0. Logging is off unless `WSE_TEST_LOGS=1`.
+ * contract's names), on port 0. Logging is off unless `WSE_TEST_LOGS=1`. For the example app's
+ * own suites only: the library's suites start an engine app (engine-app.ts).
  */
 export async function startApp(env: Record<string, string> = {}): Promise<RunningApp> {
   const environment = readEnvironment({ ...env, PORT: '0', HOST: '127.0.0.1' });

@@ -1,7 +1,7 @@
-import { Module, type DynamicModule, type INestApplication, type LoggerService } from '@nestjs/common';
+import { Module, type DynamicModule, type INestApplication, type LoggerService, type Provider } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
 import { TestHealthController } from './health.controller.js';
-import { WsAdapter } from '@nestjs/platform-ws';
 import { TerminusModule } from '@nestjs/terminus';
 import {
   TopicRegistryService,
@@ -10,9 +10,14 @@ import {
   WseHttpModule,
   WseModule,
   WsePublisher,
+  WseWsAdapter,
   type WseHealthSnapshot,
+  type WseHttpModuleOptions,
   type WseModuleOptions,
 } from '../../src/index.js';
+
+/** Body limit of the server API (CONTRACT section 7), as a consumer app sets it: larger bodies answer 413. */
+const API_BODY_LIMIT = '1mb';
 
 /** A running in-process app with only the engine (and Terminus `GET /health`), built with `forRoot(options)`. */
 export interface EngineApp {
@@ -31,17 +36,33 @@ export interface EngineApp {
   close(): Promise<void>;
 }
 
+/** How the app around the engine is built, beyond the module options. */
+export interface EngineAppSetup {
+  /** Receives every log line (e.g. a CapturingLogger); default: none unless `WSE_TEST_LOGS=1`. */
+  logger?: LoggerService;
+  /**
+   * The HTTP endpoints to mount. Default: the server API at `/api` when `apiKey` is given,
+   * `/metrics` and `/stats` open.
+   */
+  http?: WseHttpModuleOptions;
+  /** The application's own providers, such as `@OnWseConnect` hooks. */
+  providers?: Provider[];
+}
+
 @Module({})
 class EngineTestAppModule {
-  static with(options: WseModuleOptions): DynamicModule {
+  static with(options: WseModuleOptions, setup: EngineAppSetup): DynamicModule {
     return {
       module: EngineTestAppModule,
       imports: [
         TerminusModule.forRoot({ logger: false }),
         WseModule.forRoot(withAuthMode(options)),
-        WseHttpModule.forRoot({ api: options.apiKey === undefined ? undefined : true, metrics: true, stats: true }),
+        WseHttpModule.forRoot(
+          setup.http ?? { api: options.apiKey === undefined ? undefined : true, metrics: true, stats: true },
+        ),
       ],
       controllers: [TestHealthController],
+      providers: setup.providers ?? [],
     };
   }
 }
@@ -94,19 +115,19 @@ export class CapturingLogger implements LoggerService {
 }
 
 /**
- * Starts `WseModule.forRoot(options)` in an application of its own on 127.0.0.1 and port 0, on
- * Nest's ws driver, as the README shows. Logging is off unless `WSE_TEST_LOGS=1` or a `logger`
- * is given (e.g. a CapturingLogger).
+ * Starts `WseModule.forRoot(options)` in an application of its own on 127.0.0.1 and port 0, set
+ * up as the README shows a consumer app: `WseWsAdapter`, a JSON body parser limited to 1 MiB,
+ * Terminus `GET /health`. Logging is off unless `WSE_TEST_LOGS=1` or a `logger` is given (e.g.
+ * a CapturingLogger).
  */
-export async function startEngineApp(
-  options: WseModuleOptions = {},
-  { logger }: { logger?: LoggerService } = {},
-): Promise<EngineApp> {
-  const app = await NestFactory.create(EngineTestAppModule.with(options), {
-    logger: logger ?? (process.env.WSE_TEST_LOGS === '1' ? undefined : false),
+export async function startEngineApp(options: WseModuleOptions = {}, setup: EngineAppSetup = {}): Promise<EngineApp> {
+  const app = await NestFactory.create<NestExpressApplication>(EngineTestAppModule.with(options, setup), {
+    bodyParser: false,
+    logger: setup.logger ?? (process.env.WSE_TEST_LOGS === '1' ? undefined : false),
     abortOnError: false,
   });
-  app.useWebSocketAdapter(new WsAdapter(app));
+  app.useWebSocketAdapter(new WseWsAdapter(app));
+  app.useBodyParser('json', { limit: API_BODY_LIMIT });
   await app.listen(0, '127.0.0.1');
   const { port } = app.getHttpServer().address() as { port: number };
   const publisher = app.get(WsePublisher);

@@ -7,6 +7,11 @@ import { WSE_CONNECT_HANDLER, WSE_DISCONNECT_HANDLER, WSE_EVENT_HANDLER } from '
  * resolves to), unless `undefined`, is sent back to that client exactly like `sendEvent` would:
  * a string as-is, anything else as JSON. One handler per event type.
  *
+ * `@OnWseEvent('*')` is the catch-all: it receives every event that has no handler of its own
+ * (its type is `context.frame.t`), which is what WSE's server does with unknown types (hands
+ * them to the application). Without it, such events get `UNKNOWN_EVENT`, or are dropped with
+ * the module option `unknownEvents: 'ignore'`.
+ *
  * @example
  * ```ts
  * @Injectable()

@@ -5,10 +5,13 @@ import type { InboundFrame } from '../../protocol/inbound-frame.js';
 import type { WseConnectionInfo } from '../../protocol/connection.js';
 import { WSE_CONNECT_HANDLER, WSE_DISCONNECT_HANDLER, WSE_EVENT_HANDLER } from '../../wse.constants.js';
 
+/** The event type of the catch-all handler: `@OnWseEvent('*')` gets every event without a handler of its own. */
+export const WSE_ANY_EVENT = '*';
+
 /** The second argument of an `@OnWseEvent` handler. */
 export interface WseEventContext {
   readonly connection: WseConnectionInfo;
-  /** The whole frame, for its `id` / `cid` correlation fields. */
+  /** The whole frame: its `t` (what a catch-all handler branches on) and its `id` / `cid` correlation fields. */
   readonly frame: InboundFrame;
 }
 
