@@ -86,6 +86,8 @@ export class WseAdmin {
 
   /** Switches multi-instance mode on at run time. Throws WseConfigError for a URL that is not redis. */
   connectRedis(url: string): Promise<void> {
-    return this.redis.connectRedis(resolveWseOptions({ redis: { url } }).redis.url!);
+    // Only the URL is checked here; the auth choice the resolver insists on is the module's, not
+    // this call's (without it every call failed once fail-closed auth came).
+    return this.redis.connectRedis(resolveWseOptions({ auth: { anonymous: true }, redis: { url } }).redis.url!);
   }
 }
