@@ -27,7 +27,6 @@ export const topicRejections = {
   empty: () => 'topic is empty',
   tooLong: (maxBytes: number) => `topic is longer than ${maxBytes} bytes`,
   controlCharacter: () => 'topic contains a control character',
-  badPattern: (detail: string) => `invalid pattern: ${detail}`,
   refused: () => 'not authorized',
   topicLimit: (max: number) => `topic limit reached (${max} per connection)`,
 };
@@ -71,7 +70,6 @@ export const logMessages = {
     `connection ${id} closed as a slow consumer (${bufferedBytes} bytes unread)`,
   inboundDropped: (count: number) => `${count} client event(s) refused as OVERLOADED: the inbound queue is full`,
   rateLimitClosed: (id: string) => `connection ${id} closed for exceeding the rate limit`,
-  originRefused: (origin: string) => `WebSocket upgrade refused for origin ${JSON.stringify(origin)}`,
   protocolViolations: (count: number, kind: string) =>
     `${count} protocol violation(s) from clients since the last report (last: ${kind}); their connections were closed`,
 };
