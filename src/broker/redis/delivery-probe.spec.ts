@@ -14,6 +14,15 @@ class FakeHost implements ProbeHost {
   readonly events: string[] = [];
   replaced = 0;
   roundTrips = 0;
+  answerAt = 0;
+  received = 0;
+
+  lastAnswerAt(): number {
+    return this.answerAt;
+  }
+  receivedCount(): number {
+    return this.received;
+  }
 
   publish(channel: string, payload: string): Promise<number> {
     return new Promise((resolve, reject) => this.published.push({ channel, payload, answer: resolve, fail: reject }));
@@ -57,6 +66,7 @@ describe('DeliveryProbe', () => {
   /** Both connections up, the first probe answered and received: delivery proven. */
   async function prove(): Promise<void> {
     probe.publisherReady();
+    probe.subscriberConnected();
     probe.subscriberActive();
     await answerAndReceive(1);
   }
@@ -110,6 +120,19 @@ describe('DeliveryProbe', () => {
       expect(host.replaced).toBe(0);
     });
 
+    it('keeps waiting while Redis answers other commands: a deep queue is not a frozen Redis', async () => {
+      await prove();
+      jest.advanceTimersByTime(1_000); // probe 2 at 101,000
+      jest.advanceTimersByTime(800);
+      host.answerAt = Date.now(); // Redis answered something at 101,800
+      jest.advanceTimersByTime(200); // 102,000: the first timeout, but Redis made progress
+      expect(probe.notAnswering).toBe(false);
+      jest.advanceTimersByTime(799);
+      expect(probe.notAnswering).toBe(false);
+      jest.advanceTimersByTime(1); // 102,800: a second without any answer
+      expect(probe.notAnswering).toBe(true);
+    });
+
     it('ends the gap when the late answer and the probe arrive, with down_ms from the last delivery before it', async () => {
       await prove(); // delivered at 100,000
       jest.advanceTimersByTime(1_000); // probe 2 at 101,000
@@ -150,6 +173,18 @@ describe('DeliveryProbe', () => {
       expect(host.published).toHaveLength(3);
       await answerAndReceive(1);
       expect(host.events).toEqual(['delivering', 'down: not_receiving', 'delivering after 7000']);
+    });
+
+    it('keeps a subscriber that is still receiving other messages: the probe is queued behind them', async () => {
+      await prove();
+      jest.advanceTimersByTime(1_000);
+      host.last.answer(1);
+      await Promise.resolve();
+      host.received += 500;
+      jest.advanceTimersByTime(1_000);
+      expect(host.replaced).toBe(0);
+      jest.advanceTimersByTime(1_000); // nothing received in this second: dead
+      expect(host.replaced).toBe(1);
     });
 
     it('replaces it at once when Redis says nobody received the probe', async () => {
@@ -206,6 +241,7 @@ describe('DeliveryProbe', () => {
       peerProbe('b', 1);
       peerProbe('c', 1);
       probe.subscriberLost();
+      probe.subscriberConnected();
       probe.subscriberActive();
       await answerAndReceive(2);
       expect(probe.isDelivering).toBe(true);
@@ -214,6 +250,17 @@ describe('DeliveryProbe', () => {
       peerProbe('b', 2);
       expect(probe.whole).toBe(false);
       peerProbe('c', 2);
+      expect(probe.whole).toBe(true);
+    });
+
+    it('counts a peer heard on the new connection before its subscriptions were confirmed', async () => {
+      await prove();
+      peerProbe('b', 1);
+      probe.subscriberLost();
+      probe.subscriberConnected();
+      peerProbe('b', 2); // arrived between the new connection and the PING that confirms it
+      probe.subscriberActive();
+      await answerAndReceive(2);
       expect(probe.whole).toBe(true);
     });
 
@@ -236,6 +283,7 @@ describe('DeliveryProbe', () => {
       peerProbe('b', 1);
       probe.subscriberLost();
       jest.advanceTimersByTime(30_000);
+      probe.subscriberConnected();
       probe.subscriberActive();
       await answerAndReceive(1);
       expect(probe.peerCount).toBe(1);

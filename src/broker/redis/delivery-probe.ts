@@ -24,6 +24,10 @@ export interface ProbeHost {
   onDown(reason: ProbeDownReason): void;
   /** One of this instance's probes went round: both connections work. */
   onRoundTrip(): void;
+  /** When Redis last answered a command on the publisher connection (0: never). */
+  lastAnswerAt(): number;
+  /** Messages the subscriber has received so far (a counter that only grows). */
+  receivedCount(): number;
 }
 
 export interface ProbeOptions {
@@ -42,8 +46,11 @@ const BYE = 'bye';
 
 interface PendingProbe {
   readonly seq: number;
+  readonly sentAt: number;
   acked: boolean;
   timer: NodeJS.Timeout | undefined;
+  /** `receivedCount()` when the wait for the probe's arrival began. */
+  received: number;
 }
 
 interface Peer {
@@ -62,12 +69,13 @@ interface Peer {
  * sees a probe). A probe moves from sent to acknowledged (Redis answered the PUBLISH, with how
  * many subscribers received it) to received:
  *
- * - not acknowledged within `timeoutMs`: Redis is not answering (frozen, swapped out, stuck in a
- *   fork). Delivery is down, but the connections are kept: a frozen Redis still holds what the
+ * - not acknowledged within `timeoutMs`, and no other reply from Redis in that time either:
+ *   Redis is not answering (frozen, swapped out, stuck in a fork). Delivery is down, but the connections are kept: a frozen Redis still holds what the
  *   subscriber is waiting for, and replacing the subscriber would throw that away. The probe
  *   stays pending; its late answer and arrival end the gap.
- * - acknowledged, not received within `timeoutMs` of being sent (or acknowledged with no
- *   receiver at all): the subscriber is not receiving (a half-open connection). Delivery is
+ * - acknowledged, not received within `timeoutMs` of being sent while the subscriber received
+ *   nothing else either (or acknowledged with no receiver at all): the subscriber is not
+ *   receiving (a half-open connection). Delivery is
  *   down and the subscriber connection is replaced.
  *
  * Peers: the probes of the other instances with the same prefix arrive here too; each says the
@@ -164,10 +172,18 @@ export class DeliveryProbe {
     return `${VERSION} ${BYE}${this.payloadTail}`;
   }
 
-  /** Redis has processed the subscriber's (re)subscriptions: a new epoch, and a probe now. */
+  /**
+   * The subscriber has a new connection (its subscriptions are on their way): a new epoch, so
+   * every peer must be heard again on this connection. Called before anything can arrive on it.
+   */
+  subscriberConnected(): void {
+    this.epoch++;
+    this.recompute();
+  }
+
+  /** Redis has processed the subscriber's (re)subscriptions: a probe now. */
   subscriberActive(): void {
     this.subscribed = true;
-    this.epoch++;
     // A probe still pending was published before these subscriptions existed: it may never
     // arrive, and waiting for it would condemn the new connection. Start over.
     this.clearPending();
@@ -237,8 +253,14 @@ export class DeliveryProbe {
   private send(): void {
     if (this.pending !== undefined || !this.subscribed || !this.publisherUp) return;
     const seq = ++this.seq;
-    const pending: PendingProbe = { seq, acked: false, timer: undefined };
-    pending.timer = this.startTimer(pending);
+    const pending: PendingProbe = {
+      seq,
+      sentAt: this.clock(),
+      acked: false,
+      timer: undefined,
+      received: this.host.receivedCount(),
+    };
+    pending.timer = this.startTimer(pending, this.options.timeoutMs);
     this.pending = pending;
     this.host.publish(this.channel, `${VERSION} ${seq}${this.payloadTail}`).then(
       (receivers) => this.acked(pending, receivers),
@@ -246,8 +268,8 @@ export class DeliveryProbe {
     );
   }
 
-  private startTimer(pending: PendingProbe): NodeJS.Timeout {
-    const timer = setTimeout(() => this.timedOut(pending), this.options.timeoutMs);
+  private startTimer(pending: PendingProbe, ms: number): NodeJS.Timeout {
+    const timer = setTimeout(() => this.timedOut(pending), ms);
     timer.unref();
     return timer;
   }
@@ -264,7 +286,8 @@ export class DeliveryProbe {
     }
     // Answered after the timeout had fired (Redis was not answering): give the message the same
     // time to arrive, counted from now.
-    if (pending.timer === undefined) pending.timer = this.startTimer(pending);
+    pending.received = this.host.receivedCount();
+    if (pending.timer === undefined) pending.timer = this.startTimer(pending, this.options.timeoutMs);
   }
 
   private failed(pending: PendingProbe, error: unknown): void {
@@ -277,10 +300,26 @@ export class DeliveryProbe {
   private timedOut(pending: PendingProbe): void {
     if (this.pending !== pending) return;
     pending.timer = undefined;
+    const now = this.clock();
+    const timeoutMs = this.options.timeoutMs;
     if (!pending.acked) {
+      // Redis answered other commands meanwhile: it is working through a queue (a burst, a
+      // loaded machine), not frozen. The probe waits in that queue; give it the time again.
+      const progress = now - Math.max(pending.sentAt, this.host.lastAnswerAt());
+      if (progress < timeoutMs) {
+        pending.timer = this.startTimer(pending, timeoutMs - progress);
+        return;
+      }
       // Keep the probe pending and the connections as they are: see the class comment.
       this.unanswered = true;
       this.down('not_answering');
+      return;
+    }
+    // The subscriber got other messages meanwhile: it is receiving, the probe is behind them.
+    const received = this.host.receivedCount();
+    if (received !== pending.received) {
+      pending.received = received;
+      pending.timer = this.startTimer(pending, timeoutMs);
       return;
     }
     this.pending = undefined;

@@ -202,6 +202,20 @@ describe('PublishPipeline', () => {
       expect(host.answering).toEqual([true]);
     });
 
+    it('measures the deadline from the last reply: a queue Redis works through is not given up', async () => {
+      publish('a');
+      await flush();
+      publish('b');
+      await flush();
+      jest.advanceTimersByTime(900);
+      sender.sent[0].resolve(2); // 'a' answered after 900 ms; 'b' now waits behind nothing
+      await flush();
+      jest.advanceTimersByTime(900); // 'b' sent 1,800 ms ago, but Redis answered 900 ms ago
+      expect(host.dead).toEqual([]);
+      jest.advanceTimersByTime(200);
+      expect(host.reasons()).toEqual(['outcome_unknown']);
+    });
+
     it('refuses new publishes as not_answering until Redis answers anything, a late reply included', async () => {
       publish('a');
       await flush();

@@ -76,10 +76,11 @@ type Failure = 'refused' | 'unsent' | 'unknown';
  * - Bounds: at most `maxInFlightMessages` publishes and `maxInFlightBytes` payload bytes between
  *   acceptance and outcome (this tick's batch, commands on their way, retries waiting); past
  *   either, `backlog_full` at once.
- * - Deadline: a command without reply after `publishTimeoutMs` is given up, with every command
- *   sent after it (replies come in order, so none of them can be answered first): their
- *   messages end as `outcome_unknown`, since Redis may still run them. From then until Redis
- *   answers anything, new publishes end as `not_answering` at once instead of piling up.
+ * - Deadline: a command without reply for `publishTimeoutMs`, with no other reply meanwhile
+ *   either, is given up, with every command sent after it (replies come in order, so none of
+ *   them can be answered first): their messages end as `outcome_unknown`, since Redis may still
+ *   run them. From then until Redis answers anything, new publishes end as `not_answering` at
+ *   once instead of piling up.
  * - Retries: only for failures known not to have published anything (an error reply, or a
  *   command that could not be written): up to `publishAttempts`, `publishRetryDelayMs` then
  *   twice that. A command lost with its connection has an unknown outcome and is never resent;
@@ -99,6 +100,8 @@ export class PublishPipeline {
   peakInFlight = 0;
   /** Replies that came after their command's deadline (they changed nothing). */
   lateReplies = 0;
+  /** When Redis last answered a command (0: never): progress, as the deadline measures it. */
+  lastReplyAt = 0;
   private notAnsweringValue = false;
   private batch: PendingPublish[] = [];
   private readonly sendBatchSoon = (): void => this.sendBatch();
@@ -294,6 +297,7 @@ export class PublishPipeline {
    * (A shutdown gives commands up too; a reply after that changes nothing either.)
    */
   private answered(command: Command): boolean {
+    this.lastReplyAt = this.clock();
     if (command.done) {
       // Late, and its messages already have their outcome; but Redis is answering again.
       this.lateReplies++;
@@ -396,10 +400,16 @@ export class PublishPipeline {
     this.host.deadLetter(item.channel, item.payload, reason, error);
   }
 
-  /** The oldest command past its deadline gives up every command: see the class comment. */
+  /**
+   * The oldest command past its deadline gives up every command: see the class comment. The
+   * deadline runs from when it was sent or from Redis's last reply, whichever is later: a deep
+   * queue that Redis is working through (a burst of 10,000, a loaded machine) is not a Redis that
+   * stopped answering.
+   */
   private sweep(): void {
     const oldest = this.commands[0];
-    if (oldest === undefined || this.clock() - oldest.sentAt < this.options.publishTimeoutMs) return;
+    if (oldest === undefined) return;
+    if (this.clock() - Math.max(oldest.sentAt, this.lastReplyAt) < this.options.publishTimeoutMs) return;
     this.expireCommands(0, this.timeoutText);
     this.setNotAnswering(true);
   }

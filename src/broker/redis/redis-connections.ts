@@ -12,6 +12,8 @@ export interface ConnectionEvents {
   onMessage(channel: Buffer, payload: Buffer): void;
   /** A delivery probe (this instance's or another's). */
   onProbe(channel: string, payload: string): void;
+  /** The subscriber has a new connection; its (re)subscriptions are on their way. */
+  onSubscriberConnected(): void;
   /** Redis has processed the subscriber's (re)subscriptions on its current connection. */
   onSubscriberActive(): void;
   onSubscriberLost(): void;
@@ -103,6 +105,7 @@ export class RedisConnections {
     });
     subscriber.on('ready', () => {
       subscriberPolicy.onConnected();
+      if (!this.stopping) events.onSubscriberConnected();
       // ioredis writes the (re)subscriptions before it emits 'ready', so once this PING is
       // answered Redis has processed them: a probe published after that cannot overtake them.
       subscriber.ping().then(

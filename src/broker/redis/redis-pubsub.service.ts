@@ -320,7 +320,11 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
         timeoutMs: this.options.probeTimeoutMs,
       },
       {
-        publish: (channel, payload) => this.connections!.publisher.publish(channel, payload),
+        publish: (channel, payload) =>
+          this.connections!.publisher.publish(channel, payload).then((receivers) => {
+            this.pipeline.lastReplyAt = Date.now();
+            return receivers;
+          }),
         replaceSubscriber: () => this.connections?.replaceSubscriber(),
         onDelivering: (downMs) => {
           if (downMs === undefined) {
@@ -334,6 +338,8 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
         // A probe that went round proves the subscriber's connection: a success for conn_breaker,
         // so a half-open breaker closes once delivery is back (one 'ready' alone is not enough).
         onRoundTrip: () => this.connBreaker.recordSuccess(),
+        lastAnswerAt: () => this.pipeline.lastReplyAt,
+        receivedCount: () => this.stats.received,
       },
     );
     this.probe = probe;
@@ -344,6 +350,7 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
         this.onMessage(channel.toString('utf8', this.prefixBytes), payload);
       },
       onProbe: (channel, payload) => probe.onMessage(channel, payload),
+      onSubscriberConnected: () => probe.subscriberConnected(),
       onSubscriberActive: () => probe.subscriberActive(),
       onSubscriberLost: () => probe.subscriberLost(),
       onPublisherReady: () => {
