@@ -86,7 +86,8 @@ describe('DeliveryProbe', () => {
     probe.publisherReady();
     expect(host.published).toHaveLength(0);
     probe.subscriberActive();
-    expect(host.published.map((p) => [p.channel, p.payload])).toEqual([['__wse_probe__:self', 'wse1 1 1000 wse:']]);
+    // The first probe after subscribing greets the peers (`h`): they answer at once.
+    expect(host.published.map((p) => [p.channel, p.payload])).toEqual([['__wse_probe__:self', 'wse1 h1 1000 wse:']]);
     expect(probe.isDelivering).toBe(false);
     await answerAndReceive(1);
     expect(probe.isDelivering).toBe(true);
@@ -251,6 +252,15 @@ describe('DeliveryProbe', () => {
       expect(probe.whole).toBe(false);
       peerProbe('c', 2);
       expect(probe.whole).toBe(true);
+    });
+
+    it("answers a peer's greeting with a probe at once, and only a greeting", async () => {
+      await prove();
+      peerProbe('b', 5);
+      expect(host.published).toHaveLength(1);
+      probe.onMessage('__wse_probe__:b', 'wse1 h6 1000 wse:');
+      expect(host.published).toHaveLength(2);
+      expect(host.last.payload).toBe('wse1 2 1000 wse:');
     });
 
     it('counts a peer heard on the new connection before its subscriptions were confirmed', async () => {

@@ -43,9 +43,13 @@ export interface ProbeOptions {
 export const PROBE_PATTERN = `${REDIS_PROBE_CHANNEL_PREFIX}*`;
 const VERSION = 'wse1';
 const BYE = 'bye';
+/** `h`: the first character of a greeting probe's token. */
+const GREETING = 0x68;
 
 interface PendingProbe {
   readonly seq: number;
+  /** The probe's token in its payload: the sequence number, `h`-prefixed for a greeting. */
+  readonly token: string;
   readonly sentAt: number;
   acked: boolean;
   timer: NodeJS.Timeout | undefined;
@@ -82,7 +86,9 @@ interface Peer {
  * sender is alive and subscribed. After this instance's subscriber (re)subscribes (a new epoch),
  * every known peer is unconfirmed until its next probe arrives: after a Redis restart, another
  * instance whose subscriber is not back yet would miss what is published. `whole` is true when
- * delivery is proven here and every live peer is confirmed; `expectedReceivers` is how many
+ * delivery is proven here and every live peer is confirmed (the first probe after each
+ * (re)subscription is a greeting, which every peer answers with a probe at once, so that takes
+ * a round trip, not an interval); `expectedReceivers` is how many
  * subscribers a PUBLISH must reach (this instance and each peer). A peer not heard from for
  * three of its intervals (plus a timeout) while this subscriber was receiving is forgotten; one
  * that says goodbye at once.
@@ -104,6 +110,8 @@ export class DeliveryProbe {
   private epoch = 0;
   private readonly peers = new Map<string, Peer>();
   private wholeValue = false;
+  /** The next probe greets: peers answer it at once (sent after each (re)subscription). */
+  private greet = false;
   /** When the current (or last) gap began: the last arrival while delivery was proven. */
   private gapStart = 0;
   /** When delivery was last proven after a gap (or for the first time). */
@@ -181,9 +189,10 @@ export class DeliveryProbe {
     this.recompute();
   }
 
-  /** Redis has processed the subscriber's (re)subscriptions: a probe now. */
+  /** Redis has processed the subscriber's (re)subscriptions: a probe now, greeting the peers. */
   subscriberActive(): void {
     this.subscribed = true;
+    this.greet = true;
     // A probe still pending was published before these subscriptions existed: it may never
     // arrive, and waiting for it would condemn the new connection. Start over.
     this.clearPending();
@@ -219,20 +228,24 @@ export class DeliveryProbe {
     this.arrived(now);
     const what = payload.slice(first + 1, second);
     if (id === this.options.instanceId) {
-      if (this.pending !== undefined && what === String(this.pending.seq)) this.received(now);
+      if (this.pending !== undefined && what === this.pending.token) this.received(now);
       return;
     }
     if (what === BYE) {
       this.peers.delete(id);
-    } else {
-      const intervalMs = Number(payload.slice(second + 1, third));
-      this.peers.set(id, {
-        lastSeenAt: now,
-        intervalMs: intervalMs > 0 ? intervalMs : this.options.intervalMs,
-        epoch: this.epoch,
-      });
+      this.recompute();
+      return;
     }
+    const intervalMs = Number(payload.slice(second + 1, third));
+    this.peers.set(id, {
+      lastSeenAt: now,
+      intervalMs: intervalMs > 0 ? intervalMs : this.options.intervalMs,
+      epoch: this.epoch,
+    });
     this.recompute();
+    // A peer that just (re)subscribed greets: answer with a probe now, so that it confirms this
+    // instance within a round trip instead of a whole interval.
+    if (what.charCodeAt(0) === GREETING) this.send();
   }
 
   private tick(): void {
@@ -253,8 +266,11 @@ export class DeliveryProbe {
   private send(): void {
     if (this.pending !== undefined || !this.subscribed || !this.publisherUp) return;
     const seq = ++this.seq;
+    const token = this.greet ? `h${seq}` : String(seq);
+    this.greet = false;
     const pending: PendingProbe = {
       seq,
+      token,
       sentAt: this.clock(),
       acked: false,
       timer: undefined,
@@ -262,7 +278,7 @@ export class DeliveryProbe {
     };
     pending.timer = this.startTimer(pending, this.options.timeoutMs);
     this.pending = pending;
-    this.host.publish(this.channel, `${VERSION} ${seq}${this.payloadTail}`).then(
+    this.host.publish(this.channel, `${VERSION} ${token}${this.payloadTail}`).then(
       (receivers) => this.acked(pending, receivers),
       (error: unknown) => this.failed(pending, error),
     );
