@@ -5,6 +5,7 @@ import { Controller, Get, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { HealthCheck, HealthCheckService, TerminusModule, type HealthCheckResult } from '@nestjs/terminus';
 import {
+  escapeTopicPattern,
   OnWseConnect,
   WseHealthIndicator,
   WseHttpModule,
@@ -20,7 +21,8 @@ export class OrdersService {
 
   @OnWseConnect() // every authenticated connection listens on its own user topic
   onConnect(connection: WseConnectionInfo): void {
-    if (connection.userId) this.wse.subscribe(connection.id, [`user:${connection.userId}:events`]);
+    // escaped: a token with sub "*" gets its own topic, not every user's
+    if (connection.userId) this.wse.subscribe(connection.id, [`user:${escapeTopicPattern(connection.userId)}:events`]);
   }
 
   orderFilled(userId: string, orderId: string): void {

@@ -11,8 +11,10 @@ export { WsePayloadError } from './node/payload.js';
 export { TopicRegistryService } from './hub/topic-registry.service.js';
 export type { FailedTopic, SubscriptionChange } from './hub/topic-registry.service.js';
 export { WseTopicError } from './errors/wse-topic.error.js';
-export { compileTopicPattern, isTopicPattern, TopicPatternError } from './hub/topic-pattern.js';
+export { compileTopicPattern, escapeTopicPattern, isTopicPattern, TopicPatternError } from './hub/topic-pattern.js';
 export type { TopicPattern } from './hub/topic-pattern.js';
+export { compileTopicRules } from './hub/topic-rules.js';
+export type { CompiledTopicRules, ConnectionTopicRules, TopicRules } from './hub/topic-rules.js';
 export { RedisPubSubService } from './broker/redis/redis-pubsub.service.js';
 export type { DlqReplayResult, RedisMessageHandler, RedisResyncHandler } from './broker/redis/redis-pubsub.service.js';
 export type { DeadLetter } from './reliability/dead-letter-queue.js';
@@ -30,7 +32,10 @@ export type {
 export type { WseStats } from './http/stats/wse-stats.controller.js';
 export type { WseHealthSnapshot } from './observability/wse-health-snapshot.js';
 export { OnWseConnect, OnWseDisconnect, OnWseEvent } from './transport/events/wse-hooks.decorators.js';
-export type { WseEventContext } from './transport/events/wse-hooks.explorer.js';
+export type { WseEventContext } from './transport/events/wse-event-context.js';
+export { WseClient, WseFrame, WsePayload } from './transport/events/wse-params.decorators.js';
+export { WSE_CONTEXT_TYPE, WseExecutionContext } from './transport/events/wse-execution-context.js';
+export type { WseContextType, WseEventView } from './transport/events/wse-execution-context.js';
 export { WseEventError } from './errors/wse-event.error.js';
 export type { WseClaims, WseConnectionInfo } from './protocol/connection.js';
 export { resolveWseOptions, WSE_DEFAULTS } from './config/resolve-wse-options.js';
@@ -46,6 +51,10 @@ export type {
   WseRateLimitOptions,
   WseRedisOptions,
   WseSubscriptionAuthorizer,
+  WseSubscriptionRules,
+  WseConnectGuard,
+  WseConnectVerdict,
+  WseJwtAlgorithm,
   WseSystemFrameOptions,
   WseUnknownEvents,
 } from './config/wse-module-options.interface.js';

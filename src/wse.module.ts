@@ -24,7 +24,10 @@ import { WsePublisher } from './node/wse.publisher.js';
 import { WseNode } from './node/wse-node.js';
 import { WseAdmin } from './observability/wse-admin.service.js';
 import { WseEventDispatcher } from './transport/events/event-dispatcher.js';
+import { WseEventPipeline } from './transport/events/event-pipeline.js';
 import { WseHandshake } from './transport/handshake.js';
+import { WseTokenExpiry } from './transport/auth/token-expiry.js';
+import { WseTopicPermissions } from './transport/auth/topic-permissions.js';
 import { WseHeartbeat } from './transport/heartbeat.js';
 import { WseInboundRouter } from './transport/inbound-router.js';
 import { WseRateLimiter } from './transport/rate-limit.js';
@@ -123,14 +126,17 @@ export class WseModule {
         TopicRegistryService,
         WseAuthenticator,
         WseHooksExplorer,
+        WseEventPipeline,
         WseHealthSnapshotService,
         WseHealthIndicator,
         RedisPubSubService,
         WseNode,
         WseHandshake,
+        WseTokenExpiry,
         WseInboundRouter,
         WseRateLimiter,
         WseSubscriptionHandler,
+        WseTopicPermissions,
         WseEventDispatcher,
         WseHeartbeat,
         WseSlowConsumers,

@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { EXAMPLE_SUBSCRIBE_ALLOW } from '../examples/server/env.config.js';
 import { startApp, type RunningApp } from './support/app.js';
 import { signToken, TEST_SECRET } from './support/jwt.js';
 import { RedisServer } from './support/redis-server.js';
@@ -40,7 +41,8 @@ describe('demo chat on two instances', () => {
 
   beforeAll(async () => {
     redis = await RedisServer.launch();
-    const env = { WSE_JWT_SECRET: TEST_SECRET, REDIS_URL: redis.url };
+    // The example's own subscription rules: the demo's topics (chat:*) must pass them.
+    const env = { WSE_JWT_SECRET: TEST_SECRET, REDIS_URL: redis.url, WSE_SUBSCRIBE_ALLOW: EXAMPLE_SUBSCRIBE_ALLOW };
     [a, b] = await Promise.all([startApp(env), startApp(env)]);
     await Promise.all([redisUp(a), redisUp(b)]);
   });

@@ -30,8 +30,11 @@ const MiB = 1_048_576;
 
 const envelope = (t: string, p: Record<string, unknown>) => ({ c: 'WSE', t, p, v: 1 });
 const invalid = (message: string) => envelope('error', { code: 'INVALID_MESSAGE', message });
-const unknownEvent = (t: string) =>
-  envelope('error', { code: 'UNKNOWN_EVENT', message: errorMessages.unknownEvent(t) });
+/** An event's `error` answer carries the frame's correlation: its string `cid`, else its string `id`. */
+const unknownEvent = (t: string, cid?: string) => ({
+  ...envelope('error', { code: 'UNKNOWN_EVENT', message: errorMessages.unknownEvent(t) }),
+  ...(cid === undefined ? {} : { cid }),
+});
 const pong = (clientTimestamp: unknown, timestamp: unknown = null) => ({
   c: 'WSE',
   t: 'PONG',
@@ -107,8 +110,10 @@ function documentedAnswer(bytes: Buffer, binary: boolean): Answer {
       if (!topics.every((topic) => typeof topic === 'string')) return error(invalidMessages.badSubscriptionTopics());
       return { kind: 'update', action, topics };
     }
-    default:
-      return { kind: 'frame', frame: unknownEvent(t) };
+    default: {
+      const cid = typeof frame.cid === 'string' ? frame.cid : typeof frame.id === 'string' ? frame.id : undefined;
+      return { kind: 'frame', frame: unknownEvent(t, cid) };
+    }
   }
 }
 

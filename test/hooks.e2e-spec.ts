@@ -283,13 +283,13 @@ describe('hooks and event handlers (forRoot with a JWT secret)', () => {
       expect(client.isOpen).toBe(true);
     });
 
-    it('answers any other error with HANDLER_ERROR, without its details, and keeps the connection open', async () => {
+    it('answers any other error with INTERNAL_ERROR, without its details, and keeps the connection open', async () => {
       const { client } = await clients.ready(`?token=${signToken({ sub: 'alice' })}`);
 
       client.send({ t: 'fail_plain', p: {} });
 
       expect(await client.nextJson()).toEqual(
-        envelope('error', { code: 'HANDLER_ERROR', message: 'Handler for event "fail_plain" failed' }),
+        envelope('error', { code: 'INTERNAL_ERROR', message: 'Handler for event "fail_plain" failed' }),
       );
       client.send({ t: 'ping', p: { client_timestamp: 7 } });
       expect(await client.nextJson()).toEqual(
@@ -300,13 +300,13 @@ describe('hooks and event handlers (forRoot with a JWT secret)', () => {
       expect(client.isOpen).toBe(true);
     });
 
-    it('answers a synchronous plain throw with HANDLER_ERROR too', async () => {
+    it('answers a synchronous plain throw with INTERNAL_ERROR too', async () => {
       const { client } = await clients.ready(`?token=${signToken({ sub: 'alice' })}`);
 
       client.send({ t: 'fail_plain_sync' });
 
       expect(await client.nextJson()).toEqual(
-        envelope('error', { code: 'HANDLER_ERROR', message: 'Handler for event "fail_plain_sync" failed' }),
+        envelope('error', { code: 'INTERNAL_ERROR', message: 'Handler for event "fail_plain_sync" failed' }),
       );
       await client.expectNothing();
       expect(client.isOpen).toBe(true);

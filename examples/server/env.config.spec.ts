@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import { resolveWseOptions } from 'nestjs-wse';
 import { WseConfigError } from 'nestjs-wse';
@@ -35,11 +36,18 @@ describe('readEnvironment', () => {
           apiKey: undefined,
           auth: {
             jwtSecret: undefined,
+            publicKey: undefined,
+            jwksUrl: undefined,
+            algorithms: undefined,
             anonymous: true,
             issuer: undefined,
             audience: undefined,
             cookieName: undefined,
+            requireExp: undefined,
+            maxTokenAgeSec: undefined,
+            clockToleranceSec: undefined,
           },
+          subscriptions: { allow: ['user:{sub}:*', 'chat:*'], deny: undefined, claim: undefined },
           redis: { url: undefined, prefix: undefined },
         },
       });
@@ -53,7 +61,17 @@ describe('readEnvironment', () => {
         pingIntervalMs: 25_000,
         idleTimeoutMs: 60_000,
         apiKey: undefined,
-        auth: { jwtSecret: undefined, issuer: undefined, audience: undefined, cookieName: 'access_token' },
+        auth: {
+          jwtSecret: undefined,
+          issuer: undefined,
+          audience: undefined,
+          cookieName: 'access_token',
+          algorithms: [],
+          requireExp: true,
+          maxTokenAgeSec: undefined,
+          clockToleranceSec: 0,
+        },
+        subscriptions: { allow: ['user:{sub}:*', 'chat:*'], deny: [], claim: undefined },
         redis: { url: undefined, prefix: 'wse:' },
       });
     });
@@ -84,6 +102,23 @@ describe('readEnvironment', () => {
       ['WSE_PING_INTERVAL_MS', '1000', { wse: { pingIntervalMs: 1000 } }],
       ['WSE_IDLE_TIMEOUT_MS', '3000', { wse: { idleTimeoutMs: 3000 } }],
       ['WSE_MAX_MESSAGE_BYTES', '65536', { wse: { maxMessageBytes: 65_536 } }],
+      [
+        'WSE_JWT_JWKS_URL',
+        'https://id.example/jwks.json',
+        { wse: { auth: { jwksUrl: 'https://id.example/jwks.json' } } },
+      ],
+      ['WSE_JWT_ALGORITHMS', 'HS256, HS512', { wse: { auth: { algorithms: ['HS256', 'HS512'] } } }],
+      ['WSE_JWT_REQUIRE_EXP', 'false', { wse: { auth: { requireExp: false } } }],
+      ['WSE_JWT_MAX_AGE_SEC', '3600', { wse: { auth: { maxTokenAgeSec: 3600 } } }],
+      ['WSE_JWT_CLOCK_TOLERANCE_SEC', '5', { wse: { auth: { clockToleranceSec: 5 } } }],
+      ['WSE_SUBSCRIBE_ALLOW', '*', { wse: { subscriptions: { allow: ['*'] } } }],
+      [
+        'WSE_SUBSCRIBE_ALLOW',
+        'user:{sub}:*, chat:{lobby,help} ,prices:\\,x',
+        { wse: { subscriptions: { allow: ['user:{sub}:*', 'chat:{lobby,help}', 'prices:\\,x'] } } },
+      ],
+      ['WSE_SUBSCRIBE_DENY', 'chat:admin,secret:*', { wse: { subscriptions: { deny: ['chat:admin', 'secret:*'] } } }],
+      ['WSE_SUBSCRIBE_CLAIM', 'channels', { wse: { subscriptions: { claim: 'channels' } } }],
     ])('%s=%s', (name, value, expected) => {
       expect(readEnvironment({ [name]: value })).toMatchObject(expected);
     });
@@ -126,7 +161,20 @@ describe('readEnvironment', () => {
           pingIntervalMs: 10,
           idleTimeoutMs: 20,
           apiKey: 'k',
-          auth: { jwtSecret: 's', anonymous: undefined, issuer: 'i', audience: 'a', cookieName: 'c' },
+          auth: {
+            jwtSecret: 's',
+            publicKey: undefined,
+            jwksUrl: undefined,
+            algorithms: undefined,
+            anonymous: undefined,
+            issuer: 'i',
+            audience: 'a',
+            cookieName: 'c',
+            requireExp: undefined,
+            maxTokenAgeSec: undefined,
+            clockToleranceSec: undefined,
+          },
+          subscriptions: { allow: ['user:{sub}:*', 'chat:*'], deny: undefined, claim: undefined },
           redis: { url: 'redis://r:6379', prefix: 'p:' },
         },
       });
@@ -162,6 +210,20 @@ describe('readEnvironment', () => {
       ['REDIS_URL', 'localhost:6379', 'must be a redis:// or rediss:// URL (got "<hidden>")'],
       ['REDIS_URL', 'not a url', 'must be a redis:// or rediss:// URL (got "<hidden>")'],
       ['WSE_PATH', 'wse', 'must be a URL path starting with "/" (got "wse")'],
+      ['WSE_JWT_REQUIRE_EXP', 'no', 'must be one of true, false (got "no")'],
+      ['WSE_JWT_MAX_AGE_SEC', '0', 'must be a whole number >= 1 (got "0")'],
+      ['WSE_JWT_CLOCK_TOLERANCE_SEC', '-5', 'must be a whole number >= 0 (got "-5")'],
+      [
+        'WSE_JWT_ALGORITHMS',
+        'HS256,none',
+        'must list only HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512 (got "HS256,none")',
+      ],
+      ['WSE_JWT_JWKS_URL', 'ftp://x', 'must be an https:// or http:// URL (got "ftp://x")'],
+      [
+        'WSE_JWT_PUBLIC_KEY',
+        'not a key',
+        'must be a PEM public key ("-----BEGIN PUBLIC KEY-----...") (got "<string>")',
+      ],
     ])('%s=%j stops start-up with an error naming the variable', (name, value, rule) => {
       const error = envErrorOf({ [name]: value });
       expect(error.message).toBe(`Invalid environment:\n  - ${name}: ${rule}`);
@@ -196,10 +258,40 @@ describe('readEnvironment', () => {
     it.each([
       ['WSE_PATH', '/ws e'],
       ['WSE_JWT_COOKIE', 'access token'],
+      ['WSE_SUBSCRIBE_ALLOW', 'chat:['],
+      ['WSE_SUBSCRIBE_DENY', 'x,user:{s b}'],
     ])('%s=%j is refused naming the variable', (name, value) => {
       const error = envErrorOf({ [name]: value });
       expect(error.problems.map((p) => p.path)).toEqual([name]);
       expect(error.message).toContain(`  - ${name}: `);
+    });
+  });
+
+  describe('key sources', () => {
+    it('reads a PEM public key written on one line with \\n for its line breaks', () => {
+      const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+      const oneLine = pem.trim().split('\n').join('\\n');
+      const env = readEnvironment({ WSE_JWT_PUBLIC_KEY: oneLine, WSE_JWT_ALGORITHMS: 'ES256' });
+      expect(env.wse.auth).toMatchObject({ publicKey: pem.trim(), algorithms: ['ES256'] });
+    });
+
+    it('refuses two key sources at once, naming the secret', () => {
+      const error = envErrorOf({ WSE_JWT_SECRET: 's', WSE_JWT_JWKS_URL: 'https://id.example/jwks.json' });
+      expect(error.message).toBe(
+        'Invalid environment:\n  - WSE_JWT_SECRET: set one of jwtSecret, publicKey and jwksUrl (got "<several key sources>")',
+      );
+    });
+
+    it('refuses an RS256 algorithm with an HMAC secret', () => {
+      const error = envErrorOf({ WSE_JWT_SECRET: 's', WSE_JWT_ALGORITHMS: 'RS256' });
+      expect(error.problems).toEqual([
+        {
+          path: 'WSE_JWT_ALGORITHMS',
+          rule: 'RS256 needs auth.publicKey or auth.jwksUrl, not auth.jwtSecret',
+          value: 'RS256',
+        },
+      ]);
     });
   });
 });

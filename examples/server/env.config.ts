@@ -1,6 +1,12 @@
 import { existsSync } from 'node:fs';
 import type { LogLevel } from '@nestjs/common';
-import { resolveWseOptions, WseConfigError, type WseConfigProblem, type WseModuleOptions } from 'nestjs-wse';
+import {
+  compileTopicRules,
+  resolveWseOptions,
+  WseConfigError,
+  type WseConfigProblem,
+  type WseModuleOptions,
+} from 'nestjs-wse';
 
 /** What the example server reads from its environment (CONTRACT section 2). */
 export interface AppEnvironment {
@@ -19,6 +25,27 @@ export interface AppEnvironment {
 
 const LOG_LEVELS: readonly LogLevel[] = ['verbose', 'debug', 'log', 'warn', 'error', 'fatal'];
 
+/**
+ * The example's subscription rules when WSE_SUBSCRIBE_ALLOW is unset: each user reads their own
+ * topics and every chat room; anything else is refused (`WSE_SUBSCRIBE_ALLOW=*` opens every topic).
+ */
+export const EXAMPLE_SUBSCRIBE_ALLOW = 'user:{sub}:*,chat:*';
+
+const JWT_ALGORITHMS = [
+  'HS256',
+  'HS384',
+  'HS512',
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+] as const;
+
 /** The variable behind each module option, to name the variable when the option is refused. */
 const VARIABLE_OF_OPTION: Readonly<Record<string, string>> = {
   path: 'WSE_PATH',
@@ -31,6 +58,15 @@ const VARIABLE_OF_OPTION: Readonly<Record<string, string>> = {
   'auth.issuer': 'WSE_JWT_ISSUER',
   'auth.audience': 'WSE_JWT_AUDIENCE',
   'auth.cookieName': 'WSE_JWT_COOKIE',
+  'auth.publicKey': 'WSE_JWT_PUBLIC_KEY',
+  'auth.jwksUrl': 'WSE_JWT_JWKS_URL',
+  'auth.algorithms': 'WSE_JWT_ALGORITHMS',
+  'auth.maxTokenAgeSec': 'WSE_JWT_MAX_AGE_SEC',
+  'auth.clockToleranceSec': 'WSE_JWT_CLOCK_TOLERANCE_SEC',
+  auth: 'WSE_JWT_SECRET',
+  'subscriptions.allow': 'WSE_SUBSCRIBE_ALLOW',
+  'subscriptions.deny': 'WSE_SUBSCRIBE_DENY',
+  'subscriptions.claim': 'WSE_SUBSCRIBE_CLAIM',
   'redis.url': 'REDIS_URL',
   'redis.prefix': 'WSE_REDIS_PREFIX',
   allowedOrigins: 'WSE_ALLOWED_ORIGINS',
@@ -47,6 +83,12 @@ const CONTRACT_ORDER = [
   'WSE_JWT_ISSUER',
   'WSE_JWT_AUDIENCE',
   'WSE_JWT_COOKIE',
+  'WSE_JWT_PUBLIC_KEY',
+  'WSE_JWT_JWKS_URL',
+  'WSE_JWT_ALGORITHMS',
+  'WSE_JWT_REQUIRE_EXP',
+  'WSE_JWT_MAX_AGE_SEC',
+  'WSE_JWT_CLOCK_TOLERANCE_SEC',
   'REDIS_URL',
   'WSE_REDIS_PREFIX',
   'WSE_API_KEY',
@@ -55,6 +97,9 @@ const CONTRACT_ORDER = [
   'WSE_MAX_MESSAGE_BYTES',
   'WSE_API_PATH',
   'WSE_ALLOWED_ORIGINS',
+  'WSE_SUBSCRIBE_ALLOW',
+  'WSE_SUBSCRIBE_DENY',
+  'WSE_SUBSCRIBE_CLAIM',
   'WSE_METRICS_REQUIRE_KEY',
   'WSE_LOG_FORMAT',
   'WSE_LOG_LEVEL',
@@ -92,12 +137,28 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): AppEnviro
       apiKey: read.text('WSE_API_KEY'),
       auth: {
         jwtSecret: read.text('WSE_JWT_SECRET'),
-        // Without a secret the example server runs anonymous, as the contract says; the module
+        // A PEM key in one line: "\n" stands for the line breaks.
+        publicKey: read.text('WSE_JWT_PUBLIC_KEY')?.replaceAll('\\n', '\n'),
+        jwksUrl: read.text('WSE_JWT_JWKS_URL'),
+        algorithms: read.list('WSE_JWT_ALGORITHMS', JWT_ALGORITHMS),
+        // Without a key the example server runs anonymous, as the contract says; the module
         // itself refuses to guess, so the choice is made here, out loud (a warning at start).
-        anonymous: read.text('WSE_JWT_SECRET') === undefined ? true : undefined,
+        anonymous: ['WSE_JWT_SECRET', 'WSE_JWT_PUBLIC_KEY', 'WSE_JWT_JWKS_URL'].every(
+          (name) => read.text(name) === undefined,
+        )
+          ? true
+          : undefined,
         issuer: read.text('WSE_JWT_ISSUER'),
         audience: read.text('WSE_JWT_AUDIENCE'),
         cookieName: read.text('WSE_JWT_COOKIE'),
+        requireExp: read.boolean('WSE_JWT_REQUIRE_EXP'),
+        maxTokenAgeSec: read.optionalInt('WSE_JWT_MAX_AGE_SEC', { min: 1 }),
+        clockToleranceSec: read.optionalInt('WSE_JWT_CLOCK_TOLERANCE_SEC', { min: 0 }),
+      },
+      subscriptions: {
+        allow: read.ruleList('WSE_SUBSCRIBE_ALLOW') ?? read.ruleListOf('WSE_SUBSCRIBE_ALLOW', EXAMPLE_SUBSCRIBE_ALLOW),
+        deny: read.ruleList('WSE_SUBSCRIBE_DENY'),
+        claim: read.text('WSE_SUBSCRIBE_CLAIM'),
       },
       redis: {
         url: read.text('REDIS_URL'),
@@ -106,11 +167,17 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): AppEnviro
     },
   };
   try {
-    resolveWseOptions(result.wse);
+    const resolved = resolveWseOptions(result.wse);
+    // The module compiles the rules when it starts; compiled here too, a bad rule is refused
+    // naming its variable, as every other value.
+    const rules = resolved.subscriptions;
+    const compiled = rules && compileTopicRules(rules.allow, rules.deny, rules.claim);
+    if (compiled !== undefined && !compiled.ok) throw new WseConfigError(compiled.problems);
   } catch (error) {
     if (!(error instanceof WseConfigError)) throw error;
     for (const problem of error.problems) {
-      const variable = VARIABLE_OF_OPTION[problem.path];
+      // `subscriptions.allow[2]` is the variable's third rule.
+      const variable = VARIABLE_OF_OPTION[problem.path.replace(/\[\d+\]$/, '')];
       // A number the reader already refused comes back as an unset option: reported once.
       if (!problems.some((p) => p.path === variable)) problems.push({ ...problem, path: variable ?? problem.path });
     }
@@ -149,15 +216,50 @@ class EnvReader {
     return undefined;
   }
 
-  /** Comma-separated values, blanks dropped. */
-  list(name: string): string[] | undefined {
+  /** Comma-separated values, blanks dropped; with `allowed`, each must be one of them. */
+  list<T extends string = string>(name: string, allowed?: readonly T[]): T[] | undefined {
     const raw = this.text(name);
-    return raw === undefined
-      ? undefined
-      : raw
-          .split(',')
-          .map((item) => item.trim())
-          .filter((item) => item !== '');
+    if (raw === undefined) return undefined;
+    const items = raw
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '');
+    if (allowed === undefined) return items as T[];
+    const unknown = items.filter((item) => !(allowed as readonly string[]).includes(item));
+    if (unknown.length > 0) {
+      this.problems.push({ path: name, rule: `must list only ${allowed.join(', ')}`, value: raw });
+      return undefined;
+    }
+    return items as T[];
+  }
+
+  /** Topic rules, comma-separated; a comma inside braces (`chat:{lobby,help}`) belongs to the rule. */
+  ruleList(name: string): string[] | undefined {
+    const raw = this.text(name);
+    return raw === undefined ? undefined : this.ruleListOf(name, raw);
+  }
+
+  ruleListOf(_name: string, raw: string): string[] {
+    const rules: string[] = [];
+    let depth = 0;
+    let current = '';
+    for (let i = 0; i < raw.length; i++) {
+      const ch = raw[i];
+      if (ch === '\\' && i + 1 < raw.length) {
+        current += ch + raw[++i];
+        continue;
+      }
+      if (ch === '{') depth++;
+      else if (ch === '}' && depth > 0) depth--;
+      if (ch === ',' && depth === 0) {
+        rules.push(current);
+        current = '';
+      } else {
+        current += ch;
+      }
+    }
+    rules.push(current);
+    return rules.map((rule) => rule.trim()).filter((rule) => rule !== '');
   }
 
   /** A set, non-blank value, or undefined. A blank value counts as unset, as in most tools. */

@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import { resolveWseOptions, WSE_DEFAULTS } from './resolve-wse-options.js';
 import { WseConfigError } from '../errors/wse-config.error.js';
@@ -10,7 +11,8 @@ function withAuthMode(input: unknown): WseModuleOptions {
   const options = input as WseModuleOptions;
   const auth = options.auth;
   if (auth !== undefined && (typeof auth !== 'object' || auth === null)) return options;
-  if (auth?.jwtSecret !== undefined || auth?.anonymous !== undefined) return options;
+  const keyed = auth?.jwtSecret !== undefined || auth?.publicKey !== undefined || auth?.jwksUrl !== undefined;
+  if (keyed || auth?.anonymous !== undefined) return options;
   return { ...options, auth: { ...auth, anonymous: true } };
 }
 
@@ -219,10 +221,108 @@ describe('resolveWseOptions', () => {
     });
   });
 
+  describe('auth (issue 16)', () => {
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const pem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
+
+    it('defaults to HS256 with a secret, exp required, no age limit, no tolerance', () => {
+      expect(resolveWseOptions({ auth: { jwtSecret: 's' } }).auth).toEqual({
+        jwtSecret: 's',
+        anonymous: false,
+        publicKey: undefined,
+        jwksUrl: undefined,
+        algorithms: ['HS256'],
+        issuer: undefined,
+        audience: undefined,
+        cookieName: 'access_token',
+        requireExp: true,
+        maxTokenAgeSec: undefined,
+        clockToleranceSec: 0,
+        jwksCacheMaxAgeMs: 600_000,
+        jwksCooldownMs: 30_000,
+        jwksTimeoutMs: 5000,
+      });
+    });
+
+    it('defaults to RS256 with a public key or a JWKS, and accepts no algorithm in anonymous mode', () => {
+      expect(resolveWseOptions({ auth: { publicKey: pem, algorithms: ['ES256'] } }).auth.algorithms).toEqual(['ES256']);
+      expect(resolveWseOptions({ auth: { jwksUrl: 'https://id.example/jwks' } }).auth.algorithms).toEqual(['RS256']);
+      expect(resolveWseOptions({ auth: { anonymous: true } }).auth.algorithms).toEqual([]);
+    });
+
+    it.each([
+      [
+        { jwtSecret: 's', algorithms: ['RS256'] },
+        'auth.algorithms',
+        'RS256 needs auth.publicKey or auth.jwksUrl, not auth.jwtSecret',
+      ],
+      [{ publicKey: pem, algorithms: ['HS256'] }, 'auth.algorithms', 'HS256 needs auth.jwtSecret, not a public key'],
+      [
+        { jwtSecret: 's', algorithms: ['none'] },
+        'auth.algorithms',
+        'must list only HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512',
+      ],
+      [
+        { jwtSecret: 's', algorithms: [] },
+        'auth.algorithms',
+        'must be a non-empty array of algorithm names such as "HS256"',
+      ],
+      [{ jwtSecret: 's', jwksUrl: 'https://id.example/jwks' }, 'auth', 'set one of jwtSecret, publicKey and jwksUrl'],
+      [{ publicKey: 'not a key' }, 'auth.publicKey', 'must be a PEM public key ("-----BEGIN PUBLIC KEY-----...")'],
+      [{ jwksUrl: 'file:///etc/keys' }, 'auth.jwksUrl', 'must be an https:// or http:// URL'],
+      [{ jwtSecret: 's', requireExp: 'yes' }, 'auth.requireExp', 'must be true or false'],
+      [{ jwtSecret: 's', maxTokenAgeSec: 0 }, 'auth.maxTokenAgeSec', 'must be a positive integer'],
+      [{ jwtSecret: 's', clockToleranceSec: -1 }, 'auth.clockToleranceSec', 'must be a whole number >= 0'],
+    ])('refuses %j at %s: %s', (auth, path, rule) => {
+      expect(configErrorOf({ auth }).problems.map((p) => [p.path, p.rule])).toEqual([[path, rule]]);
+    });
+  });
+
+  describe('subscriptions and connectGuard (issue 16)', () => {
+    it('resolves the rules, with empty lists by default', () => {
+      expect(resolveWseOptions(withAuthMode({ subscriptions: { allow: ['chat:*'] } })).subscriptions).toEqual({
+        allow: ['chat:*'],
+        deny: [],
+        claim: undefined,
+      });
+      expect(resolveWseOptions(withAuthMode({})).subscriptions).toBeUndefined();
+    });
+
+    it.each([
+      [
+        { subscriptions: { allow: 'chat:*' } },
+        'subscriptions.allow',
+        'must be an array of topic rules such as "chat:*"',
+      ],
+      [{ subscriptions: { allow: ['ok', ''] } }, 'subscriptions.allow[1]', 'must be a non-empty string'],
+      [{ subscriptions: { deny: ['a\u0007'] } }, 'subscriptions.deny[0]', 'must not contain control characters'],
+      [{ subscriptions: { claim: '' } }, 'subscriptions.claim', 'must be a non-empty string when set'],
+      [
+        { connectGuard: { check: () => true } },
+        'connectGuard',
+        'must be a class or an object with a canConnect(request, claims) method',
+      ],
+      [{ connectGuardTimeoutMs: 0 }, 'connectGuardTimeoutMs', 'must be a positive integer'],
+    ])('refuses %j at %s: %s', (input, path, rule) => {
+      expect(configErrorOf(input).problems.map((p) => [p.path, p.rule])).toEqual([[path, rule]]);
+    });
+
+    it('accepts a connect guard class or object', () => {
+      class Guard {
+        canConnect(): boolean {
+          return true;
+        }
+      }
+      expect(resolveWseOptions(withAuthMode({ connectGuard: Guard })).connectGuard).toBe(Guard);
+      const guard = { canConnect: () => false };
+      expect(resolveWseOptions(withAuthMode({ connectGuard: guard })).connectGuard).toBe(guard);
+    });
+  });
+
   describe('authentication mode (fail closed)', () => {
     it('refuses to start with neither a secret nor anonymous: true, saying how to choose', () => {
       expect(rawConfigErrorOf({}).message).toBe(
-        'Invalid WseModule options:\n  - auth.jwtSecret: is required: set auth.jwtSecret to verify tokens, or auth.anonymous: true to accept every connection without one (got undefined)',
+        'Invalid WseModule options:\n  - auth.jwtSecret: is required: set auth.jwtSecret (or auth.publicKey or auth.jwksUrl) to verify tokens, or auth.anonymous: true to accept every connection without one (got undefined)',
       );
     });
 

@@ -1,14 +1,35 @@
-import { REDIS_PROBE_CHANNEL_PREFIX } from '../wse.constants.js';
+import { createPublicKey } from 'node:crypto';
+import { MAX_TOPIC_BYTES, REDIS_PROBE_CHANNEL_PREFIX } from '../wse.constants.js';
 import { WseConfigError, type WseConfigProblem } from '../errors/wse-config.error.js';
 import type {
+  ResolvedAuthOptions,
   ResolvedRedisOptions,
+  ResolvedSubscriptionRules,
   ResolvedWseOptions,
+  WseAuthOptions,
   WseCompatibilityOptions,
+  WseConnectGuard,
+  WseJwtAlgorithm,
   WseModuleOptions,
   WseRateLimitOptions,
   WseRedisOptions,
+  WseSubscriptionRules,
   WseSystemFrameOptions,
 } from './wse-module-options.interface.js';
+import type { Type } from '@nestjs/common';
+
+const HMAC_ALGORITHMS: readonly WseJwtAlgorithm[] = ['HS256', 'HS384', 'HS512'];
+const PUBLIC_KEY_ALGORITHMS: readonly WseJwtAlgorithm[] = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+];
 
 /** Every default in one place; nothing else in the library applies its own. */
 export const WSE_DEFAULTS = Object.freeze({
@@ -18,6 +39,12 @@ export const WSE_DEFAULTS = Object.freeze({
   pingIntervalMs: 25_000,
   idleTimeoutMs: 60_000,
   cookieName: 'access_token',
+  requireExp: true,
+  clockToleranceSec: 0,
+  jwksCacheMaxAgeMs: 600_000,
+  jwksCooldownMs: 30_000,
+  jwksTimeoutMs: 5000,
+  connectGuardTimeoutMs: 5000,
   inboundQueueSize: 10_000,
   inboundConcurrency: 64,
   maxBufferedBytes: 4 * 1_048_576,
@@ -68,13 +95,7 @@ export function resolveWseOptions(input: WseModuleOptions = {}): ResolvedWseOpti
     maxMessageBytes: check.positiveInt('maxMessageBytes', input.maxMessageBytes ?? WSE_DEFAULTS.maxMessageBytes),
     pingIntervalMs: check.positiveInt('pingIntervalMs', input.pingIntervalMs ?? WSE_DEFAULTS.pingIntervalMs),
     idleTimeoutMs: check.positiveInt('idleTimeoutMs', input.idleTimeoutMs ?? WSE_DEFAULTS.idleTimeoutMs),
-    auth: Object.freeze({
-      jwtSecret: check.optionalText('auth.jwtSecret', auth.jwtSecret, { secret: true }),
-      anonymous: check.authMode(auth.jwtSecret, auth.anonymous),
-      issuer: check.optionalText('auth.issuer', auth.issuer),
-      audience: check.optionalText('auth.audience', auth.audience),
-      cookieName: check.cookieName('auth.cookieName', auth.cookieName ?? WSE_DEFAULTS.cookieName),
-    }),
+    auth: resolveAuthOptions(auth, check),
     apiKey: check.optionalText('apiKey', input.apiKey, { secret: true }),
     inboundQueueSize: check.positiveInt('inboundQueueSize', input.inboundQueueSize ?? WSE_DEFAULTS.inboundQueueSize),
     inboundConcurrency: check.positiveInt(
@@ -83,6 +104,15 @@ export function resolveWseOptions(input: WseModuleOptions = {}): ResolvedWseOpti
     ),
     maxBufferedBytes: check.positiveInt('maxBufferedBytes', input.maxBufferedBytes ?? WSE_DEFAULTS.maxBufferedBytes),
     authorizeSubscription: check.optionalFunction('authorizeSubscription', input.authorizeSubscription),
+    subscriptions:
+      input.subscriptions === undefined
+        ? undefined
+        : resolveSubscriptionRules(check.section('subscriptions', input.subscriptions), check),
+    connectGuard: check.connectGuard('connectGuard', input.connectGuard),
+    connectGuardTimeoutMs: check.positiveInt(
+      'connectGuardTimeoutMs',
+      input.connectGuardTimeoutMs ?? WSE_DEFAULTS.connectGuardTimeoutMs,
+    ),
     redis: resolveRedisOptions(check.section('redis', input.redis), check),
     maxTopicsPerConnection: check.positiveInt(
       'maxTopicsPerConnection',
@@ -109,6 +139,56 @@ export function resolveWseOptions(input: WseModuleOptions = {}): ResolvedWseOpti
   };
   if (problems.length > 0) throw new WseConfigError(problems);
   return Object.freeze(resolved);
+}
+
+function resolveAuthOptions(auth: Partial<WseAuthOptions>, check: OptionChecker): ResolvedAuthOptions {
+  const d = WSE_DEFAULTS;
+  const jwtSecret = check.optionalText('auth.jwtSecret', auth.jwtSecret, { secret: true });
+  const publicKey = check.publicKey('auth.publicKey', auth.publicKey);
+  const jwksUrl = check.httpUrl('auth.jwksUrl', auth.jwksUrl);
+  const sources = [
+    auth.jwtSecret === undefined ? undefined : 'jwtSecret',
+    auth.publicKey === undefined ? undefined : 'publicKey',
+    auth.jwksUrl === undefined ? undefined : 'jwksUrl',
+  ].filter((source) => source !== undefined);
+  if (sources.length > 1) {
+    check.fail('auth', 'set one of jwtSecret, publicKey and jwksUrl', '<several key sources>');
+  }
+  const anonymous = check.authMode(sources[0], auth.anonymous);
+  const hmac = jwtSecret !== undefined;
+  const algorithms =
+    anonymous || sources.length === 0
+      ? []
+      : check.algorithms('auth.algorithms', auth.algorithms ?? (hmac ? ['HS256'] : ['RS256']), hmac);
+  return Object.freeze({
+    jwtSecret,
+    anonymous,
+    publicKey,
+    jwksUrl,
+    algorithms,
+    issuer: check.optionalText('auth.issuer', auth.issuer),
+    audience: check.optionalText('auth.audience', auth.audience),
+    cookieName: check.cookieName('auth.cookieName', auth.cookieName ?? d.cookieName),
+    requireExp: check.boolean('auth.requireExp', auth.requireExp ?? d.requireExp),
+    maxTokenAgeSec:
+      auth.maxTokenAgeSec === undefined ? undefined : check.positiveInt('auth.maxTokenAgeSec', auth.maxTokenAgeSec),
+    clockToleranceSec: check.nonNegativeInt('auth.clockToleranceSec', auth.clockToleranceSec ?? d.clockToleranceSec),
+    jwksCacheMaxAgeMs: check.positiveInt('auth.jwksCacheMaxAgeMs', auth.jwksCacheMaxAgeMs ?? d.jwksCacheMaxAgeMs),
+    jwksCooldownMs: check.nonNegativeInt('auth.jwksCooldownMs', auth.jwksCooldownMs ?? d.jwksCooldownMs),
+    jwksTimeoutMs: check.positiveInt('auth.jwksTimeoutMs', auth.jwksTimeoutMs ?? d.jwksTimeoutMs),
+  });
+}
+
+/** The rules' shape; their meaning is compiled (and checked) by compileTopicRules at start. */
+function resolveSubscriptionRules(
+  rules: Partial<WseSubscriptionRules>,
+  check: OptionChecker,
+): ResolvedSubscriptionRules {
+  return Object.freeze({
+    allow: check.ruleList('subscriptions.allow', rules.allow ?? []),
+    deny: check.ruleList('subscriptions.deny', rules.deny ?? []),
+    claim: check.optionalText('subscriptions.claim', rules.claim),
+  });
 }
 
 /** `https://host[:port]` exactly as a browser sends it in the Origin header. */
@@ -327,17 +407,17 @@ class OptionChecker {
    * Fail closed: without a secret the endpoint is open to anyone, so that must be asked for in
    * so many words (`anonymous: true`), not be the result of an unset variable.
    */
-  authMode(jwtSecret: unknown, anonymous: unknown): boolean {
+  authMode(keySource: string | undefined, anonymous: unknown): boolean {
     if (anonymous !== undefined && typeof anonymous !== 'boolean') {
       this.fail('auth.anonymous', 'must be a boolean when set', anonymous);
       return false;
     }
-    if (anonymous === true && jwtSecret !== undefined) {
-      this.fail('auth.anonymous', 'cannot be true together with auth.jwtSecret: choose one', anonymous);
-    } else if (anonymous !== true && jwtSecret === undefined) {
+    if (anonymous === true && keySource !== undefined) {
+      this.fail('auth.anonymous', `cannot be true together with auth.${keySource}: choose one`, anonymous);
+    } else if (anonymous !== true && keySource === undefined) {
       this.fail(
         'auth.jwtSecret',
-        'is required: set auth.jwtSecret to verify tokens, or auth.anonymous: true to accept every connection without one',
+        'is required: set auth.jwtSecret (or auth.publicKey or auth.jwksUrl) to verify tokens, or auth.anonymous: true to accept every connection without one',
         undefined,
       );
     }
@@ -357,7 +437,87 @@ class OptionChecker {
     return value;
   }
 
-  private fail(path: string, rule: string, value: unknown): void {
+  /** Known names, all of the key source's family: HMAC with a secret, the others with a public key. */
+  algorithms(path: string, value: WseJwtAlgorithm[], hmac: boolean): readonly WseJwtAlgorithm[] {
+    if (!Array.isArray(value) || value.length === 0) {
+      this.fail(path, 'must be a non-empty array of algorithm names such as "HS256"', value);
+      return [];
+    }
+    const family = hmac ? HMAC_ALGORITHMS : PUBLIC_KEY_ALGORITHMS;
+    for (const name of value) {
+      if (family.includes(name)) continue;
+      const known = HMAC_ALGORITHMS.includes(name) || PUBLIC_KEY_ALGORITHMS.includes(name);
+      this.fail(
+        path,
+        known
+          ? hmac
+            ? `${name} needs auth.publicKey or auth.jwksUrl, not auth.jwtSecret`
+            : `${name} needs auth.jwtSecret, not a public key`
+          : `must list only ${[...HMAC_ALGORITHMS, ...PUBLIC_KEY_ALGORITHMS].join(', ')}`,
+        name,
+      );
+    }
+    return Object.freeze([...new Set(value)]);
+  }
+
+  /** A PEM public key Node can load (the key itself is not secret, but long: not echoed). */
+  publicKey(path: string, value: string | undefined): string | undefined {
+    if (value === undefined) return undefined;
+    try {
+      if (typeof value !== 'string') throw new TypeError('not a string');
+      createPublicKey(value);
+    } catch {
+      this.fail(path, 'must be a PEM public key ("-----BEGIN PUBLIC KEY-----...")', `<${typeof value}>`);
+    }
+    return value;
+  }
+
+  httpUrl(path: string, value: string | undefined): string | undefined {
+    if (value === undefined) return undefined;
+    let protocol = '';
+    try {
+      protocol = new URL(value).protocol;
+    } catch {
+      // not a URL at all: reported below
+    }
+    if (protocol !== 'https:' && protocol !== 'http:') this.fail(path, 'must be an https:// or http:// URL', value);
+    return value;
+  }
+
+  /** Rules: non-empty strings without control characters, of topic size (a brace list may be longer). */
+  ruleList(path: string, value: string[]): readonly string[] {
+    if (!Array.isArray(value)) {
+      this.fail(path, 'must be an array of topic rules such as "chat:*"', value);
+      return [];
+    }
+    value.forEach((rule, i) => {
+      if (typeof rule !== 'string' || rule.length === 0) {
+        this.fail(`${path}[${i}]`, 'must be a non-empty string', rule);
+      } else if (rule.length > 4 * MAX_TOPIC_BYTES) {
+        this.fail(`${path}[${i}]`, `must be at most ${4 * MAX_TOPIC_BYTES} characters`, `${rule.slice(0, 32)}…`);
+      } else if ([...rule].some((c) => c < ' ' || (c >= '\u007f' && c <= '\u009f'))) {
+        this.fail(`${path}[${i}]`, 'must not contain control characters', rule);
+      }
+    });
+    return Object.freeze([...value]);
+  }
+
+  /** A class with a canConnect method, or an object with one. */
+  connectGuard(
+    path: string,
+    value: Type<WseConnectGuard> | WseConnectGuard | undefined,
+  ): Type<WseConnectGuard> | WseConnectGuard | undefined {
+    if (value === undefined) return undefined;
+    const target: unknown = typeof value === 'function' ? (value as { prototype?: unknown }).prototype : value;
+    const canConnect =
+      typeof target === 'object' && target !== null ? (target as WseConnectGuard).canConnect : undefined;
+    if (typeof canConnect !== 'function') {
+      this.fail(path, 'must be a class or an object with a canConnect(request, claims) method', value);
+    }
+    return value;
+  }
+
+  fail(path: string, rule: string, value: unknown): void {
     this.problems.push({ path, rule, value });
   }
 }

@@ -1,5 +1,6 @@
+import type { IncomingMessage } from 'node:http';
 import type { ModuleMetadata, Type } from '@nestjs/common';
-import type { WseConnectionInfo } from '../protocol/connection.js';
+import type { WseClaims, WseConnectionInfo } from '../protocol/connection.js';
 import type { BackoffOptions } from '../reliability/backoff.js';
 import type { CircuitBreakerOptions } from '../reliability/circuit-breaker.js';
 
@@ -9,14 +10,42 @@ import type { CircuitBreakerOptions } from '../reliability/circuit-breaker.js';
  */
 export type WseSubscriptionAuthorizer = (connection: WseConnectionInfo, topic: string) => boolean | Promise<boolean>;
 
-/** Handshake authentication with HS256 JSON Web Tokens. */
+/** The JSON Web Token algorithms a server can accept (`none` never). */
+export type WseJwtAlgorithm =
+  'HS256' | 'HS384' | 'HS512' | 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512';
+
+/**
+ * Handshake authentication with JSON Web Tokens. One key source: an HMAC secret (`jwtSecret`),
+ * a public key (`publicKey`) or a JWKS endpoint (`jwksUrl`), or `anonymous: true`.
+ */
 export interface WseAuthOptions {
   /**
-   * HS256 secret. Without it the module refuses to start unless `anonymous` is true: a secret
+   * HMAC secret (HS256 unless `algorithms` says otherwise). Without a key source (this,
+   * `publicKey` or `jwksUrl`) the module refuses to start unless `anonymous` is true: a secret
    * that an environment variable failed to provide must not silently open the endpoint.
    * @default undefined
    */
   jwtSecret?: string;
+  /**
+   * A PEM public key (SPKI `-----BEGIN PUBLIC KEY-----`, or PKCS#1 RSA) that verifies RS*, PS*
+   * or ES* tokens; set `algorithms` to match it (`['ES256']` for a P-256 key).
+   * @default undefined
+   */
+  publicKey?: string;
+  /**
+   * URL of a JSON Web Key Set (an identity provider's `/.well-known/jwks.json`). Keys are
+   * fetched with `jose` and cached (`jwksCacheMaxAgeMs`); a token whose `kid` is not in the
+   * cache triggers one refetch at most every `jwksCooldownMs`. Handshakes are then verified
+   * asynchronously.
+   * @default undefined
+   */
+  jwksUrl?: string;
+  /**
+   * Algorithms a token may be signed with; only these are accepted. HMAC ones (`HS*`) need
+   * `jwtSecret`, the others `publicKey` or `jwksUrl`.
+   * @default ['HS256'] with jwtSecret, ['RS256'] with publicKey or jwksUrl
+   */
+  algorithms?: WseJwtAlgorithm[];
   /**
    * Accept every connection without a token (`user_id: null`), logged as a warning at start.
    * Must be chosen explicitly, and never together with `jwtSecret`.
@@ -29,6 +58,80 @@ export interface WseAuthOptions {
   audience?: string;
   /** Cookie the token is read from before the `Authorization` header and `?token=`. @default 'access_token' */
   cookieName?: string;
+  /**
+   * Refuse tokens without `exp`. A token that never expires cannot be revoked by waiting;
+   * turn this off only for tokens you can revoke otherwise.
+   * @default true
+   */
+  requireExp?: boolean;
+  /**
+   * Refuse tokens issued (`iat`) longer ago than this, whatever their `exp`; such tokens need
+   * an `iat`. An open connection is closed when its token reaches this age, as at `exp`.
+   * @default undefined (no limit)
+   */
+  maxTokenAgeSec?: number;
+  /** Leeway for `exp`, `nbf` and `iat` checks, for clocks that drift apart. @default 0 */
+  clockToleranceSec?: number;
+  /** How long fetched JWKS keys are trusted before they are fetched again. @default 600000 */
+  jwksCacheMaxAgeMs?: number;
+  /** Least time between two JWKS fetches (an unknown `kid` cannot trigger a fetch storm). @default 30000 */
+  jwksCooldownMs?: number;
+  /** A JWKS fetch taking longer fails the handshakes waiting for it. @default 5000 */
+  jwksTimeoutMs?: number;
+}
+
+/**
+ * Operator rules for client subscriptions, compiled once at start (see the README, "Topic
+ * permissions"): a topic is allowed when an `allow` rule matches it and no `deny` rule does; a
+ * pattern only when every topic it can match is allowed.
+ */
+export interface WseSubscriptionRules {
+  /**
+   * micromatch globs over the whole topic (`*` spans `:` and `/`), with braces
+   * (`chat:{lobby,help}`), a leading `!` to exclude, and claims of the verified token filled in
+   * as literal text (`user:{sub}:*`, `org:{org.id}:*`).
+   * @default [] (nothing, unless `claim` lists something)
+   */
+  allow?: string[];
+  /** Rules of the same language that win over `allow`. @default [] */
+  deny?: string[];
+  /**
+   * A claim whose array of rules (Centrifugo's `channels` claim) extends `allow` for that
+   * connection; the token issuer decides what each token may subscribe to.
+   * @default undefined (tokens carry no rules)
+   */
+  claim?: string;
+}
+
+/**
+ * What a connect guard decides: `false` refuses (close 4403, nothing delivered), `true` accepts
+ * as authenticated, an object accepts with its `userId` and/or extra `claims` merged over the
+ * token's.
+ */
+export type WseConnectVerdict =
+  boolean | { readonly userId?: string | null; readonly claims?: Readonly<Record<string, unknown>> };
+
+/**
+ * Application logic at the handshake, after the token is verified and before `server_ready`:
+ * a tenant check, a ban list, roles loaded from a database. An `@Injectable()` class, listed
+ * among the providers of one of your modules so that its dependencies resolve there (a class
+ * that is not a provider is created in the engine's module, where only global providers can be
+ * injected), or an object.
+ *
+ * @example
+ * ```ts
+ * @Injectable()
+ * export class TenantGuard implements WseConnectGuard {
+ *   constructor(private readonly tenants: TenantsService) {}
+ *   async canConnect(request: IncomingMessage, claims: WseClaims | null): Promise<WseConnectVerdict> {
+ *     const tenant = await this.tenants.find(String(claims?.tid));
+ *     return tenant?.active ? { claims: { plan: tenant.plan } } : false;
+ *   }
+ * }
+ * ```
+ */
+export interface WseConnectGuard {
+  canConnect(request: IncomingMessage, claims: WseClaims | null): WseConnectVerdict | Promise<WseConnectVerdict>;
 }
 
 /** Multi-instance fan-out through Redis Pub/Sub (CONTRACT sections 9 and 10). */
@@ -170,8 +273,20 @@ export interface WseModuleOptions {
    * @default 4194304
    */
   maxBufferedBytes?: number;
-  /** Called for every topic a client asks to subscribe to. @default allow everything */
+  /**
+   * Called for every topic a client asks to subscribe to, after `subscriptions` allowed it.
+   * @default allow everything
+   */
   authorizeSubscription?: WseSubscriptionAuthorizer;
+  /** Operator rules for client subscriptions. @default undefined (every topic allowed) */
+  subscriptions?: WseSubscriptionRules;
+  /** Refuses or enriches connections before `server_ready`. @default undefined */
+  connectGuard?: Type<WseConnectGuard> | WseConnectGuard;
+  /**
+   * A connect guard not done within this closes the connection with 1013 (try again later).
+   * @default 5000
+   */
+  connectGuardTimeoutMs?: number;
   /** Multi-instance fan-out through Redis. @default {} (single instance) */
   redis?: WseRedisOptions;
   /** Topics and patterns one connection may hold; more land in `failed_topics`. @default 1000 */
@@ -215,18 +330,15 @@ export interface ResolvedWseOptions {
   readonly maxMessageBytes: number;
   readonly pingIntervalMs: number;
   readonly idleTimeoutMs: number;
-  readonly auth: Readonly<{
-    jwtSecret: string | undefined;
-    anonymous: boolean;
-    issuer: string | undefined;
-    audience: string | undefined;
-    cookieName: string;
-  }>;
+  readonly auth: ResolvedAuthOptions;
   readonly apiKey: string | undefined;
   readonly inboundQueueSize: number;
   readonly inboundConcurrency: number;
   readonly maxBufferedBytes: number;
   readonly authorizeSubscription: WseSubscriptionAuthorizer | undefined;
+  readonly subscriptions: ResolvedSubscriptionRules | undefined;
+  readonly connectGuard: Type<WseConnectGuard> | WseConnectGuard | undefined;
+  readonly connectGuardTimeoutMs: number;
   readonly redis: ResolvedRedisOptions;
   readonly maxTopicsPerConnection: number;
   readonly maxTopicsPerSubscription: number;
@@ -237,6 +349,31 @@ export interface ResolvedWseOptions {
   readonly unknownEvents: WseUnknownEvents;
   readonly shutdownCloseCode: number;
   readonly systemFrames: Readonly<WseSystemFrameOptions>;
+}
+
+export interface ResolvedAuthOptions {
+  readonly jwtSecret: string | undefined;
+  /** Every connection accepted without a token (chosen explicitly). */
+  readonly anonymous: boolean;
+  readonly publicKey: string | undefined;
+  readonly jwksUrl: string | undefined;
+  /** Empty in anonymous mode. */
+  readonly algorithms: readonly WseJwtAlgorithm[];
+  readonly issuer: string | undefined;
+  readonly audience: string | undefined;
+  readonly cookieName: string;
+  readonly requireExp: boolean;
+  readonly maxTokenAgeSec: number | undefined;
+  readonly clockToleranceSec: number;
+  readonly jwksCacheMaxAgeMs: number;
+  readonly jwksCooldownMs: number;
+  readonly jwksTimeoutMs: number;
+}
+
+export interface ResolvedSubscriptionRules {
+  readonly allow: readonly string[];
+  readonly deny: readonly string[];
+  readonly claim: string | undefined;
 }
 
 export interface ResolvedRedisOptions {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { compileTopicPattern, isTopicPattern, TopicPatternError } from './topic-pattern.js';
+import { compileTopicPattern, escapeTopicPattern, isTopicPattern, TopicPatternError } from './topic-pattern.js';
 
 /** [pattern, topic, expected] rows, run through one compiled matcher each. */
 type MatchRow = readonly [pattern: string, topic: string, matches: boolean];
@@ -258,5 +258,20 @@ describe('isTopicPattern', () => {
     ['', false],
   ])('%j → %s', (topic, expected) => {
     expect(isTopicPattern(topic)).toBe(expected);
+  });
+});
+
+describe('escapeTopicPattern', () => {
+  it.each([
+    ['alice', 'alice'],
+    ['*', '\\*'],
+    ['a?b', 'a\\?b'],
+    ['[x]', '\\[x]'],
+    ['back\\slash', 'back\\\\slash'],
+  ])('escapes %j as %j, which matches exactly that topic', (text, escaped) => {
+    expect(escapeTopicPattern(text)).toBe(escaped);
+    const pattern = compileTopicPattern(`user:${escapeTopicPattern(text)}:events`);
+    expect(pattern.matches(`user:${text}:events`)).toBe(true);
+    expect(pattern.matches('user:bob:events')).toBe(text === 'bob');
   });
 });

@@ -8,7 +8,7 @@
  * (issue 10: matching UTF-16 code units, `uni:?` delivered `uni:é` here and not through Redis,
  * and `uni:??` the other way round). `?` is one byte, half of `é`; a set holds bytes, and its
  * range bounds compare as C's signed chars, as in Redis: `[a-é]` is the bytes 0xC3..'a' plus
- * 0xA9. The corners of Redis's parser mean what they mean there: an unclosed `[` runs to the end
+ * 0xA9 (as byte ranges: 0x00..'a', 0xC3..0xFF, and 0xA9). The corners of Redis's parser mean what they mean there: an unclosed `[` runs to the end
  * of the pattern (`a[b` is `ab`), `[]` matches nothing and `[^]` any byte, `\` inside a set
  * escapes one byte (`[\a-z]` is the set a, -, z), and a range may swallow the closing bracket
  * (`[a-]` is the range ']'..'a', left open). Every pattern Redis accepts is accepted here;
@@ -22,18 +22,25 @@
  * otherwise a non-ASCII topic is encoded once per match.
  */
 
-const enum TokenKind {
+/** The kinds of glob token (exported for the subscription rules, hub/topic-rules.ts). */
+export const enum TokenKind {
   Literal,
   AnyOne,
   AnyRun,
   Set,
 }
 
+/**
+ * One compiled glob element, over UTF-8 bytes: a byte (`code`, 0..255), `?` (one byte), `*`, or
+ * a `[set]` as inclusive byte ranges (0..255). The subscription rules build theirs the same way
+ * (hub/topic-rules.ts) and reason about both with hub/glob-relations.ts.
+ */
+export type GlobToken = Token;
+
 type Token =
-  | { readonly kind: TokenKind.Literal; readonly byte: number }
+  | { readonly kind: TokenKind.Literal; readonly code: number }
   | { readonly kind: TokenKind.AnyOne }
   | { readonly kind: TokenKind.AnyRun }
-  /** `ranges` are inclusive (low, high) pairs in signed-char space (-128..127). */
   | { readonly kind: TokenKind.Set; readonly negated: boolean; readonly ranges: readonly number[] };
 
 const ANY_ONE: Token = { kind: TokenKind.AnyOne };
@@ -83,6 +90,38 @@ export function isTopicPattern(topic: string): boolean {
 
 /** Compiles a glob, parsing its UTF-8 bytes exactly as Redis's `stringmatchlen` does. Never throws. */
 export function compileTopicPattern(source: string): TopicPattern {
+  const { tokens, literalPrefix } = tokenizeTopicPattern(source);
+  return patternOfTokens(source, tokens, literalPrefix);
+}
+
+/**
+ * A glob made of tokens built elsewhere (the subscription rules build theirs from trusted rule
+ * text and claim values, as bytes), matching exactly as a compiled client glob does. `source` is
+ * for display only.
+ */
+export function patternOfTokens(source: string, tokens: readonly GlobToken[], literalPrefix?: string): TopicPattern {
+  let prefixEnd = 0;
+  while (prefixEnd < tokens.length && tokens[prefixEnd].kind === TokenKind.Literal) prefixEnd++;
+  let ascii = true;
+  let singleByteMatchers = false;
+  for (const token of tokens) {
+    if (token.kind === TokenKind.AnyOne || token.kind === TokenKind.Set) singleByteMatchers = true;
+    else if (token.kind === TokenKind.Literal && token.code >= 0x80) ascii = false;
+  }
+  return new CompiledPattern(
+    source,
+    literalPrefix ?? literalText(tokens, 0, prefixEnd),
+    literalText(tokens, trailingLiteralsStart(tokens), tokens.length),
+    tokens,
+    // A topic's UTF-16 code units are its bytes when it is ASCII; when the pattern holds only
+    // ASCII literals and stars, non-ASCII code units only ever meet stars, which span them
+    // whole, so the answer is the same either way.
+    !ascii || singleByteMatchers,
+  );
+}
+
+/** The tokens of a client glob over its UTF-8 bytes, with Redis's meaning. Never throws. */
+export function tokenizeTopicPattern(source: string): { tokens: GlobToken[]; literalPrefix: string } {
   const bytes = Buffer.from(source, 'utf8');
   const n = bytes.length;
   const tokens: Token[] = [];
@@ -103,31 +142,15 @@ export function compileTopicPattern(source: string): TopicPattern {
       if (prefixEnd < 0) prefixEnd = tokens.length;
       i = parseSet(bytes, i + 1, tokens);
     } else if (b === BACKSLASH && n - i >= 2) {
-      tokens.push({ kind: TokenKind.Literal, byte: bytes[i + 1] });
+      tokens.push({ kind: TokenKind.Literal, code: bytes[i + 1] });
       i += 2;
     } else {
       // A trailing backslash escapes nothing and stands for itself, as in Redis.
-      tokens.push({ kind: TokenKind.Literal, byte: b });
+      tokens.push({ kind: TokenKind.Literal, code: b });
       i++;
     }
   }
-  let ascii = true;
-  let singleByteMatchers = false;
-  for (const token of tokens) {
-    if (token.kind === TokenKind.AnyOne || token.kind === TokenKind.Set) singleByteMatchers = true;
-    else if (token.kind === TokenKind.Literal && token.byte >= 0x80) ascii = false;
-  }
-  for (let k = 0; k < n; k++) if (bytes[k] >= 0x80) ascii = false;
-  return new CompiledPattern(
-    source,
-    literalText(tokens, 0, prefixEnd < 0 ? tokens.length : prefixEnd),
-    literalText(tokens, trailingLiteralsStart(tokens), tokens.length),
-    tokens,
-    // A topic's UTF-16 code units are its bytes when it is ASCII; when the pattern holds only
-    // ASCII literals and stars, non-ASCII code units only ever meet stars, which span them
-    // whole, so the answer is the same either way.
-    !ascii || singleByteMatchers,
-  );
+  return { tokens, literalPrefix: literalText(tokens, 0, prefixEnd < 0 ? tokens.length : prefixEnd) };
 }
 
 /**
@@ -143,7 +166,7 @@ function parseSet(bytes: Buffer, start: number, tokens: Token[]): number {
   for (;;) {
     if (i < n && bytes[i] === BACKSLASH && n - i >= 2) {
       i++;
-      ranges.push(signed(bytes[i]), signed(bytes[i]));
+      ranges.push(bytes[i], bytes[i]);
     } else if (i < n && bytes[i] === CLOSE) {
       break;
     } else if (i >= n) {
@@ -151,12 +174,10 @@ function parseSet(bytes: Buffer, start: number, tokens: Token[]): number {
       i--;
       break;
     } else if (n - i >= 3 && bytes[i + 1] === DASH) {
-      const a = signed(bytes[i]);
-      const b = signed(bytes[i + 2]);
-      ranges.push(Math.min(a, b), Math.max(a, b));
+      pushSignedRange(ranges, bytes[i], bytes[i + 2]);
       i += 2;
     } else {
-      ranges.push(signed(bytes[i]), signed(bytes[i]));
+      ranges.push(bytes[i], bytes[i]);
     }
     i++;
   }
@@ -164,9 +185,21 @@ function parseSet(bytes: Buffer, start: number, tokens: Token[]): number {
   return i + 1;
 }
 
-/** A byte as C's (signed) `char` on the platforms Redis runs on. */
-function signed(byte: number): number {
-  return byte >= 0x80 ? byte - 0x100 : byte;
+/**
+ * The range between two bytes as Redis compares them: as C's (signed) `char`, so a range from
+ * an ASCII byte to a non-ASCII one covers the ASCII bytes below and the high bytes above, as
+ * unsigned byte ranges.
+ */
+function pushSignedRange(ranges: number[], a: number, b: number): void {
+  const sa = a >= 0x80 ? a - 0x100 : a;
+  const sb = b >= 0x80 ? b - 0x100 : b;
+  const low = Math.min(sa, sb);
+  const high = Math.max(sa, sb);
+  if (low >= 0 || high < 0) {
+    ranges.push(low & 0xff, high & 0xff);
+    return;
+  }
+  ranges.push(0, high, low & 0xff, 0xff);
 }
 
 function trailingLiteralsStart(tokens: readonly Token[]): number {
@@ -182,7 +215,7 @@ function trailingLiteralsStart(tokens: readonly Token[]): number {
  */
 function literalText(tokens: readonly Token[], from: number, to: number): string {
   const bytes = Buffer.alloc(to - from);
-  for (let i = from; i < to; i++) bytes[i - from] = (tokens[i] as { byte: number }).byte;
+  for (let i = from; i < to; i++) bytes[i - from] = (tokens[i] as { code: number }).code;
   const text = bytes.toString('utf8');
   return Buffer.from(text, 'utf8').equals(bytes) ? text : '';
 }
@@ -245,11 +278,11 @@ function walk(tokens: readonly Token[], topic: Buffer | string): boolean {
 function matchesOne(token: Token, unit: number): boolean {
   switch (token.kind) {
     case TokenKind.Literal:
-      return token.byte === unit;
+      return token.code === unit;
     case TokenKind.AnyOne:
       return true;
     case TokenKind.Set: {
-      const c = signed(unit);
+      const c = unit;
       const ranges = token.ranges;
       let inSet = false;
       for (let i = 0; i < ranges.length; i += 2) {
@@ -269,4 +302,18 @@ function matchesOne(token: Token, unit: number): boolean {
 
 function assertNever(value: never): never {
   throw new Error(`unexpected token ${JSON.stringify(value)}`);
+}
+
+/**
+ * `text` as a subscription that matches exactly that topic: the glob characters `*`, `?`, `[`
+ * and `\\` are escaped. Build a subscription from a value you do not control (a token's `sub`,
+ * a user name) with it, or `user:${sub}:events` with `sub` = `*` subscribes to every user's.
+ *
+ * @example
+ * ```ts
+ * this.wse.subscribe(connection.id, [`user:${escapeTopicPattern(connection.userId)}:events`]);
+ * ```
+ */
+export function escapeTopicPattern(text: string): string {
+  return text.replace(/[*?[\\]/g, (c) => `\\${c}`);
 }

@@ -43,6 +43,8 @@ export function systemFrame(type: string, payload: object, meta?: SystemFrameMet
 export interface SystemFrameMeta {
   readonly id?: string;
   readonly ts?: string;
+  /** The client frame this one answers (its `cid`, else its `id`), as WSE pairs requests and responses. */
+  readonly cid?: string;
 }
 
 /**
@@ -55,6 +57,7 @@ export function systemEnvelope(type: string, payload: object, meta?: SystemFrame
     t: type,
     ...(meta?.id === undefined ? {} : { id: meta.id }),
     ...(meta?.ts === undefined ? {} : { ts: meta.ts }),
+    ...(meta?.cid === undefined ? {} : { cid: meta.cid }),
     p: payload,
     v: WSE_PROTOCOL_VERSION,
   };
@@ -65,6 +68,7 @@ export interface SystemEnvelope {
   readonly t: string;
   readonly id?: string;
   readonly ts?: string;
+  readonly cid?: string;
   readonly p: object;
   readonly v: number;
 }
@@ -93,6 +97,21 @@ export class SystemFrames {
 
   error(code: string, message: string, extra?: object): WireFrame {
     return errorFrame(code, message, extra, this.meta());
+  }
+
+  /**
+   * The `error` answering a client frame: with a top-level `cid`, the frame's own `cid` or else
+   * its `id` (none when it had neither).
+   */
+  replyError(
+    request: { readonly id?: string; readonly cid?: string },
+    code: string,
+    message: string,
+    extra?: object,
+  ): WireFrame {
+    const cid = request.cid ?? request.id;
+    if (cid === undefined) return this.error(code, message, extra);
+    return errorFrame(code, message, extra, { ...this.meta(), cid });
   }
 
   private meta(at?: Date): SystemFrameMeta | undefined {

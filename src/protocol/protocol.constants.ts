@@ -20,15 +20,25 @@ export const WseCloseCode = {
   POLICY_VIOLATION: 1008,
   /** Inbound frame larger than `maxMessageBytes` (sent by ws itself). */
   MESSAGE_TOO_BIG: 1009,
+  /** The application's connect guard threw (reason `connect check failed`). */
+  INTERNAL_ERROR: 1011,
   /**
    * Graceful shutdown (reason `service restart`), the default of `shutdownCloseCode`: the code
    * WSE's SDKs, WSE's Python client and generic clients all reconnect on (docs/PROTOCOL.md).
    */
   SERVICE_RESTART: 1012,
-  /** Over `maxConnections` (reason `server full`), or a slow consumer (reason `slow consumer`). */
+  /**
+   * Over `maxConnections` (reason `server full`), a slow consumer (reason `slow consumer`), or a
+   * connect guard that did not answer in time (reason `connect check timed out`).
+   */
   TRY_AGAIN_LATER: 1013,
-  /** Authentication failed at the handshake. */
+  /**
+   * Authentication failed at the handshake, or the connection's token expired (reason
+   * `token expired`).
+   */
   AUTH_FAILED: 4401,
+  /** The application's connect guard refused the connection (reason `forbidden`). */
+  FORBIDDEN: 4403,
 } as const;
 export type WseCloseCode = (typeof WseCloseCode)[keyof typeof WseCloseCode];
 
@@ -38,7 +48,12 @@ export const WseErrorCode = {
   INVALID_MESSAGE: 'INVALID_MESSAGE',
   UNKNOWN_EVENT: 'UNKNOWN_EVENT',
   OVERLOADED: 'OVERLOADED',
-  HANDLER_ERROR: 'HANDLER_ERROR',
+  /** A guard refused an application event. */
+  FORBIDDEN: 'FORBIDDEN',
+  /** A pipe (a `ValidationPipe`, say) refused an application event's payload. */
+  INVALID_PAYLOAD: 'INVALID_PAYLOAD',
+  /** An event handler failed; the details are logged on the server, never sent. */
+  INTERNAL_ERROR: 'INTERNAL_ERROR',
   RATE_LIMITED: 'RATE_LIMITED',
 } as const;
 export type WseErrorCode = (typeof WseErrorCode)[keyof typeof WseErrorCode];

@@ -8,6 +8,7 @@ import { SystemFrames } from '../protocol/outbound-frame.js';
 import { WseErrorCode } from '../wse.constants.js';
 import { logMessages, topicRejections } from '../wse.messages.js';
 import { afterAnswer } from './control-order.js';
+import { WseTopicPermissions } from './auth/topic-permissions.js';
 import type { WseConnection } from './wse-connection.js';
 
 /** Authorizer calls one connection may have running at once. */
@@ -15,8 +16,9 @@ export const MAX_AUTHORIZER_CALLS = 8;
 
 /**
  * `subscription` frames (CONTRACT section 4; `subscription_update` from WSE's clients is the
- * same) and the topics of the handshake URL: validation, the application's
- * `authorizeSubscription`, then the registry; answered with `subscription_update`.
+ * same) and the topics of the handshake URL: validation, the operator's `subscriptions` rules,
+ * the application's `authorizeSubscription`, then the registry; answered with
+ * `subscription_update`.
  */
 @Injectable()
 export class WseSubscriptionHandler {
@@ -25,6 +27,7 @@ export class WseSubscriptionHandler {
   constructor(
     @InjectWseOptions() private readonly options: ResolvedWseOptions,
     private readonly registry: TopicRegistryService<WseConnection>,
+    private readonly permissions: WseTopicPermissions,
     private readonly frames: SystemFrames,
   ) {}
 
@@ -44,7 +47,10 @@ export class WseSubscriptionHandler {
       this.sendUpdate(connection, 'unsubscribe', request.topics, []);
       return undefined;
     }
-    const rejections = request.topics.map((topic) => topicRejection(topic));
+    const rejections = request.topics.map(
+      (topic) =>
+        topicRejection(topic) ?? (this.permissions.active ? this.permissions.refusal(connection, topic) : undefined),
+    );
     const authorize = this.options.authorizeSubscription;
     if (authorize === undefined) {
       this.subscribe(connection, request.topics, rejections);

@@ -9,12 +9,13 @@ import { TopicRegistryService } from '../hub/topic-registry.service.js';
 import { SystemFrames } from '../protocol/outbound-frame.js';
 import { WseErrorCode } from '../wse.constants.js';
 import { closeReasons, invalidMessages, logMessages } from '../wse.messages.js';
+import { WseTokenExpiry } from './auth/token-expiry.js';
 import { WseHooksExplorer } from './events/wse-hooks.explorer.js';
 import { WseHandshake } from './handshake.js';
 import { WseHeartbeat } from './heartbeat.js';
 import { WseInboundRouter } from './inbound-router.js';
 import { ProtocolViolations, violationKind } from './protocol-violations.js';
-import { WS_OPEN, type WseConnection } from './wse-connection.js';
+import { WS_OPEN, WseConnection } from './wse-connection.js';
 
 /**
  * The WebSocket endpoint's lifecycle: start listening, accept a socket (WseHandshake), route its
@@ -37,6 +38,7 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     private readonly router: WseInboundRouter,
     private readonly heartbeat: WseHeartbeat,
     private readonly hooks: WseHooksExplorer,
+    private readonly expiry: WseTokenExpiry,
     private readonly frames: SystemFrames,
     private readonly violations: ProtocolViolations,
   ) {}
@@ -73,8 +75,28 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
       socket.close(this.options.shutdownCloseCode, closeReasons.serviceRestart());
       return;
     }
-    const connection = this.handshake.accept(socket, request);
-    if (connection === undefined) return;
+    const accepted = this.handshake.accept(socket, request);
+    if (accepted === undefined) return;
+    if (accepted instanceof WseConnection) {
+      this.open(accepted);
+      return;
+    }
+    // Accepted later (a connect guard or a JWKS): by then the server may be stopping.
+    accepted.then(
+      (connection) => {
+        if (connection === undefined) return;
+        this.open(connection);
+        connection.socket.resume();
+        if (!this.listening) connection.close(this.options.shutdownCloseCode, closeReasons.serviceRestart());
+      },
+      (error: unknown) =>
+        this.logger.error(logMessages.frameFailed('(handshake)'), error instanceof Error ? error.stack : error),
+    );
+  }
+
+  /** Wires an accepted connection: its frames, its close, `server_ready` out, then the connect hooks. */
+  private open(connection: WseConnection): void {
+    const socket = connection.socket;
     socket.on('message', (data: RawData, isBinary: boolean) => this.onMessage(connection, data as Buffer, isBinary));
     // A WebSocket-level ping (some client libraries' keepalive) counts as activity too.
     socket.on('ping', () => (connection.lastActivityMs = Date.now()));
@@ -107,6 +129,7 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     // destroyed after its grace is a 1013 close, even though ws reports 1006 for the socket.
     const counted = connection.closeCodeSent ?? code;
     this.closeCodes.set(counted, (this.closeCodes.get(counted) ?? 0) + 1);
+    this.expiry.forget(connection);
     // Hooks run before the subscriptions are dropped, so they still see the connection's topics.
     for (const hook of this.hooks.disconnectHandlers)
       this.runHook('OnWseDisconnect', connection, () => hook(connection, code));
@@ -122,6 +145,7 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
   onModuleDestroy(): void {
     this.listening = false;
     this.heartbeat.stop();
+    this.handshake.closePending();
     for (const connection of this.registry.connections()) {
       connection.close(this.options.shutdownCloseCode, closeReasons.serviceRestart());
     }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Browser, BrowserContext } from 'playwright-core';
+import { EXAMPLE_SUBSCRIBE_ALLOW } from '../../examples/server/env.config.js';
 import { signToken, TEST_SECRET } from '../support/jwt.js';
 import { RedisServer } from '../support/redis-server.js';
 import { ServerProcess } from '../support/server-process.js';
@@ -60,12 +61,14 @@ describe('the demo page, in Chromium, on two instances and one Redis', () => {
     redis = await RedisServer.launch();
     // An API key too: the figures panel must work without it (GET /stats is public).
     // Chat rooms keep history where the server supports it (CONTRACT section 11), so the page
-    // can recover what it missed; a server without history ignores the variable.
+    // can recover what it missed; a server without history ignores the variable. The example's
+    // own subscription rules: the page's topics (chat:*) must pass them.
     env = {
       WSE_JWT_SECRET: TEST_SECRET,
       REDIS_URL: redis.url,
       WSE_API_KEY: 'browser-test-api-key',
       WSE_RECOVERY_TOPICS: 'chat:*',
+      WSE_SUBSCRIBE_ALLOW: EXAMPLE_SUBSCRIBE_ALLOW,
     };
     [serverA, serverB] = await Promise.all([ServerProcess.spawn(env), ServerProcess.spawn(env)]);
     browser = await launchChromium();

@@ -70,7 +70,8 @@ class EngineTestAppModule {
 /** Tests run anonymous unless they give a secret (the module itself requires the choice). */
 export function withAuthMode(options: WseModuleOptions): WseModuleOptions {
   const auth = options.auth ?? {};
-  if (auth.jwtSecret !== undefined || auth.anonymous !== undefined) return options;
+  const keyed = auth.jwtSecret !== undefined || auth.publicKey !== undefined || auth.jwksUrl !== undefined;
+  if (keyed || auth.anonymous !== undefined) return options;
   return { ...options, auth: { ...auth, anonymous: true } };
 }
 

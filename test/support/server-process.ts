@@ -76,6 +76,8 @@ export class ServerProcess {
     // nothing from the test runner's own environment (NODE_OPTIONS, a stray REDIS_URL) leaks in.
     const childEnv: Record<string, string> = {
       PATH: process.env.PATH ?? '',
+      // Every topic open unless the test names WSE_SUBSCRIBE_ALLOW (see OPEN_TOPICS in app.ts).
+      WSE_SUBSCRIBE_ALLOW: '*',
       ...env,
       PORT: String(port),
       HOST: '127.0.0.1',

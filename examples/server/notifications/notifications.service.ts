@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { OnWseConnect, WsePublisher, type WseConnectionInfo } from 'nestjs-wse';
+import { escapeTopicPattern, OnWseConnect, WsePublisher, type WseConnectionInfo } from 'nestjs-wse';
 
 /**
  * A domain service as an application would write one: every authenticated connection gets its
@@ -11,7 +11,10 @@ export class NotificationsService {
 
   @OnWseConnect()
   subscribeToOwnTopic(connection: WseConnectionInfo): void {
-    if (connection.userId !== null) this.wse.subscribe(connection.id, [userTopic(connection.userId)]);
+    // Escaped: a token whose sub is "*" must get the topic "user:*:events", not the pattern
+    // that reads every user's events (issue 16).
+    if (connection.userId !== null)
+      this.wse.subscribe(connection.id, [userTopic(escapeTopicPattern(connection.userId))]);
   }
 
   /** Sends an event to every connection of a user, on every instance. */

@@ -1,7 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectWseOptions } from '../../config/inject-wse-options.decorator.js';
 import type { ResolvedWseOptions } from '../../config/wse-module-options.interface.js';
-import { WseEventError } from '../../errors/wse-event.error.js';
 import { encodePayload } from '../../node/payload.js';
 import type { InboundFrame } from '../../protocol/inbound-frame.js';
 import { SystemFrames, textFrame } from '../../protocol/outbound-frame.js';
@@ -10,14 +9,17 @@ import { WseErrorCode } from '../../wse.constants.js';
 import { errorMessages, logMessages } from '../../wse.messages.js';
 import { InboundQueue } from '../inbound-queue.js';
 import type { WseConnection } from '../wse-connection.js';
+import { eventErrorAnswer } from './event-errors.js';
 import { WSE_ANY_EVENT, WseHooksExplorer } from './wse-hooks.explorer.js';
 
 /**
  * Application events: hands a frame whose `t` is not a control type to its `@OnWseEvent`
- * handler (or the catch-all `@OnWseEvent('*')`) through the bounded inbound queue, and answers
- * what the handler returns, throws or the queue refuses. An event nobody handles is answered
- * `UNKNOWN_EVENT`, or dropped and counted with `unknownEvents: 'ignore'`. Only inbound
- * application events pass here; fan-out never does.
+ * handler (or the catch-all `@OnWseEvent('*')`), wrapped in Nest's pipeline by
+ * WseEventPipeline, through the bounded inbound queue, and answers what the handler returns,
+ * throws or the queue refuses. Every `error` answer carries the frame's `cid` / `id`; the
+ * connection stays open. An event nobody handles is answered `UNKNOWN_EVENT`, or dropped and
+ * counted with `unknownEvents: 'ignore'`. Only inbound application events pass here; fan-out
+ * never does.
  */
 @Injectable()
 export class WseEventDispatcher {
@@ -42,7 +44,8 @@ export class WseEventDispatcher {
     const handler = this.hooks.eventHandlers.get(frame.t) ?? this.hooks.eventHandlers.get(WSE_ANY_EVENT);
     if (handler === undefined) {
       if (this.options.unknownEvents === 'ignore') this.unknownIgnored++;
-      else connection.send(this.frames.error(WseErrorCode.UNKNOWN_EVENT, errorMessages.unknownEvent(frame.t)));
+      else
+        connection.send(this.frames.replyError(frame, WseErrorCode.UNKNOWN_EVENT, errorMessages.unknownEvent(frame.t)));
       return;
     }
     const accepted = this.inbound.offer(async () => {
@@ -50,22 +53,21 @@ export class WseEventDispatcher {
       try {
         result = await handler(frame.p, { connection, frame });
       } catch (error) {
-        if (error instanceof WseEventError) {
-          connection.send(this.frames.error(error.code, error.message));
-          return;
+        const answer = eventErrorAnswer(error, frame.t);
+        if (answer.internal) {
+          this.logger.error(
+            logMessages.handlerFailed(frame.t, connection.id),
+            error instanceof Error ? error.stack : error,
+          );
         }
-        this.logger.error(
-          logMessages.handlerFailed(frame.t, connection.id),
-          error instanceof Error ? error.stack : error,
-        );
-        connection.send(this.frames.error(WseErrorCode.HANDLER_ERROR, errorMessages.handlerFailed(frame.t)));
+        connection.send(this.frames.replyError(frame, answer.code, answer.message, answer.extra));
         return;
       }
       if (result !== undefined) connection.send(textFrame(encodePayload(result)));
     });
     if (!accepted) {
       this.overloadWarning.record((count) => logMessages.inboundDropped(count));
-      connection.send(this.frames.error(WseErrorCode.OVERLOADED, errorMessages.overloaded()));
+      connection.send(this.frames.replyError(frame, WseErrorCode.OVERLOADED, errorMessages.overloaded()));
     }
   }
 }

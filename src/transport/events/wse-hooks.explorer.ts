@@ -1,27 +1,22 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import { WseConfigError } from '../../errors/wse-config.error.js';
-import type { InboundFrame } from '../../protocol/inbound-frame.js';
 import type { WseConnectionInfo } from '../../protocol/connection.js';
 import { WSE_CONNECT_HANDLER, WSE_DISCONNECT_HANDLER, WSE_EVENT_HANDLER } from '../../wse.constants.js';
+import { WseEventPipeline } from './event-pipeline.js';
+import type { WseEventHandler } from './wse-event-context.js';
 
 /** The event type of the catch-all handler: `@OnWseEvent('*')` gets every event without a handler of its own. */
 export const WSE_ANY_EVENT = '*';
 
-/** The second argument of an `@OnWseEvent` handler. */
-export interface WseEventContext {
-  readonly connection: WseConnectionInfo;
-  /** The whole frame: its `t` (what a catch-all handler branches on) and its `id` / `cid` correlation fields. */
-  readonly frame: InboundFrame;
-}
-
-export type WseEventHandler = (payload: Readonly<Record<string, unknown>>, context: WseEventContext) => unknown;
+export type { WseEventContext, WseEventHandler } from './wse-event-context.js';
 export type WseConnectHandler = (connection: WseConnectionInfo) => unknown;
 export type WseDisconnectHandler = (connection: WseConnectionInfo, code: number) => unknown;
 
 /**
  * Finds the application's `@OnWseEvent`, `@OnWseConnect` and `@OnWseDisconnect` methods once,
- * at module init, and binds them to their provider instances. Nothing is looked up per message.
+ * at module init, and binds them to their provider instances; event handlers are wrapped in
+ * Nest's pipeline (WseEventPipeline) then. Nothing is looked up per message.
  */
 @Injectable()
 export class WseHooksExplorer implements OnModuleInit {
@@ -33,6 +28,7 @@ export class WseHooksExplorer implements OnModuleInit {
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
     private readonly reflector: Reflector,
+    private readonly pipeline: WseEventPipeline,
   ) {}
 
   onModuleInit(): void {
@@ -48,7 +44,7 @@ export class WseHooksExplorer implements OnModuleInit {
         const eventType = this.reflector.get<string | undefined>(WSE_EVENT_HANDLER, method);
         if (eventType !== undefined) {
           if (this.eventHandlers.has(eventType)) duplicates.push(eventType);
-          this.eventHandlers.set(eventType, bound);
+          this.eventHandlers.set(eventType, this.pipeline.create(instance, name));
         }
         if (this.reflector.get<boolean | undefined>(WSE_CONNECT_HANDLER, method)) this.connectHandlers.push(bound);
         if (this.reflector.get<boolean | undefined>(WSE_DISCONNECT_HANDLER, method))
