@@ -16,8 +16,14 @@ export type { TopicPattern } from './hub/topic-pattern.js';
 export { compileTopicRules } from './hub/topic-rules.js';
 export type { CompiledTopicRules, ConnectionTopicRules, TopicRules } from './hub/topic-rules.js';
 export { RedisPubSubService } from './broker/redis/redis-pubsub.service.js';
-export type { DlqReplayResult, RedisMessageHandler, RedisResyncHandler } from './broker/redis/redis-pubsub.service.js';
-export type { DeadLetter } from './reliability/dead-letter-queue.js';
+export type {
+  DlqReplayOptions,
+  DlqReplayResult,
+  RedisMessageHandler,
+  RedisResyncHandler,
+} from './broker/redis/redis-pubsub.service.js';
+export type { DeadLetter, DeadLetterReason } from './reliability/dead-letter-queue.js';
+export type { DeadLetterView } from './http/api/wse-api.controller.js';
 export type { CircuitState } from './reliability/circuit-breaker.js';
 export { WseHealthIndicator } from './observability/wse.health.js';
 export type { WseHealthIndicatorResult, WseHealthStatus } from './observability/wse.health.js';

@@ -33,7 +33,6 @@ export const topicRejections = {
   empty: () => 'topic is empty',
   tooLong: (maxBytes: number) => `topic is longer than ${maxBytes} bytes`,
   controlCharacter: () => 'topic contains a control character',
-  badPattern: (detail: string) => `invalid pattern: ${detail}`,
   refused: () => 'not authorized',
   notAllowed: () => 'not allowed by the subscription rules',
   denied: () => 'denied by the subscription rules',
@@ -51,6 +50,8 @@ export const errorMessages = {
   handlerFailed: (type: string) => `Handler for event "${type}" failed`,
   invalidPayload: (type: string) => `Payload of event "${type}" is invalid`,
   rateLimited: () => 'Too many messages: slow down and retry after retry_after seconds',
+  controlBacklog: (max: number) =>
+    `Too many control frames waiting for an earlier subscription to be answered (at most ${max}): the frame was dropped`,
 };
 
 /** Close reasons (at most 123 bytes each, as the WebSocket protocol requires). */
@@ -86,14 +87,40 @@ export const logMessages = {
     `connection ${id} closed as a slow consumer (${bufferedBytes} bytes unread)`,
   inboundDropped: (count: number) => `${count} client event(s) refused as OVERLOADED: the inbound queue is full`,
   rateLimitClosed: (id: string) => `connection ${id} closed for exceeding the rate limit`,
-  originRefused: (origin: string) => `WebSocket upgrade refused for origin ${JSON.stringify(origin)}`,
+  protocolViolations: (count: number, kind: string) =>
+    `${count} protocol violation(s) from clients since the last report (last: ${kind}); their connections were closed`,
 };
 
 /** Log lines of the Redis broker: one per state change, never one per message. */
 export const redisMessages = {
   notConnected: () => 'Redis is not connected',
   breakerOpen: (name: string) => `circuit breaker ${name} is open`,
-  shutdown: () => 'server shutting down before the publish could be retried',
+  shutdown: () => 'server shutting down before the publish could be (re)sent',
+  shutdownUnanswered: () => 'server shut down before Redis answered: the message may or may not have been published',
+  noReply: (timeoutMs: number) =>
+    `no reply from Redis within ${timeoutMs} ms: the message may or may not have been published`,
+  notAnswering: () => 'Redis is not answering (a publish is past its deadline)',
+  notDelivering: () => 'delivery through Redis is not proven on this instance',
+  peersUnconfirmed: (count: number) =>
+    `${count} other instance(s) not yet confirmed receiving since this subscriber reconnected`,
+  backlogFull: () => 'too many publishes in flight (redis.maxInFlightMessages / redis.maxInFlightBytes)',
+  partial: (receivers: number, expected: number) =>
+    `received by ${receivers} of ${expected} expected subscribers: an instance missed it`,
+  answering: (notAnswering: boolean) =>
+    notAnswering
+      ? 'a publish got no reply in time: Redis marked not answering, publishes go to the DLQ until it answers'
+      : 'Redis is answering again',
+  probeDown: (reason: string, timeoutMs: number) =>
+    reason === 'not_answering'
+      ? `delivery probe not answered within ${timeoutMs} ms: Redis not answering, connections kept`
+      : reason === 'not_receiving'
+        ? `delivery probe published but not received within ${timeoutMs} ms: replacing the subscriber connection`
+        : reason === 'refused'
+          ? 'Redis refused the delivery probe: delivery not proven'
+          : 'a Redis connection closed: delivery not proven until a probe comes back',
+  dlqEvicted: (count: number) => `${count} oldest dead letter(s) evicted: the DLQ is full (redis.dlqCapacity)`,
+  replayed: (count: number, lateMs: number) =>
+    `replayed ${count} dead letter(s), delivered up to ${lateMs} ms after they first failed`,
   scriptRefused: (message: string) =>
     `Redis refused the publish batch script (${message}): publishing pipelined PUBLISH commands from now on`,
   breakerChanged: (name: string, from: string, to: string) => `${name}: ${from} -> ${to}`,
@@ -106,8 +133,6 @@ export const redisMessages = {
     `${size} message(s) still in the dead letter queue at shutdown are lost with this process (drain GET /api/dlq before stopping to keep them)`,
   movedToDlq: (count: number, lastError: string) =>
     `${count} publish(es) moved to the dead letter queue (last error: ${lastError})`,
-  probeLost: (timeoutMs: number) =>
-    `delivery probe not back within ${timeoutMs} ms: Redis marked down, subscriber reconnecting`,
 };
 
 /** The `reason` of a `recovered: false` recovery entry (docs/PROTOCOL.md, "Recovery"). */

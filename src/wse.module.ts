@@ -13,6 +13,7 @@ import type {
 } from './config/wse-module-options.interface.js';
 import { InboundQueue } from './transport/inbound-queue.js';
 import { originVerifier } from './transport/origin-check.js';
+import { ProtocolViolations } from './transport/protocol-violations.js';
 import { WseGateway } from './transport/wse.gateway.js';
 import { OutboundWriter } from './transport/outbound-writer.js';
 import { WseHealthSnapshotService } from './observability/wse-health-snapshot.js';
@@ -76,6 +77,9 @@ export class WseModule {
     // path without touching WseGateway itself, so two apps in one process keep their own.
     class ConfiguredWseGateway extends WseGateway {}
     WebSocketGateway()(ConfiguredWseGateway);
+    // One per registration, made here because the origin check (built with the options) needs it.
+    const violationsLogger = new Logger('WseGateway');
+    const violations = new ProtocolViolations((line) => violationsLogger.warn(line));
 
     return {
       module: WseModule,
@@ -94,7 +98,7 @@ export class WseModule {
                 path: resolved.path,
                 maxPayload: resolved.maxMessageBytes,
                 perMessageDeflate: false,
-                verifyClient: resolved.allowedOrigins && originVerifier(resolved.allowedOrigins),
+                verifyClient: resolved.allowedOrigins && originVerifier(resolved.allowedOrigins, violations),
               },
               ConfiguredWseGateway,
             );
@@ -102,6 +106,7 @@ export class WseModule {
           },
         },
         { provide: WseGateway, useClass: ConfiguredWseGateway },
+        { provide: ProtocolViolations, useValue: violations },
         {
           provide: InboundQueue,
           inject: [WSE_OPTIONS],

@@ -131,11 +131,21 @@ describe('Redis outages seen by an in-process app (probe 200 ms / 500 ms, backof
         status: 200,
         body: {
           entries: [
-            { channel: `${app.prefix}orders:1`, payload: 'exact "text" — ✓ 漢字', error: 'Redis is not connected' },
+            {
+              channel: `${app.prefix}orders:1`,
+              payload: 'exact "text" — ✓ 漢字',
+              error: 'Redis is not connected',
+              reason: 'not_connected',
+              failed_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+              replays: 0,
+            },
             {
               channel: `${app.prefix}user:7:events`,
               payload: '{"t":"order_filled","p":{"id":7,"tags":["a"]}}',
               error: 'Redis is not connected',
+              reason: 'not_connected',
+              failed_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+              replays: 0,
             },
           ],
         },
@@ -163,7 +173,14 @@ describe('Redis outages seen by an in-process app (probe 200 ms / 500 ms, backof
       expect(answer).toEqual({ status: 202, body: { queued: true } });
       await eventually(() => app.redis.dlqSize === 1, 2_000, 'the publish to reach the DLQ');
       expect(app.admin.getDlqEntries()).toEqual([
-        { channel: `${app.prefix}orders:3`, payload: '{"n":3}', error: 'Redis is not connected' },
+        {
+          channel: `${app.prefix}orders:3`,
+          payload: '{"n":3}',
+          error: 'Redis is not connected',
+          reason: 'not_connected',
+          failedAt: expect.any(Number),
+          replays: 0,
+        },
       ]);
     });
 
@@ -248,7 +265,8 @@ describe('Redis outages seen by an in-process app (probe 200 ms / 500 ms, backof
       });
       expect(Number.isInteger(resync.p.down_ms)).toBe(true);
       expect(resync.p.down_ms).toBeGreaterThan(0);
-      expect(resync.p.down_ms).toBeLessThanOrEqual(upAt - downAt);
+      // The gap runs from the last probe that arrived before the outage: up to one interval early.
+      expect(resync.p.down_ms).toBeLessThanOrEqual(upAt - downAt + probeIntervalMs);
       await subscribed.expectNothing(300);
       await idle.expectNothing(0);
     });
@@ -265,7 +283,10 @@ describe('Redis outages seen by an in-process app (probe 200 ms / 500 ms, backof
 
       const answer = await app.api('POST', '/api/dlq/replay');
 
-      expect(answer).toEqual({ status: 200, body: { replayed: 3, failed: 0 } });
+      expect(answer).toEqual({
+        status: 200,
+        body: { replayed: 3, failed: 0, skipped: 0, late_ms: expect.any(Number) },
+      });
       const payloads = (await subscriber.take(3)).map((frame) => frame.text);
       expect([...payloads].sort()).toEqual(['held-1', 'held-2', 'held-3']);
       await subscriber.expectNothing(300);
@@ -282,7 +303,7 @@ describe('Redis outages seen by an in-process app (probe 200 ms / 500 ms, backof
       await healthBecomes(app, 200, DETECT_UP_MS);
       expect((await subscriber.nextOfType('resync')).t).toBe('resync');
 
-      expect(await app.admin.replayDlq()).toEqual({ replayed: 1, failed: 0 });
+      expect(await app.admin.replayDlq()).toEqual({ replayed: 1, failed: 0, skipped: 0, late_ms: expect.any(Number) });
 
       expect((await subscriber.next()).text).toBe('{"n":8}');
       expect(app.redis.dlqSize).toBe(0);
@@ -299,14 +320,18 @@ describe('Redis outages seen by an in-process app (probe 200 ms / 500 ms, backof
 
       const answer = await app.api('POST', '/api/dlq/replay');
 
-      expect(answer).toEqual({ status: 200, body: { replayed: 0, failed: 3 } });
+      expect(answer).toEqual({ status: 200, body: { replayed: 0, failed: 3, skipped: 0, late_ms: 0 } });
       expect(app.snapshot().redis_dlq_size).toBe(3);
       expect(app.snapshot().redis_publish_errors).toBe(errorsBefore);
+      // Back in the DLQ with their reason, one replay more, and still their first failure's time.
       expect(app.admin.getDlqEntries()).toEqual(
         [1, 2, 3].map((n) => ({
           channel: `${app.prefix}orders:9`,
           payload: `kept-${n}`,
           error: 'Redis is not connected',
+          reason: 'not_connected',
+          failedAt: expect.any(Number),
+          replays: 1,
         })),
       );
     });
@@ -354,11 +379,14 @@ describe('Redis outages seen by an in-process app (probe 200 ms / 500 ms, backof
     // exactly that: Redis answers every PUBLISH with NOPERM on the open connection (permissions
     // are checked per command, so existing connections are affected at once). CLIENT PAUSE
     // WRITE would only delay PUBLISH, not fail it, and maxmemory does not apply to PUBLISH.
-    // The probe is a PUBLISH too, so health goes down meanwhile and the subscriber reconnects;
-    // the publisher connection stays ready, so our publishes really reach Redis and fail there.
-    // One attempt per publish makes one publish one breaker failure.
+    // The probe is a PUBLISH too: refused, it would mark delivery down and send every publish
+    // to the DLQ as not_delivering before it reached Redis. So the probe runs once at start only
+    // (every 60 s), and the publishes really reach Redis and fail there. One attempt per publish;
+    // pub_breaker counts commands, and a batch is one command.
     const breakerOptions: WseRedisOptions = {
       publishAttempts: 1,
+      probeIntervalMs: 60_000,
+      probeTimeoutMs: 5_000,
       breaker: { failureThreshold: 3, resetTimeoutMs: 500 },
     };
 
@@ -369,7 +397,20 @@ describe('Redis outages seen by an in-process app (probe 200 ms / 500 ms, backof
       await redis.command('ACL', 'SETUSER', 'default', '+publish');
     }
 
-    it('opens pub_breaker after 3 failed publishes, then sends publishes straight to the DLQ naming pub_breaker', async () => {
+    /** One publish per command: each waits for the previous one's outcome. */
+    async function publishEach(app: RedisApp, topic: string, payloads: string[]): Promise<void> {
+      for (const payload of payloads) {
+        const outcomes = app.snapshot().redis_messages_published + app.snapshot().redis_publish_errors;
+        app.publisher.publish(topic, payload);
+        await eventually(
+          () => app.snapshot().redis_messages_published + app.snapshot().redis_publish_errors > outcomes,
+          2_000,
+          `the outcome of ${payload}`,
+        );
+      }
+    }
+
+    it('opens pub_breaker after 3 failed commands (a batch of two is one), then sends publishes straight to the DLQ naming pub_breaker', async () => {
       const app = await deliveringApp(breakerOptions);
       await refusePublish();
 
@@ -377,36 +418,45 @@ describe('Redis outages seen by an in-process app (probe 200 ms / 500 ms, backof
       app.publisher.publish('orders:12', 'f2');
       await eventually(() => app.redis.dlqSize === 2, 2_000, 'two refused publishes in the DLQ');
       expect(app.snapshot().pub_breaker).toBe('CLOSED');
-      app.publisher.publish('orders:12', 'f3');
-      await eventually(() => app.redis.dlqSize === 3, 2_000, 'the third refused publish in the DLQ');
+      await publishEach(app, 'orders:12', ['f3']);
+      expect(app.snapshot().pub_breaker).toBe('CLOSED');
+      await publishEach(app, 'orders:12', ['f4']);
       expect(app.snapshot().pub_breaker).toBe('OPEN');
 
-      app.publisher.publish('orders:12', 'f4');
+      app.publisher.publish('orders:12', 'f5');
 
-      expect(app.redis.dlqSize).toBe(4);
+      expect(app.redis.dlqSize).toBe(5);
       const entries = app.admin.getDlqEntries();
-      expect(entries.map((entry) => entry.payload)).toEqual(['f1', 'f2', 'f3', 'f4']);
-      // f1 and f2 went in one batch (the script names the refusal its own way), f3 alone.
-      for (const entry of entries.slice(0, 3)) expect(entry.error).toMatch(/^NOPERM |can't run this command/);
-      expect(entries[3]).toEqual({
+      expect(entries.map((entry) => entry.payload)).toEqual(['f1', 'f2', 'f3', 'f4', 'f5']);
+      // f1 and f2 went in one batch (the script names the refusal its own way), f3 and f4 alone.
+      for (const entry of entries.slice(0, 4)) {
+        expect(entry.error).toMatch(/^NOPERM |can't run this command/);
+        expect(entry.reason).toBe('publish_failed');
+      }
+      expect(entries[4]).toMatchObject({
         channel: `${app.prefix}orders:12`,
-        payload: 'f4',
+        payload: 'f5',
+        reason: 'breaker_open',
         error: expect.stringContaining('pub_breaker'),
       });
+      // An open breaker is down for /health, with the breaker states in the body.
+      const health = await app.getHealth();
+      expect(health.status).toBe(503);
+      expect(wseOf(health)).toMatchObject({ status: 'down', pub_breaker: 'OPEN', conn_breaker: 'CLOSED' });
     });
 
-    it('is HALF_OPEN after the reset timeout and CLOSED after 3 successful publishes once PUBLISH is accepted', async () => {
+    it('is HALF_OPEN after the reset timeout and CLOSED after 3 successful commands once PUBLISH is accepted', async () => {
       const app = await deliveringApp(breakerOptions);
       await refusePublish();
-      for (const n of [1, 2, 3]) app.publisher.publish('orders:13', `f${n}`);
-      await eventually(() => app.snapshot().pub_breaker === 'OPEN', 2_000, 'pub_breaker to open');
+      await publishEach(app, 'orders:13', ['f1', 'f2', 'f3']);
+      expect(app.snapshot().pub_breaker).toBe('OPEN');
       const openedAt = Date.now();
 
       await eventually(() => app.snapshot().pub_breaker === 'HALF_OPEN', 500 + MARGIN_MS, 'pub_breaker to half-open');
       expect(Date.now() - openedAt).toBeGreaterThanOrEqual(400);
       await acceptPublish();
       const publishedBefore = app.snapshot().redis_messages_published;
-      for (const n of [1, 2, 3]) app.publisher.publish('orders:13', `ok${n}`);
+      await publishEach(app, 'orders:13', ['ok1', 'ok2', 'ok3']);
 
       await eventually(() => app.snapshot().pub_breaker === 'CLOSED', 2_000, 'pub_breaker to close');
       expect(app.snapshot().redis_messages_published).toBe(publishedBefore + 3);
@@ -416,8 +466,8 @@ describe('Redis outages seen by an in-process app (probe 200 ms / 500 ms, backof
     it('opens again after one failure while half-open', async () => {
       const app = await deliveringApp(breakerOptions);
       await refusePublish();
-      for (const n of [1, 2, 3]) app.publisher.publish('orders:14', `f${n}`);
-      await eventually(() => app.snapshot().pub_breaker === 'OPEN', 2_000, 'pub_breaker to open');
+      await publishEach(app, 'orders:14', ['f1', 'f2', 'f3']);
+      expect(app.snapshot().pub_breaker).toBe('OPEN');
       await eventually(() => app.snapshot().pub_breaker === 'HALF_OPEN', 500 + MARGIN_MS, 'pub_breaker to half-open');
 
       app.publisher.publish('orders:14', 'f4');

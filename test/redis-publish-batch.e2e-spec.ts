@@ -187,11 +187,26 @@ describe('batched publishing into Redis', () => {
     connections.push(limited);
     definePublishBatch(limited);
 
-    const refusals = await limited.wsePublishBatch('ok:1', 'a', 'no:1', 'b', 'ok:2', 'c', 'no:2', 'd');
+    // Two receivers expected, one listening: the allowed messages come back as short (-index, 1).
+    const reply = await limited.wsePublishBatch(2, 'ok:1', 'a', 'no:1', 'b', 'ok:2', 'c', 'no:2', 'd');
 
-    expect(refusals).toEqual([2, expect.stringMatching(/./), 4, expect.stringMatching(/./)]);
-    await eventually(() => received.length >= 2, 2_000, 'the two allowed messages');
+    expect(reply).toEqual([
+      -1,
+      1,
+      2,
+      expect.stringMatching(/NOPERM|can't publish/),
+      -3,
+      1,
+      4,
+      expect.stringMatching(/NOPERM|can't publish/),
+    ]);
+    // With one expected, only the refusals are listed.
+    expect(await limited.wsePublishBatch(1, 'ok:3', 'e', 'no:3', 'f')).toEqual([
+      2,
+      expect.stringMatching(/NOPERM|can't publish/),
+    ]);
+    await eventually(() => received.length >= 3, 2_000, 'the three allowed messages');
     await new Promise((resolve) => setTimeout(resolve, 100));
-    expect(received).toEqual(['ok:1 a', 'ok:2 c']);
+    expect(received).toEqual(['ok:1 a', 'ok:2 c', 'ok:3 e']);
   });
 });

@@ -70,8 +70,11 @@ export const WSE_DEFAULTS = Object.freeze({
     dlqCapacity: 1000,
     reconnect: Object.freeze({ initialDelayMs: 1000, multiplier: 1.5, maxDelayMs: 60_000, jitter: 0.2 }),
     breaker: Object.freeze({ failureThreshold: 10, resetTimeoutMs: 60_000, halfOpenMaxCalls: 3 }),
-    probeIntervalMs: 5000,
-    probeTimeoutMs: 3000,
+    probeIntervalMs: 1000,
+    probeTimeoutMs: 1000,
+    publishTimeoutMs: 1000,
+    maxInFlightMessages: 100_000,
+    maxInFlightBytes: 64 * 1024 * 1024,
     shutdownTimeoutMs: 2000,
   }),
   recovery: Object.freeze({
@@ -307,6 +310,12 @@ function resolveRedisOptions(redis: WseRedisOptions, check: OptionChecker): Reso
     }),
     probeIntervalMs: check.positiveInt('redis.probeIntervalMs', redis.probeIntervalMs ?? d.probeIntervalMs),
     probeTimeoutMs: check.positiveInt('redis.probeTimeoutMs', redis.probeTimeoutMs ?? d.probeTimeoutMs),
+    publishTimeoutMs: check.positiveInt('redis.publishTimeoutMs', redis.publishTimeoutMs ?? d.publishTimeoutMs),
+    maxInFlightMessages: check.positiveInt(
+      'redis.maxInFlightMessages',
+      redis.maxInFlightMessages ?? d.maxInFlightMessages,
+    ),
+    maxInFlightBytes: check.positiveInt('redis.maxInFlightBytes', redis.maxInFlightBytes ?? d.maxInFlightBytes),
     shutdownTimeoutMs: check.nonNegativeInt('redis.shutdownTimeoutMs', redis.shutdownTimeoutMs ?? d.shutdownTimeoutMs),
   });
 }

@@ -157,10 +157,32 @@ export interface WseRedisOptions {
    * @default { failureThreshold: 10, resetTimeoutMs: 60000, halfOpenMaxCalls: 3 }
    */
   breaker?: Partial<CircuitBreakerOptions>;
-  /** How often each instance sends itself a probe through Redis to prove delivery. @default 5000 */
+  /**
+   * How often each instance publishes a probe through Redis to prove delivery; the probes also
+   * tell the instances sharing the prefix about each other. @default 1000
+   */
   probeIntervalMs?: number;
-  /** A probe not back within this marks Redis down and forces the subscriber to reconnect. @default 3000 */
+  /**
+   * A probe not answered by Redis within this marks Redis down (not answering; the connections
+   * are kept); a probe answered but not received within this marks the subscriber dead and
+   * replaces its connection. @default 1000
+   */
   probeTimeoutMs?: number;
+  /**
+   * How long a sent publish command may wait for Redis's reply. Past it, its messages go to the
+   * DLQ as `outcome_unknown`, and until Redis answers again new publishes go to the DLQ at once
+   * (`not_answering`). @default 1000
+   */
+  publishTimeoutMs?: number;
+  /**
+   * At most this many publishes in flight (queued, sent, or waiting for a retry); past it a
+   * publish goes to the DLQ at once (`backlog_full`). @default 100000
+   */
+  maxInFlightMessages?: number;
+  /**
+   * At most this many payload bytes in flight (characters for text payloads). @default 67108864 (64 MiB)
+   */
+  maxInFlightBytes?: number;
   /** At shutdown, how long to wait for publishes in flight before they go to the DLQ. @default 2000 */
   shutdownTimeoutMs?: number;
 }
@@ -402,6 +424,9 @@ export interface ResolvedRedisOptions {
   readonly breaker: Readonly<CircuitBreakerOptions>;
   readonly probeIntervalMs: number;
   readonly probeTimeoutMs: number;
+  readonly publishTimeoutMs: number;
+  readonly maxInFlightMessages: number;
+  readonly maxInFlightBytes: number;
   readonly shutdownTimeoutMs: number;
 }
 

@@ -6,15 +6,15 @@ import { TokenKind, type GlobToken } from './topic-pattern.js';
  * topic (`overlaps`). Both work on tokens (hub/topic-pattern.ts) in O(|a| × |b|) time and
  * memory, with no backtracking, so a hostile client glob of 256 bytes costs a few thousand steps.
  *
- * Characters are UTF-16 code units, as in the matcher. The answers ignore that a real topic is
- * at most 256 bytes and holds no control character: both relations are then computed over more
+ * Characters are UTF-8 bytes, as in the matcher (and in Redis). The answers ignore that a real
+ * topic is at most 256 bytes, valid UTF-8 and holds no control character: both relations are then computed over more
  * strings than can occur, which can only make `covers` say no and `overlaps` say yes more
  * often, never the other way round. That is the safe direction for permissions.
  */
 
-const MAX_CODE_UNIT = 0xffff;
+const MAX_CODE_UNIT = 0xff;
 
-/** A character class as sorted, disjoint, inclusive code-unit ranges `[lo0, hi0, lo1, hi1, ...]`. */
+/** A character class as sorted, disjoint, inclusive byte ranges `[lo0, hi0, lo1, hi1, ...]`. */
 type CharClass = readonly number[];
 
 const EVERY_CHARACTER: CharClass = [0, MAX_CODE_UNIT];

@@ -129,26 +129,67 @@ describe('compileTopicPattern', () => {
     });
   });
 
-  describe('invalid patterns', () => {
-    it.each([
-      ['[abc', 'unclosed "[" in pattern "[abc"'],
-      ['room:[a-z', 'unclosed "[" in pattern "room:[a-z"'],
-      ['a[', 'unclosed "[" in pattern "a["'],
-      ['[\\]', 'unclosed "[" in pattern "[\\]"'],
-      ['[]', 'empty "[]" in pattern "[]"'],
-      ['a[]b', 'empty "[]" in pattern "a[]b"'],
-      ['a[^]b', 'empty "[]" in pattern "a[^]b"'],
-    ])('throws TopicPatternError for %j', (pattern, message) => {
-      let thrown: unknown;
-      try {
-        compileTopicPattern(pattern);
-      } catch (error) {
-        thrown = error;
-      }
-      expect(thrown).toBeInstanceOf(TopicPatternError);
-      expect(thrown).toBeInstanceOf(Error);
-      expect((thrown as TopicPatternError).name).toBe('TopicPatternError');
-      expect((thrown as TopicPatternError).message).toBe(message);
+  describe("the corners of Redis's glob parser (util.c stringmatchlen)", () => {
+    const rows: MatchRow[] = [
+      // An unclosed set runs to the end of the pattern.
+      ['[abc', 'b', true],
+      ['[abc', '[abc', false],
+      ['room:[a-z', 'room:q', true],
+      ['a[', 'a', false],
+      ['a[', 'a[', false],
+      ['[\\]', '\\', false],
+      ['[\\]', ']', true],
+      // An empty set matches nothing; negated, any one byte.
+      ['[]', 'x', false],
+      ['a[]b', 'ab', false],
+      ['a[^]b', 'axb', true],
+      ['a[^]b', 'ab', false],
+      // `\` inside a set escapes one byte: [\a-z] is the set a, -, z.
+      ['[\\a-z]', 'a', true],
+      ['[\\a-z]', '-', true],
+      ['[\\a-z]', 'm', false],
+      // A range may end with the closing bracket: [a-] is ']'..'a', and the set stays open.
+      ['[a-]', '^', true],
+      ['[a-]', '-', false],
+    ];
+    it.each(rows)('%j against %j is %s, and compiling never throws', (pattern, topic, expected) => {
+      expect(compileTopicPattern(pattern).matches(topic)).toBe(expected);
+    });
+
+    it('keeps TopicPatternError for callers that catch it', () => {
+      expect(new TopicPatternError('x')).toBeInstanceOf(Error);
+      expect(new TopicPatternError('x').name).toBe('TopicPatternError');
+    });
+  });
+
+  describe('on UTF-8 bytes, as Redis matches', () => {
+    const rows: MatchRow[] = [
+      ['uni:?', 'uni:é', false],
+      ['uni:??', 'uni:é', true],
+      ['uni:???', 'uni:€', true],
+      ['uni:*', 'uni:é', true],
+      ['é*', 'éa', true],
+      ['*é', 'café', true],
+      ['caf??', 'café', true],
+      ['????', '🙂', true],
+      ['[é]?', 'é', true],
+      ['[é]', 'é', false],
+      // Set bounds compare as signed chars: [a-é] is 0xC3..'a' plus 0xA9.
+      ['[a-é]', 'a', true],
+      ['[a-é]', 'b', false],
+      ['[a-é]?', 'é', true],
+      // ASCII patterns of literals and stars span non-ASCII runs whole.
+      ['user:*:x', 'user:日本:x', true],
+      ['*:x', 'ü:x', true],
+    ];
+    it.each(rows)('%j against %j is %s', (pattern, topic, expected) => {
+      expect(compileTopicPattern(pattern).matches(topic)).toBe(expected);
+    });
+
+    it('keys non-ASCII literal prefixes and suffixes as text', () => {
+      expect(compileTopicPattern('é*').literalPrefix).toBe('é');
+      expect(compileTopicPattern('*café').literalSuffix).toBe('café');
+      expect(compileTopicPattern('\\é*').literalPrefix).toBe('é');
     });
   });
 
@@ -176,8 +217,9 @@ describe('compileTopicPattern', () => {
       ['*:events', ''],
       ['user:?', 'user:'],
       ['room:[abc]', 'room:'],
-      ['a\\*b', 'a'],
       ['trades.*.x?', 'trades.'],
+      // An escape is a literal: it belongs to the prefix.
+      ['a\\*b', 'a*b'],
       ['plain:topic', 'plain:topic'],
       ['{a,b}*', '{a,b}'],
     ])('the literal prefix of %j is %j', (source, prefix) => {

@@ -7,7 +7,7 @@ import type { TopicSubscriber } from '../protocol/topic-subscriber.js';
 import { WSE_OPTIONS } from '../wse.constants.js';
 import { topicRejections } from '../wse.messages.js';
 import { PatternIndex, type PatternEntry } from './pattern-index.js';
-import { compileTopicPattern, isTopicPattern, TopicPatternError } from './topic-pattern.js';
+import { compileTopicPattern, isTopicPattern } from './topic-pattern.js';
 import { topicRejection } from './topic-validation.js';
 
 const FANOUT_SIZE_BOUNDS = [1, 2, 5, 10, 50, 100, 500, 1000, 5000, 10_000, 50_000];
@@ -201,14 +201,8 @@ export class TopicRegistryService<S extends TopicSubscriber = TopicSubscriber & 
       return topicRejections.topicLimit(this.maxTopicsPerConnection);
     if (isTopicPattern(topic)) {
       let entry: PatternEntry<S> | undefined = this.patterns.get(topic);
-      if (entry === undefined) {
-        try {
-          entry = this.patterns.add(compileTopicPattern(topic));
-        } catch (error) {
-          if (error instanceof TopicPatternError) return topicRejections.badPattern(error.message);
-          throw error;
-        }
-      }
+      // Every glob means something to Redis, and so here: compiling never refuses one.
+      entry ??= this.patterns.add(compileTopicPattern(topic));
       entry.subscribers.add(connection);
     } else {
       let subscribers = this.exact.get(topic);

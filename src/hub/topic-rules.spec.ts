@@ -161,8 +161,24 @@ describe('topic rules', () => {
     expect(verdict(r, null, 'x:a/1/2')).toBeUndefined();
   });
 
-  it('refuses a malformed client pattern with its reason', () => {
-    expect(verdict(rules(['*']), null, 'x[')).toBe('invalid pattern: unclosed "[" in pattern "x["');
+  it("reads a client pattern as Redis does, even Redis's odd corners: x[ is x and an empty set", () => {
+    // `x[` matches nothing (the set is empty), so every rule covers it; `x[ab` is `x` and one of a, b.
+    expect(verdict(rules(['*']), null, 'x[')).toBeUndefined();
+    expect(verdict(rules(['x[ab]']), null, 'x[ab')).toBeUndefined();
+    expect(verdict(rules(['x[a]']), null, 'x[ab')).toBe('pattern reaches topics the subscription rules do not allow');
+  });
+
+  it('compares on UTF-8 bytes, as matching does: ?? covers one two-byte character, ? does not', () => {
+    expect(verdict(rules(['user:??']), null, 'user:é')).toBeUndefined();
+    expect(verdict(rules(['user:?']), null, 'user:é')).toBe('not allowed by the subscription rules');
+    expect(verdict(rules(['user:é*']), null, 'user:é?')).toBeUndefined();
+    expect(verdict(rules(['user:?']), null, 'user:??')).toBe(
+      'pattern reaches topics the subscription rules do not allow',
+    );
+  });
+
+  it('refuses a rule with a non-ASCII character in a set, naming it', () => {
+    expect(() => rules(['user:[é]'])).toThrow(/non-ASCII character in a set/);
   });
 
   it('fills the rules once per claims object', () => {

@@ -3,20 +3,13 @@ import type { WseConfigProblem } from '../errors/wse-config.error.js';
 import type { WseClaims } from '../protocol/connection.js';
 import { topicRejections } from '../wse.messages.js';
 import { covers, overlaps } from './glob-relations.js';
-import {
-  isTopicPattern,
-  patternOfTokens,
-  tokenizeTopicPattern,
-  TokenKind,
-  TopicPatternError,
-  type GlobToken,
-} from './topic-pattern.js';
+import { isTopicPattern, patternOfTokens, tokenizeTopicPattern, TokenKind, type GlobToken } from './topic-pattern.js';
 
 /**
  * Operator-written subscription rules (issue 16): which topics and patterns a connection may
  * subscribe to. A rule is a micromatch glob over the whole topic, trusted and compiled at start:
  *
- * - `*` (and `**`) any run of characters, colons and slashes included, `?` one character,
+ * - `*` (and `**`) any run of characters, colons and slashes included, `?` one byte of the UTF-8 form (as in client globs and Redis),
  *   `[abc]` / `[a-z]` / `[!a-z]` / `[^a-z]` one of a set, `\` escapes, as in client globs;
  * - braces `{lobby,help}` and `{1..9}` list alternatives (expanded by micromatch at start);
  * - `{sub}`, `{tenant}`, `{org.id}`: the claim of that name in the connection's verified token,
@@ -169,13 +162,7 @@ export class ConnectionTopicRules {
   }
 
   private patternRefusal(topic: string): string | undefined {
-    let tokens: GlobToken[];
-    try {
-      tokens = tokenizeTopicPattern(topic).tokens;
-    } catch (error) {
-      if (error instanceof TopicPatternError) return topicRejections.badPattern(error.message);
-      throw error;
-    }
+    const tokens = tokenizeTopicPattern(topic).tokens;
     const { allow, refuse } = this.rules;
     if (!allow.some((rule) => rule.tokens !== undefined && covers(rule.tokens, tokens))) {
       return topicRejections.patternTooWide();
@@ -235,9 +222,14 @@ function parseAlternative(text: string, placeholders: boolean): Alternative | st
     }
     if (ch === '\\') {
       // A trailing backslash stands for itself.
-      const code = i + 1 < text.length ? text.charCodeAt(i + 1) : 0x5c;
-      parts.push({ kind: 'token', token: { kind: TokenKind.Literal, code } });
-      i += 2;
+      if (i + 1 >= text.length) {
+        parts.push({ kind: 'token', token: { kind: TokenKind.Literal, code: 0x5c } });
+        i++;
+      } else {
+        const escaped = characterAt(text, i + 1);
+        for (const token of literalTokens(escaped)) parts.push({ kind: 'token', token });
+        i += 1 + escaped.length;
+      }
     } else if (ch === '*') {
       if (parts.at(-1)?.kind !== 'token' || (parts.at(-1) as { token: GlobToken }).token.kind !== TokenKind.AnyRun) {
         parts.push({ kind: 'token', token: ANY_RUN });
@@ -262,11 +254,28 @@ function parseAlternative(text: string, placeholders: boolean): Alternative | st
       claims = true;
       i = close + 1;
     } else {
-      parts.push({ kind: 'token', token: { kind: TokenKind.Literal, code: text.charCodeAt(i) } });
-      i++;
+      const character = characterAt(text, i);
+      for (const token of literalTokens(character)) parts.push({ kind: 'token', token });
+      i += character.length;
     }
   }
   return { kind: 'glob', parts, claims };
+}
+
+/** The whole character (one or two UTF-16 code units) at `i`. */
+function characterAt(text: string, i: number): string {
+  return String.fromCodePoint(text.codePointAt(i)!);
+}
+
+/**
+ * `text` as literal tokens, one per UTF-8 byte: globs match bytes, as Redis does (see
+ * hub/topic-pattern.ts), so rules and client patterns compare on the same footing.
+ */
+function literalTokens(text: string): GlobToken[] {
+  const bytes = Buffer.from(text, 'utf8');
+  const tokens: GlobToken[] = [];
+  for (let i = 0; i < bytes.length; i++) tokens.push({ kind: TokenKind.Literal, code: bytes[i] });
+  return tokens;
 }
 
 /** `[...]` after the `[`: `!` or `^` negates, ranges, `\` escapes; a reversed range is a mistake here. */
@@ -279,12 +288,18 @@ function parseRuleSet(text: string, start: number): { token: GlobToken; next: nu
   }
   const ranges: number[] = [];
   while (i < text.length && text[i] !== ']') {
+    // A set matches one byte, as in client globs: a character of several bytes has no place in it.
+    if (text.charCodeAt(i) >= 0x80 || (text[i] === '\\' && text.charCodeAt(i + 1) >= 0x80)) {
+      return `non-ASCII character in a set (a set matches one byte, as in client globs): "${characterAt(text, text[i] === '\\' ? i + 1 : i)}"`;
+    }
     let low = text.charCodeAt(i);
     if (text[i] === '\\' && i + 1 < text.length) low = text.charCodeAt(++i);
     let high = low;
     if (text[i + 1] === '-' && i + 2 < text.length && text[i + 2] !== ']') {
       i += 2;
       high = text[i] === '\\' && i + 1 < text.length ? text.charCodeAt(++i) : text.charCodeAt(i);
+      if (high >= 0x80)
+        return `non-ASCII character in a set (a set matches one byte, as in client globs): "${characterAt(text, i)}"`;
       if (high < low) return `reversed range "${String.fromCharCode(low)}-${String.fromCharCode(high)}" in a set`;
     }
     ranges.push(low, high);
@@ -352,9 +367,7 @@ function fillAlternative(alternative: Alternative, claims: WseClaims | null): Fi
     const next: GlobToken[][] = [];
     for (const tokens of variants) {
       for (const value of values) {
-        const literal: GlobToken[] = [];
-        for (let k = 0; k < value.length; k++) literal.push({ kind: TokenKind.Literal, code: value.charCodeAt(k) });
-        next.push([...tokens, ...literal]);
+        next.push([...tokens, ...literalTokens(value)]);
         if (next.length >= MAX_RULE_ALTERNATIVES) break;
       }
     }
@@ -383,11 +396,15 @@ function literalPrefixReach(text: string): GlobToken[] {
   for (let i = 0; i < text.length; i++) {
     const ch = text[i];
     if (ch === '\\' && i + 1 < text.length) {
-      tokens.push({ kind: TokenKind.Literal, code: text.charCodeAt(++i) });
+      const escaped = characterAt(text, i + 1);
+      tokens.push(...literalTokens(escaped));
+      i += escaped.length;
     } else if ('*?[]{}()|!+@'.includes(ch)) {
       break;
     } else {
-      tokens.push({ kind: TokenKind.Literal, code: text.charCodeAt(i) });
+      const character = characterAt(text, i);
+      tokens.push(...literalTokens(character));
+      i += character.length - 1;
     }
   }
   tokens.push(ANY_RUN);

@@ -177,16 +177,17 @@ export class WseNode implements OnModuleInit {
    * Reads history for `recoveries` and positions for `positionTopics`, holding the connection's
    * live messages on the recovered topics meanwhile (a topic it holds already is dropped from
    * the registry for that time; the caller subscribes it again). `then` runs once everything
-   * is back: synchronously when the store answers at once (in memory), later otherwise. It
-   * must subscribe, answer and call `outcome.replay` for each recovered topic before it
-   * returns; the holds are released right after.
+   * is back: synchronously when the store answers at once (in memory; `undefined` is returned),
+   * later otherwise (the returned promise settles once `then` has run). It must subscribe,
+   * answer and call `outcome.replay` for each recovered topic before it returns; the holds are
+   * released right after.
    */
   recover(
     connection: TopicSubscriber,
     recoveries: readonly TopicRecovery[],
     positionTopics: readonly string[],
     then: (outcome: RecoveryOutcome) => void,
-  ): void {
+  ): Promise<void> | undefined {
     const holds = new Map<string, Hold>();
     for (const { topic } of recoveries) {
       if (holds.has(topic)) continue;
@@ -221,9 +222,9 @@ export class WseNode implements OnModuleInit {
     };
     if (!pending.some(isPromise)) {
       finish(pending as (HistoryRead | HistoryPosition)[]);
-      return;
+      return undefined;
     }
-    void Promise.allSettled(pending).then((results) =>
+    return Promise.allSettled(pending).then((results) =>
       finish(results.map((result) => (result.status === 'fulfilled' ? result.value : undefined))),
     );
   }

@@ -1,5 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import { RedisPubSubService, type DlqReplayResult } from '../broker/redis/redis-pubsub.service.js';
+import {
+  RedisPubSubService,
+  type DlqReplayOptions,
+  type DlqReplayResult,
+} from '../broker/redis/redis-pubsub.service.js';
 import { resolveWseOptions } from '../config/resolve-wse-options.js';
 import { TopicRegistryService } from '../hub/topic-registry.service.js';
 import type { WseConnectionInfo } from '../protocol/connection.js';
@@ -67,13 +71,23 @@ export class WseAdmin {
     return this.redis.getDlqEntries();
   }
 
-  /** Re-publishes the dead letter queue; what fails again stays in it. */
-  replayDlq(): Promise<DlqReplayResult> {
-    return this.redis.replayDlq();
+  /** Returns the dead letter queue's entries, oldest first, leaving them there (for monitoring). */
+  peekDlqEntries(): DeadLetter[] {
+    return this.redis.peekDlqEntries();
+  }
+
+  /**
+   * Re-publishes the dead letter queue; what fails again stays in it, and so do the entries that
+   * may have been delivered already unless `{ unknown: true }` (see DlqReplayOptions).
+   */
+  replayDlq(options?: DlqReplayOptions): Promise<DlqReplayResult> {
+    return this.redis.replayDlq(options);
   }
 
   /** Switches multi-instance mode on at run time. Throws WseConfigError for a URL that is not redis. */
   connectRedis(url: string): Promise<void> {
-    return this.redis.connectRedis(resolveWseOptions({ redis: { url } }).redis.url!);
+    // Only the URL is checked here; the auth choice the resolver insists on is the module's, not
+    // this call's (without it every call failed once fail-closed auth came).
+    return this.redis.connectRedis(resolveWseOptions({ auth: { anonymous: true }, redis: { url } }).redis.url!);
   }
 }

@@ -4,6 +4,7 @@ import { OutboundWriter } from '../transport/outbound-writer.js';
 import { RedisPubSubService } from '../broker/redis/redis-pubsub.service.js';
 import type { CircuitState } from '../reliability/circuit-breaker.js';
 import { TopicRegistryService } from '../hub/topic-registry.service.js';
+import { ProtocolViolations } from '../transport/protocol-violations.js';
 
 /**
  * The health snapshot (CONTRACT section 8). Key names are the contract's, verbatim: the health
@@ -31,6 +32,24 @@ export interface WseHealthSnapshot {
   outbound_dropped: number;
   conn_breaker: CircuitState;
   pub_breaker: CircuitState;
+  /** Publishes accepted and without an outcome yet (queued, sent, or waiting for a retry). */
+  redis_publish_in_flight: number;
+  /** Their payload bytes (characters for text). */
+  redis_publish_in_flight_bytes: number;
+  /** The highest `redis_publish_in_flight` since start. */
+  redis_publish_in_flight_peak: number;
+  /** Publishes dead-lettered as `outcome_unknown` (sent; no reply in time or connection lost). */
+  redis_publish_unknown: number;
+  /** Publishes dead-lettered as `partial` (fewer subscribers received them than there are instances). */
+  redis_publish_partial: number;
+  /** Dead letters evicted by newer ones (the DLQ was full). */
+  redis_dlq_evicted: number;
+  /** Dead letters a replay delivered. */
+  redis_dlq_replayed: number;
+  /** Other live instances on the same prefix, as their probes tell. */
+  redis_peers: number;
+  /** Protocol violations from clients (invalid frames, refused origins), all kinds. */
+  protocol_violations: number;
 }
 
 /**
@@ -46,10 +65,12 @@ export class WseHealthSnapshotService {
     private readonly inbound: InboundQueue,
     private readonly outbound: OutboundWriter,
     private readonly redis: RedisPubSubService,
+    private readonly violations: ProtocolViolations,
   ) {}
 
   snapshot(): WseHealthSnapshot {
     const redis = this.redis.stats;
+    const inFlight = this.redis.inFlight;
     return {
       connections: this.registry.connectionCount,
       inbound_queue_depth: this.inbound.depth,
@@ -69,11 +90,27 @@ export class WseHealthSnapshotService {
       outbound_dropped: this.outbound.droppedSlow,
       conn_breaker: this.redis.connBreaker.state,
       pub_breaker: this.redis.pubBreaker.state,
+      redis_publish_in_flight: inFlight.messages,
+      redis_publish_in_flight_bytes: inFlight.bytes,
+      redis_publish_in_flight_peak: inFlight.peak,
+      redis_publish_unknown: redis.publishUnknown,
+      redis_publish_partial: redis.publishPartial,
+      redis_dlq_evicted: this.redis.dlqEvicted,
+      redis_dlq_replayed: redis.dlqReplayed,
+      redis_peers: this.redis.peers,
+      protocol_violations: this.violations.count,
     };
   }
 
-  /** True when Redis is either not configured or connected and delivering (CONTRACT section 7). */
+  /**
+   * True when Redis is not configured, or connected, answering, delivering and with both
+   * breakers not open (CONTRACT section 7; issue 10: an open breaker sends every publish to the
+   * DLQ, so it is down too). The snapshot in the health body carries both breaker states.
+   */
   brokerHealthy(): boolean {
-    return !this.redis.configured || this.redis.redisConnected();
+    if (!this.redis.configured) return true;
+    return (
+      this.redis.redisConnected() && this.redis.connBreaker.state !== 'OPEN' && this.redis.pubBreaker.state !== 'OPEN'
+    );
   }
 }

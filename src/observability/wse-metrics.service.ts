@@ -9,6 +9,7 @@ import { WseHealthSnapshotService, type WseHealthSnapshot } from './wse-health-s
 import { RedisPubSubService } from '../broker/redis/redis-pubsub.service.js';
 import type { CircuitState } from '../reliability/circuit-breaker.js';
 import { TopicRegistryService } from '../hub/topic-registry.service.js';
+import { PROTOCOL_VIOLATION_KINDS, ProtocolViolations } from '../transport/protocol-violations.js';
 import type { BucketHistogram } from '../reliability/bucket-histogram.js';
 import { TopicHistoryService } from '../node/topic-history.service.js';
 
@@ -23,6 +24,11 @@ const COUNTER_KEYS = new Set<keyof WseHealthSnapshot>([
   'redis_reconnect_count',
   'local_deliveries',
   'outbound_dropped',
+  'redis_publish_unknown',
+  'redis_publish_partial',
+  'redis_dlq_evicted',
+  'redis_dlq_replayed',
+  'protocol_violations',
 ]);
 
 const BREAKER_STATES: readonly CircuitState[] = ['CLOSED', 'OPEN', 'HALF_OPEN'];
@@ -35,7 +41,7 @@ const BREAKER_STATES: readonly CircuitState[] = ['CLOSED', 'OPEN', 'HALF_OPEN'];
  *
  * Names: every key of the health snapshot as `wse_<key>`, plus `wse_deliveries_total`,
  * `wse_messages_dropped_total{cause}`, `wse_connections_closed_total{code}`,
- * `wse_circuit_breaker_state{breaker,state}`, `wse_fanout_size` and
+ * `wse_circuit_breaker_state{breaker,state}`, `wse_protocol_violations_total{kind}`, `wse_fanout_size` and
  * `wse_publish_to_write_seconds` histograms, the history metrics (`wse_history_appends_total`,
  * `wse_history_evicted_total`, `wse_history_memory_bytes`, `wse_history_topics`,
  * `wse_recoveries_total{result}`, `wse_recovery_replayed_messages_total`), and Node's default
@@ -54,6 +60,7 @@ export class WseMetricsService {
     writer: OutboundWriter,
     inbound: InboundQueue,
     redis: RedisPubSubService,
+    violations: ProtocolViolations,
     history: TopicHistoryService,
   ) {
     const register = [this.registry];
@@ -114,6 +121,16 @@ export class WseMetricsService {
       collect() {
         this.reset();
         for (const [code, count] of gateway.closeCodes) this.inc({ code: String(code) }, count);
+      },
+    });
+    new Counter({
+      name: 'wse_protocol_violations_total',
+      help: 'Protocol violations from clients (the connection was closed, or the upgrade refused), by kind',
+      labelNames: ['kind'],
+      registers: register,
+      collect() {
+        this.reset();
+        for (const kind of PROTOCOL_VIOLATION_KINDS) this.inc({ kind }, violations.of(kind));
       },
     });
     new Gauge({

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { pongPayload, syncCompletePayload } from './control-answers.js';
+import { echoable, MAX_ECHO_DEPTH, MAX_ECHO_NODES, pongPayload, syncCompletePayload } from './control-answers.js';
 
 describe('pongPayload', () => {
   it('echoes client_timestamp and timestamp, in this order, with the server time', () => {
@@ -26,6 +26,42 @@ describe('pongPayload', () => {
       timestamp: 'x',
       server_timestamp: 5,
     });
+  });
+});
+
+describe('echoable', () => {
+  it('passes numbers, strings, booleans and null through, and turns undefined into null', () => {
+    expect([echoable(1_700_000_000_000), echoable('2024-01-01T00:00:00Z'), echoable(true), echoable(null)]).toEqual([
+      1_700_000_000_000,
+      '2024-01-01T00:00:00Z',
+      true,
+      null,
+    ]);
+    expect(echoable(undefined)).toBeNull();
+  });
+
+  it('passes a small object or array through unchanged', () => {
+    const value = { a: [1, { b: 'x' }], c: null };
+    expect(echoable(value)).toBe(value);
+  });
+
+  it(`keeps a value ${MAX_ECHO_DEPTH} levels deep and refuses one level more`, () => {
+    const nested = (depth: number): unknown => JSON.parse('['.repeat(depth) + ']'.repeat(depth));
+    expect(echoable(nested(MAX_ECHO_DEPTH))).toEqual(nested(MAX_ECHO_DEPTH));
+    expect(echoable(nested(MAX_ECHO_DEPTH + 1))).toBeNull();
+  });
+
+  it('answers null for 100,000 nested arrays without overflowing the stack, in a PONG too', () => {
+    const deep = JSON.parse('['.repeat(100_000) + ']'.repeat(100_000)) as unknown;
+    expect(echoable(deep)).toBeNull();
+    expect(JSON.stringify(pongPayload({ client_timestamp: deep, timestamp: deep }, 1))).toBe(
+      '{"client_timestamp":null,"timestamp":null,"server_timestamp":1}',
+    );
+  });
+
+  it(`refuses a flat value of more than ${MAX_ECHO_NODES} values`, () => {
+    expect(echoable(Array.from({ length: MAX_ECHO_NODES - 1 }, (_, i) => i))).toHaveLength(MAX_ECHO_NODES - 1);
+    expect(echoable(Array.from({ length: MAX_ECHO_NODES + 1 }, (_, i) => i))).toBeNull();
   });
 });
 

@@ -14,10 +14,36 @@ export interface PongPayload {
 
 export function pongPayload(p: Readonly<Record<string, unknown>>, nowMs: number): PongPayload {
   return {
-    client_timestamp: p.client_timestamp ?? null,
-    timestamp: p.timestamp ?? null,
+    client_timestamp: echoable(p.client_timestamp),
+    timestamp: echoable(p.timestamp),
     server_timestamp: nowMs,
   };
+}
+
+/** How deep a value echoed back to a client may nest. */
+export const MAX_ECHO_DEPTH = 16;
+/** How many values in all it may hold. */
+export const MAX_ECHO_NODES = 1_000;
+
+/**
+ * `value` when it is small enough to echo back (at most MAX_ECHO_DEPTH levels and
+ * MAX_ECHO_NODES values), otherwise null; undefined is null too. Checked with an explicit stack,
+ * never by recursion: the value comes from a client, and serialising a deeply nested one
+ * (JSON.stringify recurses) overflowed the stack (issue 10). A timestamp is a number or a
+ * string; anything else is echoed only while it stays harmless.
+ */
+export function echoable(value: unknown): unknown {
+  if (value === undefined) return null;
+  if (typeof value !== 'object' || value === null) return value;
+  const stack: [unknown, number][] = [[value, 1]];
+  let nodes = 0;
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop()!;
+    if (++nodes > MAX_ECHO_NODES || depth > MAX_ECHO_DEPTH) return null;
+    if (typeof current !== 'object' || current === null) continue;
+    for (const child of Object.values(current)) stack.push([child, depth + 1]);
+  }
+  return value;
 }
 
 /**

@@ -6,7 +6,14 @@ const CONTRACT_CAPACITY = 1000;
 
 /** Dead letter #n; its payload identifies it. */
 function letter(n: number): DeadLetter {
-  return { channel: 'wse:orders', payload: `{"n":${n}}`, error: 'connect ECONNREFUSED 127.0.0.1:6379' };
+  return {
+    channel: 'wse:orders',
+    payload: `{"n":${n}}`,
+    error: 'connect ECONNREFUSED 127.0.0.1:6379',
+    reason: 'not_connected',
+    failedAt: 1_000 + n,
+    replays: 0,
+  };
 }
 
 /** Pushes dead letters #from..#to (inclusive). */
@@ -16,11 +23,11 @@ function pushRange(dlq: DeadLetterQueue, from: number, to: number): void {
 
 /** The payloads of dead letters #from..#to (inclusive), oldest first. */
 function payloads(from: number, to: number): string[] {
-  return Array.from({ length: to - from + 1 }, (_, i) => letter(from + i).payload);
+  return Array.from({ length: to - from + 1 }, (_, i) => String(letter(from + i).payload));
 }
 
 function drainPayloads(dlq: DeadLetterQueue): string[] {
-  return dlq.drain().map((entry) => entry.payload);
+  return dlq.drain().map((entry) => String(entry.payload));
 }
 
 describe('DeadLetterQueue', () => {
@@ -119,21 +126,51 @@ describe('DeadLetterQueue', () => {
 
     it('keeps the channel, payload and error of each entry unchanged', () => {
       const dlq = create();
+      const bytes = Buffer.from([0x00, 0xff, 0xc3, 0x28, 0x80]);
       const entries: DeadLetter[] = [
-        { channel: 'wse:orders.eu', payload: '{"id":1,"total":9.5}', error: 'Connection is closed.' },
-        { channel: 'app2:chat/€', payload: 'héllo 👋', error: 'circuit pub_breaker is OPEN' },
-        { channel: '', payload: '', error: '' },
+        {
+          channel: 'wse:orders.eu',
+          payload: '{"id":1,"total":9.5}',
+          error: 'Connection is closed.',
+          reason: 'outcome_unknown',
+          failedAt: 1,
+          replays: 0,
+        },
+        {
+          channel: 'app2:chat/€',
+          payload: 'héllo 👋',
+          error: 'circuit pub_breaker is OPEN',
+          reason: 'breaker_open',
+          failedAt: 2,
+          replays: 1,
+        },
+        { channel: 'wse:bin', payload: bytes, error: 'x', reason: 'partial', failedAt: 3, replays: 0 },
+        { channel: '', payload: '', error: '', reason: 'shutdown', failedAt: 0, replays: 0 },
       ];
       for (const entry of entries) dlq.push(entry);
 
       const drained = dlq.drain();
 
-      expect(drained).toStrictEqual([
-        { channel: 'wse:orders.eu', payload: '{"id":1,"total":9.5}', error: 'Connection is closed.' },
-        { channel: 'app2:chat/€', payload: 'héllo 👋', error: 'circuit pub_breaker is OPEN' },
-        { channel: '', payload: '', error: '' },
-      ]);
       drained.forEach((entry, i) => expect(entry).toBe(entries[i]));
+      // The bytes are the very bytes published, not a decoded copy (0xff and 0xc3 0x28 are not UTF-8).
+      expect(Buffer.compare(drained[2].payload as Buffer, Buffer.from([0x00, 0xff, 0xc3, 0x28, 0x80]))).toBe(0);
+    });
+
+    it('reads without draining with peek(): same entries, oldest first, the queue unchanged', () => {
+      const dlq = create();
+      pushRange(dlq, 1, 4);
+
+      expect(dlq.peek().map((entry) => String(entry.payload))).toEqual(payloads(1, 4));
+      expect(dlq.peek().map((entry) => String(entry.payload))).toEqual(payloads(1, 4));
+      expect(dlq.size).toBe(4);
+      expect(drainPayloads(dlq)).toEqual(payloads(1, 4));
+      expect(dlq.peek()).toEqual([]);
+    });
+
+    it('says from push() whether it had to evict', () => {
+      const dlq = new DeadLetterQueue(2);
+      expect([dlq.push(letter(1)), dlq.push(letter(2)), dlq.push(letter(3))]).toEqual([false, false, true]);
+      expect(dlq.evicted).toBe(1);
     });
   });
 

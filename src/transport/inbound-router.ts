@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { InjectWseOptions } from '../config/inject-wse-options.decorator.js';
 import type { ResolvedWseOptions } from '../config/wse-module-options.interface.js';
 import { WseNode } from '../node/wse-node.js';
@@ -6,12 +6,14 @@ import { pongPayload, syncCompletePayload } from '../protocol/control-answers.js
 import {
   inboundControl,
   parseInboundFrame,
+  type InboundControl,
   type InboundDecodeOptions,
   type InboundFrame,
 } from '../protocol/inbound-frame.js';
 import { SystemFrames, type WireFrame } from '../protocol/outbound-frame.js';
 import { WSE_PROTOCOL_VERSION, WSE_SERVER_VERSION, WseErrorCode } from '../wse.constants.js';
-import { syncCompleteMessage } from '../wse.messages.js';
+import { errorMessages, invalidMessages, logMessages, syncCompleteMessage } from '../wse.messages.js';
+import { afterAnswer, MAX_PENDING_CONTROL_FRAMES, runInOrder } from './control-order.js';
 import { WseEventDispatcher } from './events/event-dispatcher.js';
 import { WseRateLimiter } from './rate-limit.js';
 import { WseSubscriptionHandler } from './subscription-handler.js';
@@ -26,9 +28,14 @@ import type { WseConnection } from './wse-connection.js';
  *
  * Inbound frames are handled in plain code rather than through Nest's message routing: the
  * contract wants an answer to malformed or unknown frames, which Nest's routing drops silently.
+ *
+ * Control frames of one connection are answered in order (control-order.ts): a subscription
+ * waiting for its authorizer holds the ping, unsubscribe or hello behind it. Application events
+ * are not control frames: they go their own way through the bounded inbound queue.
  */
 @Injectable()
 export class WseInboundRouter {
+  private readonly logger = new Logger('WseGateway');
   private readonly decoding: InboundDecodeOptions;
 
   constructor(
@@ -55,25 +62,54 @@ export class WseInboundRouter {
       return;
     }
     const frame = parsed.frame;
-    switch (inboundControl(frame.t)) {
-      case 'ping':
-        connection.send(this.frames.frame('PONG', pongPayload(frame.p, Date.now())));
-        return;
-      case 'pong':
-        return;
-      case 'client_hello':
-        connection.send(this.serverHello(connection));
-        return;
-      case 'subscription':
-        this.subscriptions.handle(connection, frame);
-        return;
-      case 'sync_request':
-        this.onSyncRequest(connection, frame);
-        return;
-      case undefined:
-        this.events.dispatch(connection, frame);
+    const control = inboundControl(frame.t);
+    if (control === undefined) {
+      this.events.dispatch(connection, frame);
+    } else if (control !== 'pong') {
+      if (!connection.controlBusy) afterAnswer(connection, this.control(connection, control, frame), this.failed);
+      else this.later(connection, control, frame);
     }
   }
+
+  /** Answers a control frame; a promise while the answer waits for the authorizer. */
+  private control(connection: WseConnection, control: InboundControl, frame: InboundFrame): Promise<void> | undefined {
+    switch (control) {
+      case 'ping':
+        connection.send(this.frames.frame('PONG', pongPayload(frame.p, Date.now())));
+        return undefined;
+      case 'client_hello':
+        connection.send(this.serverHello(connection));
+        return undefined;
+      case 'sync_request':
+        this.onSyncRequest(connection, frame);
+        return undefined;
+      case 'subscription':
+        return this.subscriptions.handle(connection, frame);
+      case 'pong':
+        return undefined;
+      default:
+        return assertNever(control);
+    }
+  }
+
+  /** Queues a control frame behind the one being answered (runs it at once when there is none). */
+  private later(connection: WseConnection, control: InboundControl, frame: InboundFrame): void {
+    runInOrder(
+      connection,
+      () => this.control(connection, control, frame),
+      () =>
+        connection.send(
+          this.frames.error(WseErrorCode.OVERLOADED, errorMessages.controlBacklog(MAX_PENDING_CONTROL_FRAMES)),
+        ),
+      this.failed,
+    );
+  }
+
+  /** A queued control frame threw: answered and logged, as the gateway's guard does for the others. */
+  private readonly failed = (connection: WseConnection, error: unknown): void => {
+    this.logger.error(logMessages.frameFailed(connection.id), error instanceof Error ? error.stack : error);
+    connection.send(this.frames.error(WseErrorCode.INVALID_MESSAGE, invalidMessages.unanswerable()));
+  };
 
   /**
    * WSE's SDKs ask for the initial state after subscribing. An application that has state to
@@ -110,4 +146,8 @@ export class WseInboundRouter {
       server_time: new Date().toISOString(),
     });
   }
+}
+
+function assertNever(value: never): never {
+  throw new Error(`unexpected control frame ${String(value)}`);
 }

@@ -1,6 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { Logger } from '@nestjs/common';
-import { logMessages } from '../wse.messages.js';
+import type { ProtocolViolations } from './protocol-violations.js';
 
 type VerifyClient = (
   info: { origin: string; secure: boolean; req: IncomingMessage },
@@ -14,15 +13,16 @@ type VerifyClient = (
  * without an Origin header come from non-browser clients, which carry no ambient cookie, and
  * are allowed.
  */
-export function originVerifier(allowedOrigins: readonly string[]): VerifyClient {
+export function originVerifier(allowedOrigins: readonly string[], violations: ProtocolViolations): VerifyClient {
   const allowed = new Set(allowedOrigins);
-  const logger = new Logger('WseGateway');
   return ({ origin }, callback) => {
     if (!origin || allowed.has(origin)) {
       callback(true);
       return;
     }
-    logger.warn(logMessages.originRefused(origin));
+    // Counted and logged throttled like every other client violation: a script hammering the
+    // endpoint from a foreign page must not write one log line per attempt.
+    violations.record('origin_refused');
     callback(false, 403, 'Forbidden');
   };
 }

@@ -12,8 +12,12 @@ import { SystemFrames } from '../protocol/outbound-frame.js';
 import { parseRecoveryRequest, type RecoveryRequest } from '../protocol/recovery-request.js';
 import { WseErrorCode } from '../wse.constants.js';
 import { logMessages, recoveryInputMessages, recoveryReasons, topicRejections } from '../wse.messages.js';
+import { afterAnswer } from './control-order.js';
 import { WseTopicPermissions } from './auth/topic-permissions.js';
 import type { WseConnection } from './wse-connection.js';
+
+/** Authorizer calls one connection may have running at once. */
+export const MAX_AUTHORIZER_CALLS = 8;
 
 /** One topic's entry of the answer's `recovery` map (CONTRACT section 11). */
 interface RecoveryEntry {
@@ -49,24 +53,38 @@ export class WseSubscriptionHandler {
     private readonly history: TopicHistoryService,
   ) {}
 
-  handle(connection: WseConnection, frame: InboundFrame): void {
+  /**
+   * Answers one `subscription` frame. Returns a promise while the answer waits for the
+   * application's authorizer or for history reads (the connection's next control frames wait
+   * until it settles; it never rejects), undefined when it was answered at once.
+   */
+  handle(connection: WseConnection, frame: InboundFrame): Promise<void> | undefined {
     const request = parseSubscriptionRequest(frame.p, this.options.maxTopicsPerSubscription);
     if (!request.ok) {
       connection.send(this.frames.error(WseErrorCode.INVALID_MESSAGE, request.message));
-      return;
+      return undefined;
     }
     if (request.action === 'unsubscribe') {
       this.registry.unsubscribeConnection(connection.id, request.topics);
       this.node.cancelRecovery(connection, request.topics);
       this.sendUpdate(connection, 'unsubscribe', request.topics, []);
-      return;
+      return undefined;
     }
-    const recovery = parseRecoveryRequest(frame.p, request.topics, this.options.maxTopicsPerSubscription);
-    if (!recovery.ok) {
-      connection.send(this.frames.error(WseErrorCode.INVALID_MESSAGE, recovery.message));
-      return;
+    const parsed = parseRecoveryRequest(frame.p, request.topics, this.options.maxTopicsPerSubscription);
+    if (!parsed.ok) {
+      connection.send(this.frames.error(WseErrorCode.INVALID_MESSAGE, parsed.message));
+      return undefined;
     }
-    void this.subscribeAuthorized(connection, request.topics, recovery.request);
+    const recovery = parsed.request;
+    const rejections = request.topics.map(
+      (topic) =>
+        topicRejection(topic) ?? (this.permissions.active ? this.permissions.refusal(connection, topic) : undefined),
+    );
+    const authorize = this.options.authorizeSubscription;
+    if (authorize === undefined) return this.subscribe(connection, request.topics, rejections, recovery);
+    return this.authorizeAll(authorize, connection, request.topics, rejections).then(() =>
+      this.subscribe(connection, request.topics, rejections, recovery),
+    );
   }
 
   /**
@@ -76,44 +94,58 @@ export class WseSubscriptionHandler {
    */
   subscribeFromUrl(connection: WseConnection, topics: string[]): void {
     if (topics.length === 0) return;
-    this.handle(connection, { t: 'subscription', p: { action: 'subscribe', topics } });
+    // The connection's first control frame, in effect: what the client sends next waits for it.
+    afterAnswer(connection, this.handle(connection, { t: 'subscription', p: { action: 'subscribe', topics } }), () => {
+      // handle() answers every failure itself and its promise never rejects.
+    });
   }
 
   /**
-   * Validates, applies the subscription rules, asks `authorizeSubscription` for each topic left,
-   * then subscribes what is allowed.
-   * Both lists of the answer keep the order of the request.
+   * Asks the authorizer about every valid topic, at most MAX_AUTHORIZER_CALLS at a time: with
+   * the connection's control frames answered one after the other, that bounds the calls one
+   * connection can have running (issue 10: up to 100 at once per frame, frames unbounded).
    */
-  private async subscribeAuthorized(
+  private async authorizeAll(
+    authorize: WseSubscriptionAuthorizer,
     connection: WseConnection,
     topics: string[],
-    recovery: RecoveryRequest,
+    rejections: (string | undefined)[],
   ): Promise<void> {
-    const rejections = topics.map(
-      (topic) =>
-        topicRejection(topic) ?? (this.permissions.active ? this.permissions.refusal(connection, topic) : undefined),
-    );
-    const authorize = this.options.authorizeSubscription;
-    if (authorize !== undefined) {
-      await Promise.all(
-        topics.map(async (topic, i) => {
-          if (rejections[i] === undefined && !(await this.isAuthorized(authorize, connection, topic))) {
-            rejections[i] = topicRejections.refused();
-          }
-        }),
-      );
-    }
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < topics.length) {
+        const i = next++;
+        if (rejections[i] === undefined && !(await this.isAuthorized(authorize, connection, topics[i]))) {
+          rejections[i] = topicRejections.refused();
+        }
+      }
+    };
+    const workers: Promise<void>[] = [];
+    for (let i = 0; i < Math.min(MAX_AUTHORIZER_CALLS, topics.length); i++) workers.push(worker());
+    await Promise.all(workers);
+  }
+
+  /**
+   * Subscribes what was allowed; both lists of the answer keep the order of the request. A
+   * promise while history is being read (Redis), undefined once answered.
+   */
+  private subscribe(
+    connection: WseConnection,
+    topics: string[],
+    rejections: (string | undefined)[],
+    recovery: RecoveryRequest,
+  ): Promise<void> | undefined {
     const allowed = topics.filter((_, i) => rejections[i] === undefined);
     if (!this.history.enabled && !recovery.wanted) {
       // No history anywhere: the plain path, unchanged.
       // The connection may have closed while the authorizer ran: then there is nothing to do.
       const change = this.registry.subscribeConnection(connection.id, allowed);
-      if (change === undefined) return;
+      if (change === undefined) return undefined;
       const { succeeded, failed } = this.inRequestOrder(topics, rejections, change.failed);
       this.sendUpdate(connection, 'subscribe', succeeded, failed);
-      return;
+      return undefined;
     }
-    this.subscribeWithHistory(connection, topics, rejections, allowed, recovery);
+    return this.subscribeWithHistory(connection, topics, rejections, allowed, recovery);
   }
 
   /**
@@ -127,7 +159,7 @@ export class WseSubscriptionHandler {
     rejections: (string | undefined)[],
     allowed: string[],
     recovery: RecoveryRequest,
-  ): void {
+  ): Promise<void> | undefined {
     const entries = new Map<string, RecoveryEntry>();
     const recoveries: TopicRecovery[] = [];
     const positionTopics: string[] = [];
@@ -157,7 +189,7 @@ export class WseSubscriptionHandler {
       connection.id,
       allowed.filter((topic) => !recovering.has(topic)),
     );
-    if (change === undefined) return;
+    if (change === undefined) return undefined;
     const subscribedNow = new Set(change.succeeded);
     const positioned = positionTopics.filter((topic) => subscribedNow.has(topic));
     const unrequested: FailedTopic[] = recovery.unrequested.map((topic) => ({
@@ -195,8 +227,13 @@ export class WseSubscriptionHandler {
       this.sendUpdate(connection, 'subscribe', succeeded, [...failed, ...unrequested], extra);
       for (const topic of replayed) outcome?.replay(topic);
     };
-    if (recoveries.length === 0 && positioned.length === 0) answer(undefined);
-    else this.node.recover(connection, recoveries, positioned, answer);
+    if (recoveries.length === 0 && positioned.length === 0) {
+      answer(undefined);
+      return undefined;
+    }
+    return this.node.recover(connection, recoveries, positioned, answer)?.catch((error: unknown) => {
+      this.logger.error(logMessages.frameFailed(connection.id), error instanceof Error ? error.stack : error);
+    });
   }
 
   /** The answer entry of a topic that asked to recover, from what its history read found. */

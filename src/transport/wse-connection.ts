@@ -37,6 +37,10 @@ export class WseConnection implements WseConnectionInfo, TopicSubscriber {
   slowSince = 0;
   /** The code the server closed with, once it started a close (see `close`). */
   closeCodeSent: number | undefined;
+  /** A control frame's answer is still being worked out (a subscribe waiting for its authorizer). */
+  controlBusy = false;
+  /** Control frames that arrived meanwhile, answered in order once it is done (bounded). */
+  controlQueue: Array<() => Promise<void> | undefined> | undefined;
 
   private readonly pending: WireFrame[] = [];
   /** `isSlow` as it was when the queue started (see send). */

@@ -19,6 +19,16 @@ import type { Observable } from 'rxjs';
  * ```
  */
 export class WseWsAdapter extends WsAdapter {
+  /**
+   * Nest's version also logs every client socket's 'error' event with its stack: a client
+   * sending broken frames would write the log. The WSE gateway counts those itself (throttled
+   * log, `wse_protocol_violations_total`); errors of the server stay logged.
+   */
+  override bindErrorHandler(server: { on(event: 'error', listener: (error: Error) => void): unknown }): typeof server {
+    server.on('error', (error: Error) => this.logger.error(error));
+    return server;
+  }
+
   override bindMessageHandlers(
     client: unknown,
     handlers: MessageMappingProperties[],

@@ -14,6 +14,7 @@ import { WseHooksExplorer } from './events/wse-hooks.explorer.js';
 import { WseHandshake } from './handshake.js';
 import { WseHeartbeat } from './heartbeat.js';
 import { WseInboundRouter } from './inbound-router.js';
+import { ProtocolViolations, violationKind } from './protocol-violations.js';
 import { WS_OPEN, WseConnection } from './wse-connection.js';
 
 /**
@@ -39,6 +40,7 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     private readonly hooks: WseHooksExplorer,
     private readonly expiry: WseTokenExpiry,
     private readonly frames: SystemFrames,
+    private readonly violations: ProtocolViolations,
   ) {}
 
   /** True once the endpoint accepts connections, until shutdown. */
@@ -61,6 +63,13 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
   }
 
   handleConnection(socket: WebSocket, request: IncomingMessage): void {
+    // ws reports a client's protocol violation (invalid UTF-8, RSV bits, an oversize or unmasked
+    // frame...) as an 'error' event on the socket, then closes it with the right code. Nest's
+    // WsAdapter listens there and logs each one as an ERROR with its stack, one hostile frame one
+    // log entry, unauthenticated sockets included (issue 10). Its listener is replaced by one
+    // that counts and logs throttled; every socket has it before anything else happens.
+    socket.removeAllListeners('error');
+    socket.on('error', (error: Error) => this.violations.record(violationKind(error)));
     if (!this.listening) {
       // Shutting down: the same code as the open connections get, so the client comes back.
       socket.close(this.options.shutdownCloseCode, closeReasons.serviceRestart());

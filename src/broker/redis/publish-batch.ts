@@ -1,29 +1,35 @@
 import type { Redis } from 'ioredis';
 
 /**
- * Many PUBLISHes in one command. The script runs `PUBLISH ARGV[1] ARGV[2]`, `PUBLISH ARGV[3]
- * ARGV[4]`, ... in order inside Redis, so every subscriber (other instances, plain `SUBSCRIBE`
+ * Many PUBLISHes in one command. The script runs `PUBLISH ARGV[2] ARGV[3]`, `PUBLISH ARGV[4]
+ * ARGV[5]`, ... in order inside Redis, so every subscriber (other instances, plain `SUBSCRIBE`
  * clients) gets the same messages in the same order as from separate PUBLISHes, and MONITOR and
  * INFO commandstats still show one PUBLISH per message.
  *
  * Each PUBLISH runs under `pcall`: one refused message (an ACL that allows only some channels)
  * neither stops the others nor fails the whole command, so a retry never repeats a message that
- * went out. The reply lists only the refused ones, as (1-based index, error) pairs; an empty
- * reply means all went out, which keeps the common reply tiny.
+ * went out. `ARGV[1]` is how many subscribers each message must reach (the live instances); the
+ * reply lists only the exceptions, as flat pairs: (index, error) for a refused message and
+ * (-index, receivers) for one that reached fewer subscribers (1-based indexes). An empty reply
+ * means all went out to everyone, which keeps the common reply tiny.
  *
  * Declared without flags on purpose: `#!lua flags=no-writes` would refuse PUBLISH, and a script
  * without flags runs under `maxmemory` pressure and on replicas exactly like PUBLISH does.
  * Redis runs a script atomically: the caps below keep each run short (about a millisecond).
  */
-const PUBLISH_BATCH_LUA = `local refused = {}
-for i = 1, #ARGV, 2 do
+const PUBLISH_BATCH_LUA = `local expected = tonumber(ARGV[1])
+local out = {}
+for i = 2, #ARGV, 2 do
   local reply = redis.pcall('PUBLISH', ARGV[i], ARGV[i + 1])
   if type(reply) == 'table' and reply.err then
-    refused[#refused + 1] = (i + 1) / 2
-    refused[#refused + 1] = reply.err
+    out[#out + 1] = i / 2
+    out[#out + 1] = reply.err
+  elseif reply < expected then
+    out[#out + 1] = -(i / 2)
+    out[#out + 1] = reply
   end
 end
-return refused`;
+return out`;
 
 /** At most this many messages per command. */
 export const MAX_BATCH_MESSAGES = 512;
@@ -33,14 +39,17 @@ export const MAX_BATCH_MESSAGES = 512;
  */
 export const MAX_BATCH_BYTES = 1024 * 1024;
 
-/** The script's reply: (1-based message index, error text) pairs of the messages Redis refused. */
-export type BatchRefusals = readonly (number | string)[];
-export const NO_REFUSALS: BatchRefusals = Object.freeze([]);
+/**
+ * The batch reply: flat pairs, (1-based index, error text) for a message Redis refused and
+ * (-(1-based index), receivers) for one that reached fewer subscribers than expected.
+ */
+export type BatchReply = readonly (number | string)[];
+export const ALL_DELIVERED: BatchReply = Object.freeze([]);
 
 /** A publisher connection with the batch command defined on it. */
 export interface BatchPublisher extends Redis {
-  /** Arguments: channel, payload, channel, payload, ... */
-  wsePublishBatch(...channelsAndPayloads: (string | Buffer)[]): Promise<BatchRefusals>;
+  /** Arguments: expected receivers, then channel, payload, channel, payload, ... */
+  wsePublishBatch(expected: number, ...channelsAndPayloads: (string | Buffer)[]): Promise<BatchReply>;
 }
 
 /**
@@ -50,17 +59,19 @@ export interface BatchPublisher extends Redis {
  */
 export async function publishPipelined(
   redis: Redis,
+  expected: number,
   channelsAndPayloads: readonly (string | Buffer)[],
-): Promise<BatchRefusals> {
+): Promise<BatchReply> {
   const pipeline = redis.pipeline();
   for (let i = 0; i < channelsAndPayloads.length; i += 2)
     pipeline.publish(channelsAndPayloads[i], channelsAndPayloads[i + 1]);
   const results = (await pipeline.exec()) ?? [];
-  const refusals: (number | string)[] = [];
-  results.forEach(([error], i) => {
-    if (error !== null) refusals.push(i + 1, error.message);
+  const reply: (number | string)[] = [];
+  results.forEach(([error, receivers], i) => {
+    if (error !== null) reply.push(i + 1, error.message);
+    else if (Number(receivers) < expected) reply.push(-(i + 1), Number(receivers));
   });
-  return refusals;
+  return reply;
 }
 
 /** True when Redis refused the batch script itself (not a PUBLISH inside it). */

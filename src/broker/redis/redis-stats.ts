@@ -5,14 +5,20 @@
 export class RedisStats {
   /** Messages that arrived through the subscriber (probes excluded). */
   received = 0;
-  /** Messages Redis acknowledged (a PUBLISH alone or one inside a batch, each counted). */
+  /** Messages Redis ran and every live instance's subscriber received (each counted). */
   published = 0;
   /** Local deliveries of messages that arrived through Redis. */
   delivered = 0;
   /** Local deliveries of Redis messages that failed (connection closed or not reading). */
   dropped = 0;
-  /** Publishes that ended in the dead letter queue. */
+  /** Publishes that ended in the dead letter queue, whatever the reason. */
   publishErrors = 0;
+  /** Of those, the ones sent with no reply in time or lost with the connection (`outcome_unknown`). */
+  publishUnknown = 0;
+  /** Of those, the ones that reached fewer subscribers than there are instances (`partial`). */
+  publishPartial = 0;
+  /** Dead letters a replay delivered. */
+  dlqReplayed = 0;
   /** Reconnection attempts of the subscriber connection. */
   reconnectCount = 0;
 }

@@ -1,7 +1,8 @@
-import { Body, Get, HttpCode, Injectable, Param, Post, Res, UseFilters, UseGuards } from '@nestjs/common';
+import { isUtf8 } from 'node:buffer';
+import { Body, Get, HttpCode, Injectable, Param, Post, Query, Res, UseFilters, UseGuards } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { DlqReplayResult } from '../../broker/redis/redis-pubsub.service.js';
-import type { DeadLetter } from '../../reliability/dead-letter-queue.js';
+import type { DeadLetter, DeadLetterReason } from '../../reliability/dead-letter-queue.js';
 import { WsePublisher } from '../../node/wse.publisher.js';
 import { WseAdmin } from '../../observability/wse-admin.service.js';
 import type { WseHealthSnapshot } from '../../observability/wse-health-snapshot.js';
@@ -96,16 +97,18 @@ export class WseApiController {
     };
   }
 
-  /** Reading drains the dead letter queue. */
+  /** Reading drains the dead letter queue (the seed's drain-on-read); `?peek=true` reads without draining. */
   @Get('dlq')
-  dlq(): { entries: DeadLetter[] } {
-    return { entries: this.admin.getDlqEntries() };
+  dlq(@Query('peek') peek?: string): { entries: DeadLetterView[] } {
+    const entries = peek === 'true' ? this.admin.peekDlqEntries() : this.admin.getDlqEntries();
+    return { entries: entries.map(deadLetterView) };
   }
 
+  /** `?unknown=true` also resends the entries that may have been delivered already. */
   @Post('dlq/replay')
   @HttpCode(200)
-  replay(): Promise<DlqReplayResult> {
-    return this.admin.replayDlq();
+  replay(@Query('unknown') unknown?: string): Promise<DlqReplayResult> {
+    return this.admin.replayDlq({ unknown: unknown === 'true' });
   }
 
   @Get('snapshot')
@@ -116,4 +119,34 @@ export class WseApiController {
   private topicsOf(id: string): string[] {
     return [...(this.admin.getConnection(id)?.topics ?? [])];
   }
+}
+
+/**
+ * A dead letter as `GET <api>/dlq` shows it. The payload is the published text, or, for bytes
+ * that are not valid UTF-8, `payload_base64` (a replay resends the original bytes either way).
+ */
+export interface DeadLetterView {
+  channel: string;
+  payload?: string;
+  payload_base64?: string;
+  error: string;
+  reason: DeadLetterReason;
+  /** When it first failed (ISO 8601). */
+  failed_at: string;
+  replays: number;
+}
+
+function deadLetterView(entry: DeadLetter): DeadLetterView {
+  const view: DeadLetterView = {
+    channel: entry.channel,
+    error: entry.error,
+    reason: entry.reason,
+    failed_at: new Date(entry.failedAt).toISOString(),
+    replays: entry.replays,
+  };
+  const payload = entry.payload;
+  if (typeof payload === 'string') view.payload = payload;
+  else if (isUtf8(payload)) view.payload = payload.toString('utf8');
+  else view.payload_base64 = payload.toString('base64');
+  return view;
 }

@@ -1,0 +1,179 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import type { ResolvedRedisOptions } from '../../config/wse-module-options.interface.js';
+import { Backoff } from '../../reliability/backoff.js';
+import type { CircuitBreaker } from '../../reliability/circuit-breaker.js';
+import { PROBE_PATTERN } from './delivery-probe.js';
+import { definePublishBatch, type BatchPublisher } from './publish-batch.js';
+import { ReconnectPolicy } from './reconnect-policy.js';
+
+/** What the two connections report. */
+export interface ConnectionEvents {
+  /** A message of the topic space, as Redis sent it. */
+  onMessage(channel: Buffer, payload: Buffer): void;
+  /** A delivery probe (this instance's or another's). */
+  onProbe(channel: string, payload: string): void;
+  /** The subscriber has a new connection; its (re)subscriptions are on their way. */
+  onSubscriberConnected(): void;
+  /** Redis has processed the subscriber's (re)subscriptions on its current connection. */
+  onSubscriberActive(): void;
+  onSubscriberLost(): void;
+  onPublisherReady(): void;
+  onPublisherLost(): void;
+  /** A subscribe command failed (an ACL refusing the pattern...). */
+  onSubscribeFailed(message: string): void;
+  onError(role: 'subscriber' | 'publisher', message: string): void;
+  /** The subscriber is about to try connecting again (`redis_reconnect_count`). */
+  onReconnectAttempt(): void;
+}
+
+const BASE: RedisOptions = Object.freeze({ lazyConnect: true, connectTimeout: 5000 });
+
+/**
+ * The subscriber's ioredis options. Its commands (the PSUBSCRIBEs) wait for the first
+ * connection; after that autoResubscribe restores the subscriptions on every reconnection.
+ */
+export function subscriberOptions(retryStrategy: () => number | null): RedisOptions {
+  return { ...BASE, enableOfflineQueue: true, maxRetriesPerRequest: null, autoResubscribe: true, retryStrategy };
+}
+
+/**
+ * The publisher's ioredis options. No offline queue: a publish while disconnected fails at once
+ * into our DLQ instead of waiting in a client-side queue without bound. `maxRetriesPerRequest: 0`
+ * rejects the commands on their way the moment the connection closes, and
+ * `autoResendUnfulfilledCommands: false` keeps ioredis from sending them again on the next
+ * connection: Redis may have run them already, so only our pipeline decides (it does not resend
+ * them: their outcome is unknown, see PublishPipeline).
+ */
+export function publisherOptions(retryStrategy: () => number | null): RedisOptions {
+  return {
+    ...BASE,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    retryStrategy,
+  };
+}
+
+/** Escapes glob characters so a literal channel prefix can be used in a PSUBSCRIBE pattern. */
+export function escapeGlob(text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&');
+}
+
+/**
+ * The two Redis connections of one instance and their reconnection. ioredis owns each
+ * connection's state machine; a ReconnectPolicy per connection gives it the delays.
+ * `conn_breaker` guards the subscriber, the seed's listener: one failure per failed attempt of
+ * that connection. The publisher reconnects on its own backoff; its failures show in
+ * `pub_breaker` through the commands Redis refuses.
+ */
+export class RedisConnections {
+  readonly subscriber: Redis;
+  readonly publisher: BatchPublisher;
+  private stopping = false;
+  private subscriptionsActive = false;
+  private readonly subscriberPolicy: ReconnectPolicy;
+
+  constructor(url: string, options: ResolvedRedisOptions, connBreaker: CircuitBreaker, events: ConnectionEvents) {
+    const subscriberPolicy = new ReconnectPolicy(new Backoff(options.reconnect), connBreaker);
+    this.subscriberPolicy = subscriberPolicy;
+    const publisherPolicy = new ReconnectPolicy(new Backoff(options.reconnect));
+    const subscriber = new Redis(
+      url,
+      subscriberOptions(() => {
+        if (this.stopping) return null;
+        events.onReconnectAttempt();
+        return subscriberPolicy.nextDelay();
+      }),
+    );
+    const publisher = new Redis(
+      url,
+      publisherOptions(() => (this.stopping ? null : publisherPolicy.nextDelay())),
+    );
+    definePublishBatch(publisher);
+    this.subscriber = subscriber;
+    this.publisher = publisher;
+
+    const probeLength = PROBE_PATTERN.length;
+    // ioredis hands the pattern as text, the channel and payload as the bytes Redis sent.
+    subscriber.on('pmessageBuffer', (pattern: string, channel: Buffer, payload: Buffer) => {
+      // Cheapest first: the topic pattern and the probe pattern rarely have the same length.
+      if (pattern.length === probeLength && pattern === PROBE_PATTERN) {
+        events.onProbe(channel.toString('utf8'), payload.toString('utf8'));
+      } else {
+        events.onMessage(channel, payload);
+      }
+    });
+    subscriber.on('ready', () => {
+      subscriberPolicy.onConnected();
+      if (!this.stopping) events.onSubscriberConnected();
+      // ioredis writes the (re)subscriptions before it emits 'ready', so once this PING is
+      // answered Redis has processed them: a probe published after that cannot overtake them.
+      subscriber.ping().then(
+        () => {
+          if (subscriber.status !== 'ready' || this.stopping) return;
+          this.subscriptionsActive = true;
+          events.onSubscriberActive();
+        },
+        () => undefined, // the connection dropped again; the next 'ready' starts over
+      );
+    });
+    subscriber.on('close', () => {
+      const was = this.subscriptionsActive;
+      this.subscriptionsActive = false;
+      if (!this.stopping && was) events.onSubscriberLost();
+    });
+    let publisherWasReady = false;
+    publisher.on('ready', () => {
+      publisherWasReady = true;
+      publisherPolicy.onConnected();
+      if (!this.stopping) events.onPublisherReady();
+    });
+    publisher.on('close', () => {
+      if (!publisherWasReady || this.stopping) return;
+      publisherWasReady = false;
+      events.onPublisherLost();
+    });
+    subscriber.on('error', (error: Error) => events.onError('subscriber', error.message));
+    publisher.on('error', (error: Error) => events.onError('publisher', error.message));
+
+    const subscribeFailed = (error: unknown): void => {
+      if (!this.stopping) events.onSubscribeFailed(error instanceof Error ? error.message : String(error));
+    };
+    subscriber.psubscribe(`${escapeGlob(options.prefix)}*`, PROBE_PATTERN).catch(subscribeFailed);
+    subscriber.connect().catch(() => undefined); // failures are retried by retryStrategy and reported via 'error'
+    publisher.connect().catch(() => undefined);
+  }
+
+  get publisherReady(): boolean {
+    return this.publisher.status === 'ready';
+  }
+
+  get subscriberReady(): boolean {
+    return this.subscriptionsActive && this.subscriber.status === 'ready';
+  }
+
+  /** Drops the subscriber's connection; ioredis connects a new one at once and re-subscribes. */
+  replaceSubscriber(): void {
+    if (this.stopping) return;
+    this.subscriberPolicy.replace();
+    this.subscriber.disconnect(true);
+  }
+
+  /** Quits both connections (a hard disconnect for one that is not up). Nothing is left open. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.all([quitQuietly(this.subscriber), quitQuietly(this.publisher)]);
+  }
+}
+
+async function quitQuietly(connection: Redis): Promise<void> {
+  if (connection.status === 'ready') {
+    try {
+      await connection.quit();
+      return;
+    } catch {
+      // fall through to a hard disconnect
+    }
+  }
+  connection.disconnect(false);
+}
