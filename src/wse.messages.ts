@@ -146,9 +146,3 @@ export const recoveryReasons = {
   unavailable: () => 'history could not be read',
   overflow: () => 'too many live messages arrived while the history was read',
 };
-
-/** Log lines of history and recovery. */
-export const historyMessages = {
-  redisHistoryUnavailable: () =>
-    'recovery.topics is set together with Redis, but history through Redis is not available yet: history topics are delivered as plain topics (unstamped, not recoverable)',
-};

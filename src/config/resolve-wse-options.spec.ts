@@ -149,14 +149,6 @@ describe('resolveWseOptions', () => {
         { recovery: { topics: [7] } },
         `recovery.topics: each entry must be a non-empty topic or glob of at most 256 bytes without control characters (got 7)`,
       ],
-      [
-        { recovery: { topics: ['room:[a-z'] } },
-        `recovery.topics: each "[" of a glob must close on a non-empty set, as in "room:[a-z]*" (got "room:[a-z")`,
-      ],
-      [
-        { recovery: { topics: ['room:[]'] } },
-        `recovery.topics: each "[" of a glob must close on a non-empty set, as in "room:[a-z]*" (got "room:[]")`,
-      ],
     ];
 
     it.each(rows)('refuses %j, naming the option and the rule', (input, line) => {

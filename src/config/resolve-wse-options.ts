@@ -150,27 +150,6 @@ export function resolveWseOptions(input: WseModuleOptions = {}): ResolvedWseOpti
   return Object.freeze(resolved);
 }
 
-/** Every `[` of a glob opens a set that closes and holds at least one character (`\\` escapes). */
-function hasClosedSets(glob: string): boolean {
-  let i = 0;
-  while (i < glob.length) {
-    const ch = glob[i];
-    if (ch === '\\') {
-      i += 2;
-    } else if (ch === '[') {
-      i++;
-      if (glob[i] === '^') i++;
-      const start = i;
-      while (i < glob.length && glob[i] !== ']') i += glob[i] === '\\' && i + 1 < glob.length ? 2 : 1;
-      if (i >= glob.length || i === start) return false;
-      i++;
-    } else {
-      i++;
-    }
-  }
-  return true;
-}
-
 function resolveAuthOptions(auth: Partial<WseAuthOptions>, check: OptionChecker): ResolvedAuthOptions {
   const d = WSE_DEFAULTS;
   const jwtSecret = check.optionalText('auth.jwtSecret', auth.jwtSecret, { secret: true });
@@ -416,8 +395,8 @@ class OptionChecker {
 
   /**
    * Topics and globs chosen by the operator: strings a client could subscribe to (non-empty, at
-   * most MAX_TOPIC_BYTES, no control characters), globs with every `[` closed on a non-empty set
-   * (the two ways the hub's glob compiler refuses one).
+   * most MAX_TOPIC_BYTES, no control characters). Every glob Redis accepts is accepted, with
+   * Redis's meaning (the hub's compiler).
    */
   topics(path: string, value: string[] | undefined): readonly string[] {
     if (value === undefined) return Object.freeze([]);
@@ -438,8 +417,6 @@ class OptionChecker {
           `each entry must be a non-empty topic or glob of at most ${MAX_TOPIC_BYTES} bytes without control characters`,
           topic,
         );
-      } else if (!hasClosedSets(topic)) {
-        this.fail(path, 'each "[" of a glob must close on a non-empty set, as in "room:[a-z]*"', topic);
       }
     }
     return Object.freeze([...new Set(value)]);

@@ -1,11 +1,10 @@
-import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { RedisPubSubService } from '../broker/redis/redis-pubsub.service.js';
 import { InjectWseOptions } from '../config/inject-wse-options.decorator.js';
 import type { ResolvedWseOptions } from '../config/wse-module-options.interface.js';
 import { HistoryTopics } from '../hub/history/history-topics.js';
 import { MemoryHistory } from '../hub/history/memory-history.js';
 import type { HistoryPosition, HistoryRead } from '../protocol/history.js';
-import { historyMessages } from '../wse.messages.js';
 
 /** Where history is kept: answers may come at once (memory) or later (Redis). */
 export interface HistoryStore {
@@ -29,22 +28,20 @@ const MIN_SWEEP_INTERVAL_MS = 1000;
 
 /**
  * History and recovery settings at run time (CONTRACT section 11): which topics keep history
- * (compiled once, here, at start) and the store that keeps it.
- *
- * Without Redis the store is this process's MemoryHistory, swept for idle topics in the
- * background. With Redis configured the history must be shared by every instance; until the
- * Redis store exists, history topics are delivered as plain topics (unstamped) and a warning
- * says so at start, rather than giving each instance offsets of its own that would disagree.
+ * (compiled once, here, at start) and the store that keeps it: Redis (RedisPubSubService's
+ * RedisHistory, shared by every instance) while Redis is configured, this process's
+ * MemoryHistory otherwise, swept for idle topics in the background.
  */
 @Injectable()
 export class TopicHistoryService implements OnModuleInit, OnApplicationShutdown {
   readonly stats = new RecoveryStats();
   readonly topics: HistoryTopics;
-  /** The in-memory store; undefined when no history topics are configured or Redis is. */
+  /** The in-memory store (used while Redis is not configured); undefined without history topics. */
   readonly memory: MemoryHistory | undefined;
   readonly maxReplay: number;
+  /** True when history topics are configured: the one check plain topics pay. */
+  private readonly anyTopics: boolean;
   private readonly ttlMs: number;
-  private readonly logger = new Logger('WseHistory');
   private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -53,9 +50,10 @@ export class TopicHistoryService implements OnModuleInit, OnApplicationShutdown 
   ) {
     const recovery = options.recovery;
     this.topics = new HistoryTopics(recovery.topics);
+    this.anyTopics = this.topics.enabled;
     this.maxReplay = recovery.maxReplay;
     this.ttlMs = recovery.ttlMs;
-    if (this.topics.enabled && !redis.configured) {
+    if (this.anyTopics) {
       this.memory = new MemoryHistory({
         size: recovery.size,
         ttlMs: recovery.ttlMs,
@@ -66,7 +64,6 @@ export class TopicHistoryService implements OnModuleInit, OnApplicationShutdown 
   }
 
   onModuleInit(): void {
-    if (this.topics.enabled && this.redis.configured) this.logger.warn(historyMessages.redisHistoryUnavailable());
     const memory = this.memory;
     if (memory === undefined) return;
     const interval = Math.min(MAX_SWEEP_INTERVAL_MS, Math.max(MIN_SWEEP_INTERVAL_MS, this.ttlMs));
@@ -80,9 +77,14 @@ export class TopicHistoryService implements OnModuleInit, OnApplicationShutdown 
     this.memory?.clear();
   }
 
-  /** True when history topics are configured and kept (advertised as `features.recovery`). */
+  /** True when history topics are configured (advertised as `features.recovery`). */
   get enabled(): boolean {
-    return this.memory !== undefined && !this.redis.configured;
+    return this.anyTopics;
+  }
+
+  /** True while the history is kept in Redis (Redis configured), false while in memory. */
+  get inRedis(): boolean {
+    return this.redis.configured;
   }
 
   /**
@@ -90,11 +92,28 @@ export class TopicHistoryService implements OnModuleInit, OnApplicationShutdown 
    * history topics are configured: plain topics pay nothing for the feature.
    */
   isHistoryTopic(topic: string): boolean {
-    return this.memory !== undefined && !this.redis.configured && this.topics.matches(topic);
+    return this.anyTopics && this.topics.matches(topic);
   }
 
   /** The store recoveries and positions are read from; only while `enabled`. */
   store(): HistoryStore {
-    return this.memory as MemoryHistory;
+    return this.redis.configured ? this.redisStore : (this.memory as MemoryHistory);
   }
+
+  /**
+   * Redis's history, read so that a recovery can merge it with the live messages: the read's
+   * reply comes on the publisher connection and can overtake messages it already counts that
+   * are still on their way to the subscriber, so the read is followed by a barrier through
+   * Pub/Sub (RedisPubSubService.barrier); after it, every message up to the read's offset has
+   * arrived here and the hold has it. Positions need no barrier: a live message at or before a
+   * reported position is no loss.
+   */
+  private readonly redisStore: HistoryStore = {
+    position: (topic) => this.redis.history.position(topic),
+    read: async (topic, epoch, offset) => {
+      const read = await this.redis.history.read(topic, epoch, offset);
+      await this.redis.barrier();
+      return read;
+    },
+  };
 }

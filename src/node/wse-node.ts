@@ -7,7 +7,7 @@ import { isTopicPattern } from '../hub/topic-pattern.js';
 import type { HistoryPosition, HistoryRead } from '../protocol/history.js';
 import { SystemFrames, textFrame } from '../protocol/outbound-frame.js';
 import type { RecoveryPosition } from '../protocol/recovery-request.js';
-import { isStampable, readStamp } from '../protocol/stamp.js';
+import { isStampable, isStampableText, readStamp } from '../protocol/stamp.js';
 import type { TopicSubscriber } from '../protocol/topic-subscriber.js';
 import { encodePayload, serializePayload } from './payload.js';
 import { TopicHistoryService } from './topic-history.service.js';
@@ -63,9 +63,11 @@ const HOLD_LIMIT = 10_000;
  * (`resync`), and says which features this node offers. Each half is tested alone; this joins
  * them.
  *
- * History topics (CONTRACT section 11) take one more step on their way: without Redis the
- * message is recorded in the in-memory history, which stamps it (`tp`, `e`, `o`) once, and the
- * stamped bytes are what every subscriber gets. Plain topics pay one field check for it.
+ * History topics (CONTRACT section 11) take one more step on their way: with Redis the publish
+ * goes through the history script (offset, history and PUBLISH of the stamped payload in one
+ * step, so every instance delivers the same stamped bytes); without Redis the message is
+ * recorded in the in-memory history, which stamps it (`tp`, `e`, `o`) once. Plain topics pay
+ * one field check for it.
  *
  * Recovery (`recover()`): the connection's live messages on the topic are held from before the
  * history is read until the caller has subscribed it again and sent the replay, then released
@@ -108,14 +110,21 @@ export class WseNode implements OnModuleInit {
    * The topic must already be valid (callers check it).
    */
   publish(topic: string, data: unknown): void {
-    if (this.redis.configured) this.redis.publish(topic, serializePayload(data));
-    else this.deliverLocal(topic, encodePayload(data));
+    if (!this.redis.configured) {
+      this.deliverLocal(topic, encodePayload(data));
+      return;
+    }
+    const payload = serializePayload(data);
+    // On a history topic Redis numbers, keeps and stamps the message as it publishes it.
+    if (this.history.isHistoryTopic(topic) && isStampableText(payload)) this.redis.publishHistory(topic, payload);
+    else this.redis.publish(topic, payload);
   }
 
   /**
    * Delivers to this instance's subscribers only. On a history topic without Redis the message
-   * is stamped and recorded first, exactly as a `publish` would be. Returns how many
-   * connections got it.
+   * is stamped and recorded first, exactly as a `publish` would be. With Redis it is delivered
+   * as published, unstamped and not kept: the shared history holds what every instance got,
+   * and a local message reached only this one. Returns how many connections got it.
    */
   publishLocal(topic: string, data: unknown): number {
     return this.deliverLocal(topic, encodePayload(data));
@@ -241,7 +250,7 @@ export class WseNode implements OnModuleInit {
 
   /** Records and stamps a history topic's message (without Redis), then fans it out. */
   private deliverLocal(topic: string, payload: Buffer): number {
-    if (this.history.isHistoryTopic(topic) && isStampable(payload)) {
+    if (this.history.isHistoryTopic(topic) && !this.redis.configured && isStampable(payload)) {
       payload = (this.history.memory as NonNullable<TopicHistoryService['memory']>).append(topic, payload);
     }
     return this.deliver(topic, payload);
@@ -256,8 +265,11 @@ export class WseNode implements OnModuleInit {
   private holdLive(topic: string, payload: Buffer): void {
     const holds = this.holds.get(topic);
     if (holds === undefined) return;
+    // A copy: the Buffer Redis handed over may be a view of ioredis's parser buffer, which it
+    // reuses for later replies (the fan-out copies it into a frame at once; a hold keeps it).
+    const kept = Buffer.from(payload);
     for (const hold of holds) {
-      if (hold.buffered.length < HOLD_LIMIT) hold.buffered.push(payload);
+      if (hold.buffered.length < HOLD_LIMIT) hold.buffered.push(kept);
       else hold.overflowed = true;
     }
   }

@@ -22,6 +22,13 @@ export function isStampable(payload: Buffer): boolean {
   return length >= 2 && payload[0] === OPEN_BRACE && payload[length - 1] === CLOSE_BRACE;
 }
 
+/** `isStampable` for a payload still in text form (what goes to Redis). */
+export function isStampableText(payload: string | Buffer): boolean {
+  if (typeof payload !== 'string') return isStampable(payload);
+  const length = payload.length;
+  return length >= 2 && payload.charCodeAt(0) === OPEN_BRACE && payload.charCodeAt(length - 1) === CLOSE_BRACE;
+}
+
 /** The bytes before a message's offset: `{"tp":"<topic>","e":"<epoch>","o":`. Built once per topic and epoch. */
 export function stampPrefix(topic: string, epoch: string): Buffer {
   return Buffer.from(`{"tp":${JSON.stringify(topic)},"e":${JSON.stringify(epoch)},"o":`, 'utf8');

@@ -151,8 +151,8 @@ export interface HistoryCommands extends Redis {
    * each message.
    */
   wsePublishHistoryBatch(...numKeysKeysAndArgs: (string | number | Buffer)[]): Promise<HistoryBatchReply>;
-  /** Keys: stream, meta; arguments: ttlMs, nonce, since, epoch, maxReplay. Buffers for the payloads. */
-  wseHistoryReadBuffer(...keysAndArgs: (string | number)[]): Promise<Buffer[]>;
+  /** Keys: stream, meta; arguments: ttlMs, nonce, since, epoch, maxReplay. */
+  wseHistoryRead(...keysAndArgs: (string | number)[]): Promise<(string | number)[]>;
 }
 
 /** Defines the history commands on `redis` (EVALSHA, falling back to EVAL after a restart). */

@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals
 import { CircuitBreaker } from '../../reliability/circuit-breaker.js';
 import type { DeadLetterReason } from '../../reliability/dead-letter-queue.js';
 import type { BatchReply } from './publish-batch.js';
+import type { BatchMessage } from './redis-history.js';
 import { PublishPipeline, type CommandSender, type PublishPipelineOptions, type Refusal } from './publish-pipeline.js';
 
 const OPTIONS: PublishPipelineOptions = {
@@ -14,7 +15,7 @@ const OPTIONS: PublishPipelineOptions = {
 const BREAKER = { failureThreshold: 10, resetTimeoutMs: 60_000, halfOpenMaxCalls: 3 };
 
 interface SentCommand {
-  readonly kind: 'single' | 'batch';
+  readonly kind: 'single' | 'batch' | 'history';
   readonly expected: number;
   readonly payloads: string[];
   resolve(value: number | BatchReply): void;
@@ -37,6 +38,17 @@ class FakeSender implements CommandSender {
         kind: 'batch',
         expected,
         payloads: args.filter((_, i) => i % 2 === 1).map(String),
+        resolve: resolve as never,
+        reject,
+      }),
+    );
+  }
+  publishHistoryBatch(expected: number, messages: readonly BatchMessage[]): Promise<BatchReply> {
+    return new Promise<BatchReply>((resolve, reject) =>
+      this.sent.push({
+        kind: 'history',
+        expected,
+        payloads: messages.map((m) => (m.topic === undefined ? String(m.payload) : `${m.topic}:${String(m.payload)}`)),
         resolve: resolve as never,
         reject,
       }),
@@ -160,6 +172,44 @@ describe('PublishPipeline', () => {
     expect(host.reasons()).toEqual(['partial']);
     expect(host.dead[0].payload).toBe('b');
     expect(breaker.state).toBe('CLOSED');
+  });
+
+  describe('history topics', () => {
+    it('sends a tick holding a history message as one history command, plain messages in their place', async () => {
+      pipeline.publish('wse:news', 'a');
+      pipeline.publish('wse:chat', '{"n":1}', 'chat');
+      pipeline.publish('wse:news', 'b');
+      await flush();
+      expect(sender.sent.map((c) => [c.kind, c.expected, c.payloads])).toEqual([
+        ['history', 2, ['a', 'chat:{"n":1}', 'b']],
+      ]);
+      sender.sent[0].resolve([]);
+      await flush();
+      expect(host.published).toBe(3);
+    });
+
+    it('sends a lone history message through the history command too', async () => {
+      pipeline.publish('wse:chat', '{"n":1}', 'chat');
+      await flush();
+      expect(sender.sent.map((c) => c.kind)).toEqual(['history']);
+    });
+
+    it('retries a refused history message (the script undid it) and never resends an unknown outcome', async () => {
+      pipeline.publish('wse:chat', '{"n":1}', 'chat');
+      pipeline.publish('wse:chat', '{"n":2}', 'chat');
+      await flush();
+      sender.sent[0].resolve([2, 'OOM command not allowed']);
+      await flush();
+      await jest.advanceTimersByTimeAsync(OPTIONS.publishRetryDelayMs);
+      expect(sender.sent.map((c) => [c.kind, c.payloads])).toEqual([
+        ['history', ['chat:{"n":1}', 'chat:{"n":2}']],
+        ['history', ['chat:{"n":2}']],
+      ]);
+      sender.sent[1].reject(new Error('Connection is closed.'));
+      await flush();
+      expect(host.reasons()).toEqual(['outcome_unknown']);
+      expect(sender.sent).toHaveLength(2);
+    });
   });
 
   describe('bounds', () => {

@@ -4,6 +4,7 @@ import type { DeadLetterReason } from '../../reliability/dead-letter-queue.js';
 import { redisMessages } from '../../wse.messages.js';
 import { isReplyError } from './delivery-probe.js';
 import { MAX_BATCH_BYTES, MAX_BATCH_MESSAGES, type BatchReply } from './publish-batch.js';
+import type { BatchMessage } from './redis-history.js';
 
 /** A message as published: JSON text (or any string) or bytes; Redis gets its UTF-8 form. */
 export type RedisPayload = string | Buffer;
@@ -22,6 +23,11 @@ export interface CommandSender {
   publish(channel: string, payload: RedisPayload): Promise<number>;
   /** Many PUBLISHes in one command; resolves with the exceptions (see publish-batch.ts). */
   publishBatch(expected: number, channelsAndPayloads: RedisPayload[]): Promise<BatchReply>;
+  /**
+   * A command holding messages on history topics (and maybe plain ones), in order: the history
+   * script (history-scripts.ts), with the same reply as `publishBatch`.
+   */
+  publishHistoryBatch(expected: number, messages: readonly BatchMessage[]): Promise<BatchReply>;
 }
 
 /** What the pipeline asks of the service around it, and tells it. */
@@ -50,6 +56,8 @@ export interface PublishPipelineOptions {
 interface PendingPublish {
   readonly channel: string;
   readonly payload: RedisPayload;
+  /** Set for a message on a history topic: numbered, kept and stamped by Redis as it goes. */
+  readonly topic?: string;
   /** Which attempt this is (1 = the first). */
   attempt: number;
 }
@@ -140,7 +148,7 @@ export class PublishPipeline {
    * Accepts a publish on `channel`. Never throws, never blocks: what cannot go ends in the DLQ
    * with its reason.
    */
-  publish(channel: string, payload: RedisPayload): void {
+  publish(channel: string, payload: RedisPayload, topic?: string): void {
     const size = payload.length;
     if (
       this.inFlight >= this.options.maxInFlightMessages ||
@@ -152,7 +160,7 @@ export class PublishPipeline {
     this.inFlight++;
     this.inFlightBytes += size;
     if (this.inFlight > this.peakInFlight) this.peakInFlight = this.inFlight;
-    this.attempt({ channel, payload, attempt: 1 });
+    this.attempt(topic === undefined ? { channel, payload, attempt: 1 } : { channel, payload, topic, attempt: 1 });
   }
 
   /**
@@ -265,6 +273,19 @@ export class PublishPipeline {
     const command: Command = { items, sentAt: this.clock(), expected, done: false };
     this.commands.push(command);
     const count = items.length;
+    if (hasHistory(items)) {
+      // Messages on history topics go through the history script, the plain ones of the same
+      // command with them, in order: one command per batch still.
+      this.sender.publishHistoryBatch(expected, items).then(
+        (reply) => {
+          if (this.answered(command)) this.settleBatch(items, reply, expected);
+        },
+        (error: unknown) => {
+          if (this.answered(command)) this.fail(items, classify(error, true), errorText(error));
+        },
+      );
+      return;
+    }
     if (count === 1) {
       this.sender.publish(items[0].channel, items[0].payload).then(
         (receivers) => {
@@ -459,4 +480,10 @@ function classify(error: unknown, batch: boolean): Failure {
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** True when a message of the command is on a history topic. */
+function hasHistory(items: readonly PendingPublish[]): boolean {
+  for (let i = 0; i < items.length; i++) if (items[i].topic !== undefined) return true;
+  return false;
 }

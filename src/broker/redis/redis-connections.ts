@@ -3,6 +3,7 @@ import type { ResolvedRedisOptions } from '../../config/wse-module-options.inter
 import { Backoff } from '../../reliability/backoff.js';
 import type { CircuitBreaker } from '../../reliability/circuit-breaker.js';
 import { PROBE_PATTERN } from './delivery-probe.js';
+import { defineHistoryCommands, type HistoryCommands } from './history-scripts.js';
 import { definePublishBatch, type BatchPublisher } from './publish-batch.js';
 import { ReconnectPolicy } from './reconnect-policy.js';
 
@@ -68,7 +69,7 @@ export function escapeGlob(text: string): string {
  */
 export class RedisConnections {
   readonly subscriber: Redis;
-  readonly publisher: BatchPublisher;
+  readonly publisher: BatchPublisher & HistoryCommands;
   private stopping = false;
   private subscriptionsActive = false;
   private readonly subscriberPolicy: ReconnectPolicy;
@@ -90,6 +91,7 @@ export class RedisConnections {
       publisherOptions(() => (this.stopping ? null : publisherPolicy.nextDelay())),
     );
     definePublishBatch(publisher);
+    defineHistoryCommands(publisher);
     this.subscriber = subscriber;
     this.publisher = publisher;
 

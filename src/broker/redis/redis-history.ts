@@ -36,14 +36,16 @@ export class RedisHistory {
   /** Where `topic` stands; starts its history (a new epoch, offset 0) when it has none. */
   async position(topic: string): Promise<HistoryPosition> {
     const reply = await this.call(topic, -1, '');
-    return { epoch: reply[0].toString('utf8'), offset: Number(reply[1]) };
+    return { epoch: String(reply[0]), offset: Number(reply[1]) };
   }
 
   /** Everything after `(epoch, offset)`, or why it cannot be had. */
   async read(topic: string, epoch: string, offset: number): Promise<HistoryRead> {
     const reply = await this.call(topic, offset, epoch);
-    const position = { epoch: reply[0].toString('utf8'), offset: Number(reply[1]) };
-    const entries = reply.slice(3);
+    const position = { epoch: String(reply[0]), offset: Number(reply[1]) };
+    // Read as text and encoded here: a Buffer reply may be a view of ioredis's parser buffer,
+    // which later replies overwrite before this code runs.
+    const entries = reply.slice(3).map((entry) => Buffer.from(String(entry), 'utf8'));
     const heldFrom = entries.length === position.offset - offset ? Number(reply[2]) : position.offset + 1;
     const reason = notRecoveredReason(position, heldFrom, epoch, offset, this.options.maxReplay);
     if (reason !== undefined) return { recovered: false, position, reason };
@@ -70,19 +72,11 @@ export class RedisHistory {
     return [keys.length, ...keys, ...args];
   }
 
-  private async call(topic: string, since: number, epoch: string): Promise<Buffer[]> {
+  private async call(topic: string, since: number, epoch: string): Promise<(string | number)[]> {
     const redis = this.connection();
-    if (redis === undefined || redis.status !== 'ready') throw new Error('Redis is not connected');
+    if (redis === undefined) throw new Error('Redis is not connected');
     const { stream, meta } = historyKeys(this.options.prefix, topic);
-    return redis.wseHistoryReadBuffer(
-      stream,
-      meta,
-      this.options.ttlMs,
-      this.nonce,
-      since,
-      epoch,
-      this.options.maxReplay,
-    );
+    return redis.wseHistoryRead(stream, meta, this.options.ttlMs, this.nonce, since, epoch, this.options.maxReplay);
   }
 }
 

@@ -15,6 +15,7 @@ import { DeliveryProbe } from './delivery-probe.js';
 import { isScriptRefused, publishPipelined, type BatchReply } from './publish-batch.js';
 import { PublishPipeline, type CommandSender, type RedisPayload, type Refusal } from './publish-pipeline.js';
 import { RedisConnections } from './redis-connections.js';
+import { RedisHistory } from './redis-history.js';
 import { RedisStats } from './redis-stats.js';
 
 export type { RedisPayload } from './publish-pipeline.js';
@@ -81,6 +82,11 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
   private readonly instanceId = randomBytes(6).toString('hex');
   private readonly prefixBytes: number;
   private readonly pipeline: PublishPipeline;
+  /**
+   * History of history topics in Redis (CONTRACT section 11): reads for recoveries and positions
+   * on the publisher connection; appends travel with the publishes (`publishHistory`).
+   */
+  readonly history: RedisHistory;
 
   private url: string | undefined;
   private connections: RedisConnections | undefined;
@@ -92,9 +98,21 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
   private onMessage: RedisMessageHandler = () => undefined;
   private onResync: RedisResyncHandler = () => undefined;
   private scriptAllowed = true;
+  /** Barriers waiting for their marker to come back, by marker. */
+  private readonly barriers = new Map<string, () => void>();
+  private barrierSeq = 0;
 
   constructor(@InjectWseOptions() wseOptions: ResolvedWseOptions) {
     this.options = wseOptions.redis;
+    this.history = new RedisHistory(
+      {
+        prefix: this.options.prefix,
+        size: wseOptions.recovery.size,
+        ttlMs: wseOptions.recovery.ttlMs,
+        maxReplay: wseOptions.recovery.maxReplay,
+      },
+      () => (this.connections?.publisherReady === true ? this.connections.publisher : undefined),
+    );
     this.url = this.options.url;
     this.dlq = new DeadLetterQueue(this.options.dlqCapacity);
     const onBreakerChange = (name: string, from: CircuitState, to: CircuitState): void =>
@@ -210,6 +228,41 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
     this.pipeline.publish(this.options.prefix + topic, payload);
   }
 
+  /**
+   * Publishes a message of a history topic (CONTRACT section 11): Redis gives it the topic's
+   * next offset, keeps it and publishes it stamped, in one step (history-scripts.ts), batched
+   * and accounted for like any publish. `payload` must be a JSON object's text or bytes.
+   */
+  publishHistory(topic: string, payload: RedisPayload): void {
+    this.pipeline.publish(this.options.prefix + topic, payload, topic);
+  }
+
+  /**
+   * Resolves once everything Redis published before this call has reached this instance's
+   * subscriber: a marker PUBLISHed now on this instance's probe channel comes back behind them
+   * (Redis delivers to a subscriber in publish order). Replies on the publisher connection can
+   * overtake messages still on their way to the subscriber; a recovery waits for this before
+   * it merges a history read with the live messages. Resolves anyway after `probeTimeoutMs`,
+   * or at once while Redis is not connected.
+   */
+  barrier(): Promise<void> {
+    const connections = this.connections;
+    const probe = this.probe;
+    if (connections === undefined || probe === undefined || !connections.publisherReady) return Promise.resolve();
+    const marker = `${BARRIER_MARK}${this.instanceId}:${++this.barrierSeq}`;
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.barriers.delete(marker);
+        resolve();
+      };
+      const timer = setTimeout(done, this.options.probeTimeoutMs);
+      timer.unref();
+      this.barriers.set(marker, done);
+      connections.publisher.publish(probe.channel, marker).catch(done);
+    });
+  }
+
   /** Returns and removes every DLQ entry, oldest first. */
   getDlqEntries(): DeadLetter[] {
     return this.dlq.drain();
@@ -286,6 +339,8 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
       },
       publish: (channel, payload) => this.connections!.publisher.publish(channel, payload),
       publishBatch: (expected, args) => this.publishBatch(expected, args),
+      publishHistoryBatch: (expected, messages) =>
+        this.connections!.publisher.wsePublishHistoryBatch(...this.history.batchArguments(expected, messages)),
     };
   }
 
@@ -349,7 +404,11 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
         // The prefix is known to be there (the pattern is `<prefix>*`); only the topic is decoded.
         this.onMessage(channel.toString('utf8', this.prefixBytes), payload);
       },
-      onProbe: (channel, payload) => probe.onMessage(channel, payload),
+      onProbe: (channel, payload) => {
+        // Barriers ride on the probe channels too; the probes of every version ignore them.
+        if (payload.startsWith(BARRIER_MARK)) this.barriers.get(payload)?.();
+        else probe.onMessage(channel, payload);
+      },
       onSubscriberConnected: () => probe.subscriberConnected(),
       onSubscriberActive: () => probe.subscriberActive(),
       onSubscriberLost: () => probe.subscriberLost(),
@@ -376,6 +435,7 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
     const probe = this.probe;
     if (connections === undefined || probe === undefined) return;
     probe.stop();
+    for (const done of [...this.barriers.values()]) done();
     if (connections.publisherReady) {
       connections.publisher.publish(probe.channel, probe.byePayload()).catch(() => undefined);
     }
@@ -388,6 +448,8 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
 }
 
 const SKIPPED: unique symbol = Symbol('skipped');
+/** Starts a barrier marker: never the probes' `wse1 ` version prefix, so they ignore it. */
+const BARRIER_MARK = 'barrier ';
 const NOT_CONNECTED: Refusal = Object.freeze({ reason: 'not_connected', error: redisMessages.notConnected() });
 const NOT_ANSWERING: Refusal = Object.freeze({ reason: 'not_answering', error: redisMessages.notAnswering() });
 const NOT_DELIVERING: Refusal = Object.freeze({ reason: 'not_delivering', error: redisMessages.notDelivering() });
