@@ -150,7 +150,11 @@ export interface WseRedisOptions {
   publishRetryDelayMs?: number;
   /** Entries the dead letter queue holds before it evicts the oldest. @default 1000 */
   dlqCapacity?: number;
-  /** Reconnection backoff. @default { initialDelayMs: 1000, multiplier: 1.5, maxDelayMs: 60000, jitter: 0.2 } */
+  /**
+   * Reconnection backoff. Capped at 3 s so a Redis that comes back is used within about 3.6 s,
+   * however long it was away.
+   * @default { initialDelayMs: 1000, multiplier: 1.5, maxDelayMs: 3000, jitter: 0.2 }
+   */
   reconnect?: Partial<BackoffOptions>;
   /**
    * Settings of both breakers (`conn_breaker`, `pub_breaker`).

@@ -18,9 +18,9 @@ export const API_KEY = 'faults-api-key';
 
 /**
  * The Redis settings of the suite: the library's defaults for the probe (every 1 s, lost after
- * 1 s) and the contract's backoff (1 s, x1.5, ±20 %) capped at 3 s instead of 60 s, so the
- * attempt in progress when Redis returns is at most 3.6 s away (see the README's reliability
- * section); a DLQ large enough that nothing is evicted, so every message can be accounted for.
+ * 1 s) and the backoff (1 s, x1.5, ±20 %, capped at 3 s), so the attempt in progress when Redis
+ * returns is at most 3.6 s away (see the README's reliability section); a DLQ large enough that
+ * nothing is evicted, so every message can be accounted for.
  */
 export const FAULT_REDIS: Readonly<WseRedisOptions> = Object.freeze({
   probeIntervalMs: 1_000,
