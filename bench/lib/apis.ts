@@ -1,8 +1,11 @@
 import type { SparseHistogram } from './histogram.js';
 
 /** The systems under test. */
-/** `wse-base`: nestjs-wse from a baseline build (`--baseline=`), beside today's `wse` in one run. */
-export type SystemKind = 'ws-naive' | 'ws-prebuilt' | 'socketio' | 'wse' | 'wse-base';
+/**
+ * `wse-base`: nestjs-wse from a baseline build (`--baseline=`), beside today's `wse` in one run.
+ * `wse-history`: nestjs-wse with every bench topic a history topic (`recovery.topics: ['bench:*']`).
+ */
+export type SystemKind = 'ws-naive' | 'ws-prebuilt' | 'socketio' | 'wse' | 'wse-base' | 'wse-history';
 
 /** How a load client talks to a system. */
 export type WireProtocol = 'ws' | 'wse' | 'socketio';

@@ -34,6 +34,7 @@ const LABEL: Readonly<Record<string, string>> = {
   socketio: '(c) Socket.IO 4',
   wse: '(d) nestjs-wse',
   'wse-base': '(d) nestjs-wse, baseline build',
+  'wse-history': '(d) nestjs-wse, history topics',
   'wse-glob': '(d) nestjs-wse, glob subscription',
   ws: 'bare ws (no auth)',
   'wse-anon': 'nestjs-wse, anonymous',
@@ -200,6 +201,21 @@ export function evaluateTargets(r: Results, config: BenchConfig): Target[] {
       name: 'Sustained: p99 under 30 ms at 200k deliveries/s offered',
       measured: `p99 ${ms(s200p99)} ms, ${fraction(s200held)} held`,
       met: check(s200p99, s200p99 < 30 && s200held >= 0.99),
+    },
+  );
+  const histPub = r.med('cross', 'publish', 'wse-history', 'msgsPerSec');
+  const plainPub = r.med('cross', 'publish', 'wse', 'msgsPerSec');
+  const recover = r.med('cross', 'recover500', 'wse-history', 'ms');
+  targets.push(
+    {
+      name: 'History topics: publish rate through Redis at least 0.7x of plain topics',
+      measured: `${ratio(histPub / plainPub)} (${perSec(histPub)} vs ${perSec(plainPub)} msg/s)`,
+      met: check(histPub / plainPub, histPub / plainPub >= 0.7),
+    },
+    {
+      name: 'Recovery: 500 missed messages replayed in under 50 ms',
+      measured: `${ms(recover)} ms`,
+      met: check(recover, recover < 50),
     },
   );
   const x200p99 = r.med('cross', 'rate=200', 'wse', 'p99');
@@ -630,6 +646,42 @@ function patternsSection(r: Results, config: BenchConfig): string[] {
   ];
 }
 
+/** History topics (CONTRACT section 11) beside plain ones, through Redis, and a recovery's wait. */
+function historySection(r: Results): string[] {
+  const rows: string[][] = [];
+  const row = (what: string, kase: string, metric: string, format: Format): void => {
+    const plain = r.summary('cross', kase, 'wse', metric);
+    const history = r.summary('cross', kase, 'wse-history', metric);
+    if (plain === undefined && history === undefined) return;
+    rows.push([
+      what,
+      cell(plain, format),
+      cell(history, format),
+      ratio((history?.median ?? NaN) / (plain?.median ?? NaN)),
+    ]);
+  };
+  row('one instance publishing into Redis, msg/s', 'publish', 'msgsPerSec', perSec);
+  row('publisher CPU while flooding, %', 'publish', 'serverCpuPct', pct);
+  row('redis-server CPU while flooding, %', 'publish', 'redisCpuPct', pct);
+  row('fan-out on the other instance: max deliveries/s held', 'max', 'deliveriesPerSec', perSec);
+  row('p99 at that maximum', 'max', 'p99', ms);
+  const recovery = r.summary('cross', 'recover500', 'wse-history', 'ms');
+  if (rows.length === 0 && recovery === undefined) return [];
+  return [
+    '## 6. History topics and recovery',
+    '',
+    "The cross-instance scenario again with every bench topic a history topic (`recovery.topics: ['bench:*']`): " +
+      "each publish assigns the next offset, appends to the topic's stream and publishes the stamped payload in one " +
+      'script call, batched per tick. Then a client that left recovers 500 messages published meanwhile, on the ' +
+      'instance that published them: from its `recover: true` subscribe to the last replayed message.',
+    '',
+    table(['figure', 'plain topics', 'history topics', 'history / plain'], rows),
+    '',
+    `Recovering 500 missed messages: ${cell(recovery, ms)} ms (replayed ${r.med('cross', 'recover500', 'wse-history', 'replayed')}, recovered: ${r.med('cross', 'recover500', 'wse-history', 'recovered') === 1}).`,
+    '',
+  ];
+}
+
 /**
  * `--baseline=`: today's nestjs-wse beside a baseline build, same load, same run, interleaved
  * (each repetition runs both), so a change near the hot path is judged by one comparison.
@@ -794,6 +846,7 @@ export function buildReport(results: Results, run: RunInfo): { markdown: string;
     ...crossSection(results, run.config),
     ...connectionsSection(results, run),
     ...patternsSection(results, run.config),
+    ...historySection(results),
     ...baselineSection(results, run),
     ...profilesSection(run),
     ...loadSection(results, run),

@@ -24,6 +24,7 @@ export const PROTOCOL: Record<SystemKind, WireProtocol> = {
   socketio: 'socketio',
   wse: 'wse',
   'wse-base': 'wse',
+  'wse-history': 'wse',
 };
 
 /** Load client processes: one per core, so the load generator can use the whole machine. */

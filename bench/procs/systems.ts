@@ -44,6 +44,8 @@ export async function startSystem(params: ServerStartParams): Promise<BenchSyste
       return WseSystem.start(current, params.redisUrl, params.jwtSecret);
     case 'wse-base':
       return WseSystem.start(await baselineLibrary(), params.redisUrl, params.jwtSecret);
+    case 'wse-history':
+      return WseSystem.start(current, params.redisUrl, params.jwtSecret, HISTORY);
     default: {
       const never: never = params.system;
       throw new Error(`unknown system ${String(never)}`);
@@ -270,6 +272,9 @@ interface WseLibrary {
 /** The operations the bench reads, wherever the build keeps them. */
 type WseOperations = Pick<current.WseAdmin, 'healthSnapshot' | 'redisConnected' | 'multiInstance'>;
 
+/** `wse-history`: every bench topic keeps history, deep enough to recover 500 messages. */
+const HISTORY: WseModuleOptions['recovery'] = { topics: ['bench:*'], size: 1000, maxReplay: 1000 };
+
 async function baselineLibrary(): Promise<WseLibrary> {
   const path = process.env.WSE_BENCH_BASELINE;
   if (path === undefined) throw new Error('wse-base needs --baseline=<index.js of a built nestjs-wse>');
@@ -287,13 +292,19 @@ class WseSystem implements BenchSystem {
     readonly port: number,
   ) {}
 
-  static async start(lib: WseLibrary, redisUrl: string | undefined, jwtSecret: string | undefined): Promise<WseSystem> {
+  static async start(
+    lib: WseLibrary,
+    redisUrl: string | undefined,
+    jwtSecret: string | undefined,
+    recovery?: WseModuleOptions['recovery'],
+  ): Promise<WseSystem> {
     const options: WseModuleOptions = {
       path: '/wse',
       // Above the bench's largest connection count; everything else stays at its default.
       maxConnections: 50_000,
       auth: jwtSecret === undefined ? { anonymous: true } : { jwtSecret },
       redis: redisUrl === undefined ? undefined : { url: redisUrl },
+      ...(recovery === undefined ? {} : { recovery }),
     };
     class BenchAppModule {}
     Module({ imports: [lib.WseModule.forRoot(options)] })(BenchAppModule);

@@ -5,6 +5,7 @@ import { awaitQuiet, cpuMark, cpuSplit, registerBenchPid, unregisterBenchPid } f
 import { Child } from '../lib/ipc.js';
 import { LoadClients, REDIS_TOOL_SCRIPT, Server, teardown, type Window } from '../lib/rig.js';
 import { RedisServer } from '../../test/support/redis-server.js';
+import { timeRecovery } from './recovery-timing.js';
 import {
   describe,
   errorText,
@@ -22,7 +23,11 @@ import {
   withinBudget,
 } from './common.js';
 
-export const CROSS_SYSTEMS: readonly SystemKind[] = ['ws-naive', 'ws-prebuilt', 'socketio', 'wse'];
+/** `wse-history` is nestjs-wse with the bench topics as history topics: the cost of history. */
+export const CROSS_SYSTEMS: readonly SystemKind[] = ['ws-naive', 'ws-prebuilt', 'socketio', 'wse', 'wse-history'];
+
+/** Messages a recovering client missed, in the recovery timing. */
+const RECOVERED_MESSAGES = 500;
 
 const TOPIC = 'bench:cross';
 const FLOOD_TOPIC = 'bench:flood';
@@ -90,6 +95,17 @@ export async function crossScenario(ctx: Context): Promise<void> {
             ...(({ foreign, kernel }) => ({ foreignCpuPct: foreign, kernelCpuPct: kernel }))(cpuSplit(mark, cpuMark())),
           };
           ctx.results.add('cross', 'publish', system, rep, flood);
+          if (system === 'wse-history') {
+            const timing = await timeRecovery(publisher, RECOVERED_MESSAGES);
+            ctx.results.add('cross', `recover${RECOVERED_MESSAGES}`, system, rep, {
+              ms: timing.ms,
+              replayed: timing.replayed,
+              recovered: timing.recovered ? 1 : 0,
+            });
+            ctx.log(
+              `  cross recovery ${system} #${rep}: ${timing.replayed} messages recovered in ${timing.ms.toFixed(1)} ms (recovered: ${timing.recovered})`,
+            );
+          }
           ctx.log(
             `  cross publish ${system} #${rep}: ${Math.round(flood.msgsPerSec)} msg/s into Redis ` +
               `(counted ${flood.counted}, acknowledged ${flood.acknowledged}, PUBLISH calls ${flood.redisPublishCalls}), ` +

@@ -22,12 +22,14 @@ import type { Redis } from 'ioredis';
  * and the payload (plain) or its tail (history: the payload after its `{`, with a leading comma
  * unless the object is empty).
  *
- * A history message takes the topic's next offset (HINCRBY), is stamped, added to the stream
- * trimmed to `size` (XADD MAXLEN =, id `<offset>-0`), both keys get `ttlMs` again, and the
- * stamped payload is PUBLISHed; a plain one is PUBLISHed as it is. Each message runs under
- * pcall, and a history message refused at any step is undone (its stream entry deleted, its
- * offset given back), so a refused message left no trace and a retry cannot make two offsets
- * for one message; the script runs atomically, so nobody saw the undone offset.
+ * A history message takes the topic's next offset, is stamped, added to the stream trimmed to
+ * `size` (XADD MAXLEN =, id `<offset>-0`), and the stamped payload is PUBLISHed; a plain one is
+ * PUBLISHed as it is. Offsets are counted in the script and written back once per topic, with
+ * `ttlMs` set again on both keys, after the last message (a message costs one XADD and one
+ * PUBLISH: the per-message HINCRBY and PEXPIREs made Redis the bottleneck of history topics).
+ * Each message runs under pcall, and a history message refused at any step is undone (its
+ * stream entry deleted, its offset not counted), so a refused message left no trace and a retry
+ * cannot make two offsets for one message.
  *
  * The reply is the plain publish batch's (publish-batch.ts): flat pairs, (index, error) for a
  * refused message and (-index, receivers) for one that reached fewer subscribers than
@@ -41,28 +43,40 @@ local nowMs = now[1] * 1000 + math.floor(now[2] / 1000)
 local fresh = string.format('%x%05x', now[1], now[2]) .. ARGV[4]
 local out = {}
 local key = 1
+-- Per topic, once per call: its epoch and offset are read on its first message, counted here,
+-- and written back (with the keys' expiry) after the last, so a message costs one XADD and one
+-- PUBLISH. A message refused at either step leaves no trace: its stream entry is deleted and
+-- its offset never counted. The call runs atomically, so nobody sees the counting in between.
+local epochs, offsets, streams = {}, {}, {}
 local function historic(i, stream, meta, channel, topicJson, tail)
-  local epoch = redis.call('HGET', meta, 'e')
-  if not epoch then
-    epoch = fresh .. '.' .. i
-    redis.call('DEL', stream)
-    redis.call('HSET', meta, 'e', epoch, 'o', 0)
+  local offset = offsets[meta]
+  if offset == nil then
+    local state = redis.call('HMGET', meta, 'e', 'o')
+    if not state[1] then
+      epochs[meta] = fresh .. '.' .. i
+      redis.call('DEL', stream)
+      redis.call('HSET', meta, 'e', epochs[meta], 'o', 0)
+      offset = 0
+    else
+      epochs[meta] = state[1]
+      offset = tonumber(state[2]) or 0
+    end
+    streams[meta] = stream
   end
-  local offset = redis.call('HINCRBY', meta, 'o', 1)
-  local stamped = '{"tp":' .. topicJson .. ',"e":"' .. epoch .. '","o":' .. offset .. tail
-  local added = redis.pcall('XADD', stream, 'MAXLEN', '=', size, offset .. '-0', 't', nowMs, 'd', stamped)
+  local nextOffset = offset + 1
+  local stamped = '{"tp":' .. topicJson .. ',"e":"' .. epochs[meta] .. '","o":' .. nextOffset .. tail
+  local added = redis.pcall('XADD', stream, 'MAXLEN', '=', size, nextOffset .. '-0', 't', nowMs, 'd', stamped)
   if type(added) == 'table' and added.err then
-    redis.call('HINCRBY', meta, 'o', -1)
+    offsets[meta] = offset
     error(added.err)
   end
   local receivers = redis.pcall('PUBLISH', channel, stamped)
   if type(receivers) == 'table' and receivers.err then
     redis.call('XDEL', stream, added)
-    redis.call('HINCRBY', meta, 'o', -1)
+    offsets[meta] = offset
     error(receivers.err)
   end
-  redis.call('PEXPIRE', stream, ttl)
-  redis.call('PEXPIRE', meta, ttl)
+  offsets[meta] = nextOffset
   return receivers
 end
 for i = 1, (#ARGV - 4) / 3 do
@@ -86,6 +100,11 @@ for i = 1, (#ARGV - 4) / 3 do
     out[#out + 1] = -i
     out[#out + 1] = receivers
   end
+end
+for meta, offset in pairs(offsets) do
+  redis.call('HSET', meta, 'o', offset)
+  redis.call('PEXPIRE', streams[meta], ttl)
+  redis.call('PEXPIRE', meta, ttl)
 end
 return out`;
 
