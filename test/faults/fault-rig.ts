@@ -356,6 +356,39 @@ export interface Accounting {
   readonly notAccepted: string[];
 }
 
+/** The lists of an Accounting that must stay empty: each is a way to lose or double a message. */
+export type AnomalyKey =
+  | 'lostSilently'
+  | 'duplicates'
+  | 'dlqDuplicates'
+  | 'deliveredButUnsent'
+  | 'unknownPartial'
+  | 'unevenInstance'
+  | 'notAccepted';
+
+/** Every anomaly but `unknownPartial`, which only suites that ask for all-or-none check. */
+export const ANOMALIES: readonly AnomalyKey[] = [
+  'lostSilently',
+  'duplicates',
+  'dlqDuplicates',
+  'deliveredButUnsent',
+  'unevenInstance',
+  'notAccepted',
+];
+
+/**
+ * The non-empty ones of the given anomaly lists, so a suite asserts `toEqual({})` and a failure
+ * shows exactly which sequence numbers went wrong, and how.
+ */
+export function anomaliesOf(
+  result: Accounting,
+  keys: readonly AnomalyKey[] = ANOMALIES,
+): Partial<Record<AnomalyKey, readonly (number | string)[]>> {
+  const found: Partial<Record<AnomalyKey, readonly (number | string)[]>> = {};
+  for (const key of keys) if (result[key].length > 0) found[key] = result[key];
+  return found;
+}
+
 export interface RigOptions {
   /** Redis options over FAULT_REDIS (the url is the rig's). */
   readonly redis?: WseRedisOptions;
