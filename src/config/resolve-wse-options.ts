@@ -15,6 +15,7 @@ import type {
   WseRateLimitOptions,
   WseRecoveryOptions,
   WseRedisOptions,
+  WseRedisRouting,
   WseSubscriptionRules,
   WseSystemFrameOptions,
 } from './wse-module-options.interface.js';
@@ -64,6 +65,7 @@ export const WSE_DEFAULTS = Object.freeze({
     closeAfterRejected: 1000,
   }),
   redis: Object.freeze({
+    routing: 'pattern' as const,
     prefix: 'wse:',
     publishAttempts: 3,
     publishRetryDelayMs: 100,
@@ -254,12 +256,15 @@ function resolveRateLimit(
   });
 }
 
+const ROUTINGS: readonly WseRedisRouting[] = ['pattern', 'interest'];
+
 function resolveRedisOptions(redis: WseRedisOptions, check: OptionChecker): ResolvedRedisOptions {
   const d = WSE_DEFAULTS.redis;
   const reconnect = check.section('redis.reconnect', redis.reconnect);
   const breaker = check.section('redis.breaker', redis.breaker);
   return Object.freeze({
     url: check.redisUrl('redis.url', redis.url),
+    routing: check.oneOf('redis.routing', redis.routing ?? d.routing, ROUTINGS),
     prefix: check.redisPrefix('redis.prefix', redis.prefix ?? d.prefix),
     publishAttempts: check.positiveInt('redis.publishAttempts', redis.publishAttempts ?? d.publishAttempts),
     publishRetryDelayMs: check.nonNegativeInt(

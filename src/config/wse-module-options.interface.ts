@@ -135,6 +135,9 @@ export interface WseConnectGuard {
 }
 
 /** Multi-instance fan-out through Redis Pub/Sub (CONTRACT sections 9 and 10). */
+/** How an instance listens to Redis: see `WseRedisOptions.routing`. */
+export type WseRedisRouting = 'pattern' | 'interest';
+
 export interface WseRedisOptions {
   /**
    * `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Unset: single-instance
@@ -142,6 +145,13 @@ export interface WseRedisOptions {
    * @default undefined
    */
   url?: string;
+  /**
+   * How an instance listens (CONTRACT section 9). `pattern`: one `PSUBSCRIBE <prefix>*`, every
+   * instance receives every message of the deployment. `interest`: an instance subscribes to
+   * just the topics (`SUBSCRIBE`) and globs (`PSUBSCRIBE`) its connections follow, so a message
+   * reaches only the instances that deliver it (README, "Scaling out"). @default 'pattern'
+   */
+  routing?: WseRedisRouting;
   /** Channel prefix: topic `t` travels on channel `<prefix>t`. @default 'wse:' */
   prefix?: string;
   /** PUBLISH attempts before a message goes to the dead letter queue. @default 3 */
@@ -420,6 +430,7 @@ export interface ResolvedSubscriptionRules {
 
 export interface ResolvedRedisOptions {
   readonly url: string | undefined;
+  readonly routing: WseRedisRouting;
   readonly prefix: string;
   readonly publishAttempts: number;
   readonly publishRetryDelayMs: number;

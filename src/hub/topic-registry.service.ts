@@ -18,6 +18,12 @@ export interface FailedTopic {
   readonly reason: string;
 }
 
+/**
+ * Told when a topic (or, with `glob`, a glob) gets its first local subscriber (`present` true)
+ * or loses its last one: what this instance follows, for interest routing.
+ */
+export type InterestListener = (name: string, glob: boolean, present: boolean) => void;
+
 /** Outcome of a subscribe or unsubscribe call for one connection. */
 export interface SubscriptionChange {
   /** Topics now subscribed (subscribe) or no longer subscribed (unsubscribe), in request order. */
@@ -44,6 +50,7 @@ export class TopicRegistryService<S extends TopicSubscriber = TopicSubscriber & 
   private readonly exact = new Map<string, Set<S>>();
   private readonly patterns = new PatternIndex<S>();
   private deliverySeq = 0;
+  private onInterest: InterestListener | undefined;
   /** Deliveries made by `deliver` and `broadcast` since start (a plain field, read on scrape). */
   deliveries = 0;
   /** Sends `deliver` attempted that the connection did not accept (closed, or not reading). */
@@ -69,6 +76,21 @@ export class TopicRegistryService<S extends TopicSubscriber = TopicSubscriber & 
 
   get patternCount(): number {
     return this.patterns.size;
+  }
+
+  /** Registers the one listener told about what this instance follows (see InterestListener). */
+  setInterestListener(listener: InterestListener): void {
+    this.onInterest = listener;
+  }
+
+  /** True when some local connection holds `topic` itself (not through a glob). */
+  hasExact(topic: string): boolean {
+    return this.exact.has(topic);
+  }
+
+  /** The globs held locally that match `topic` (the pattern index's cached answer: no allocation). */
+  globsMatching(topic: string): readonly PatternEntry<S>[] {
+    return this.patterns.matching(topic);
   }
 
   register(connection: S): void {
@@ -202,13 +224,17 @@ export class TopicRegistryService<S extends TopicSubscriber = TopicSubscriber & 
     if (isTopicPattern(topic)) {
       let entry: PatternEntry<S> | undefined = this.patterns.get(topic);
       // Every glob means something to Redis, and so here: compiling never refuses one.
-      entry ??= this.patterns.add(compileTopicPattern(topic));
+      if (entry === undefined) {
+        entry = this.patterns.add(compileTopicPattern(topic));
+        this.onInterest?.(topic, true, true);
+      }
       entry.subscribers.add(connection);
     } else {
       let subscribers = this.exact.get(topic);
       if (subscribers === undefined) {
         subscribers = new Set();
         this.exact.set(topic, subscribers);
+        this.onInterest?.(topic, false, true);
       }
       subscribers.add(connection);
     }
@@ -225,13 +251,19 @@ export class TopicRegistryService<S extends TopicSubscriber = TopicSubscriber & 
       const entry = this.patterns.get(topic);
       if (entry !== undefined) {
         entry.subscribers.delete(connection);
-        if (entry.subscribers.size === 0) this.patterns.remove(entry);
+        if (entry.subscribers.size === 0) {
+          this.patterns.remove(entry);
+          this.onInterest?.(topic, true, false);
+        }
         continue;
       }
       const subscribers = this.exact.get(topic);
       if (subscribers !== undefined) {
         subscribers.delete(connection);
-        if (subscribers.size === 0) this.exact.delete(topic);
+        if (subscribers.size === 0) {
+          this.exact.delete(topic);
+          this.onInterest?.(topic, false, false);
+        }
       }
     }
     return removed;

@@ -9,6 +9,7 @@ import { SystemFrames, textFrame } from '../protocol/outbound-frame.js';
 import type { RecoveryPosition } from '../protocol/recovery-request.js';
 import { isStampable, isStampableText, readStamp } from '../protocol/stamp.js';
 import type { TopicSubscriber } from '../protocol/topic-subscriber.js';
+import { InterestRouting } from './interest-routing.js';
 import { encodePayload, serializePayload } from './payload.js';
 import { TopicHistoryService } from './topic-history.service.js';
 
@@ -79,6 +80,8 @@ const HOLD_LIMIT = 10_000;
 export class WseNode implements OnModuleInit {
   /** Holds by topic; empty except while recoveries wait for their history reads. */
   private readonly holds = new Map<string, Hold[]>();
+  /** Interest routing's half in the node; undefined in pattern routing. */
+  private readonly interest: InterestRouting | undefined;
 
   constructor(
     @InjectWseOptions() private readonly options: ResolvedWseOptions,
@@ -86,12 +89,21 @@ export class WseNode implements OnModuleInit {
     private readonly redis: RedisPubSubService,
     private readonly frames: SystemFrames,
     private readonly history: TopicHistoryService,
-  ) {}
+  ) {
+    this.interest = redis.interestRouting ? new InterestRouting(registry, redis) : undefined;
+  }
 
   onModuleInit(): void {
     const registry = this.registry;
     const stats = this.redis.stats;
-    this.redis.setMessageHandler((topic, payload) => {
+    const interest = this.interest;
+    interest?.start();
+    this.redis.setMessageHandler((topic, payload, glob) => {
+      // Interest routing: one PUBLISH may come once per matching subscription; one copy leads.
+      if (glob !== undefined && interest !== undefined && !interest.leads(topic, glob)) {
+        stats.duplicatesDropped++;
+        return;
+      }
       const failuresBefore = registry.sendFailures;
       stats.delivered += this.deliver(topic, payload);
       stats.dropped += registry.sendFailures - failuresBefore;
@@ -118,6 +130,15 @@ export class WseNode implements OnModuleInit {
     // On a history topic Redis numbers, keeps and stamps the message as it publishes it.
     if (this.history.isHistoryTopic(topic) && isStampableText(payload)) this.redis.publishHistory(topic, payload);
     else this.redis.publish(topic, payload);
+  }
+
+  /**
+   * Resolves once Redis delivers each of `topics` (topics and globs just subscribed) to this
+   * instance: in interest routing a `subscription_update` waits for it, so a message published
+   * after the client read its success reaches it. Undefined when nothing needs waiting for.
+   */
+  whenRouted(topics: readonly string[]): Promise<void> | undefined {
+    return topics.length === 0 ? undefined : this.interest?.whenListening(topics);
   }
 
   /**
@@ -200,6 +221,8 @@ export class WseNode implements OnModuleInit {
     const holds = new Map<string, Hold>();
     for (const { topic } of recoveries) {
       if (holds.has(topic)) continue;
+      // Interest routing: the hold keeps Redis delivering the topic here while it is read.
+      this.interest?.retain(topic);
       if (connection.topics.has(topic)) this.registry.unsubscribeConnection(connection.id, [topic]);
       const hold: Hold = { connection, buffered: [], overflowed: false, cancelled: false };
       holds.set(topic, hold);
@@ -207,6 +230,23 @@ export class WseNode implements OnModuleInit {
       if (list === undefined) this.holds.set(topic, [hold]);
       else list.push(hold);
     }
+    // The live messages must be arriving before the history is read, or those published in
+    // between would be in neither.
+    const listening = this.interest?.whenListening([...holds.keys()]);
+    if (listening !== undefined) {
+      return listening.then(() => this.readAndAnswer(connection, recoveries, positionTopics, holds, then));
+    }
+    return this.readAndAnswer(connection, recoveries, positionTopics, holds, then);
+  }
+
+  /** The reads of `recover()` and its answer, once the live messages are arriving. */
+  private readAndAnswer(
+    connection: TopicSubscriber,
+    recoveries: readonly TopicRecovery[],
+    positionTopics: readonly string[],
+    holds: Map<string, Hold>,
+    then: (outcome: RecoveryOutcome) => void,
+  ): Promise<void> | undefined {
     const store = this.history.store();
     const pending: (HistoryRead | HistoryPosition | Promise<HistoryRead | HistoryPosition>)[] = [];
     for (const { topic, epoch, offset } of recoveries) pending.push(store.read(topic, epoch, offset));
@@ -276,6 +316,7 @@ export class WseNode implements OnModuleInit {
 
   private release(holds: ReadonlyMap<string, Hold>): void {
     for (const [topic, hold] of holds) {
+      this.interest?.release(topic);
       const list = this.holds.get(topic);
       if (list === undefined) continue;
       const index = list.indexOf(hold);

@@ -50,7 +50,18 @@ export interface WseHealthSnapshot {
   redis_peers: number;
   /** Protocol violations from clients (invalid frames, refused origins), all kinds. */
   protocol_violations: number;
+  /** How this instance listens to Redis: `pattern` or `interest` (CONTRACT section 9). */
+  redis_mode: WseRedisMode;
+  /** Topics and globs this instance has subscribed in Redis (interest routing; 0 in pattern routing). */
+  redis_subscriptions: number;
+  /** Subscription commands sent to Redis (interest routing: at most one per kind and tick). */
+  redis_subscription_commands: number;
+  /** Copies of a message that came through more than one matching subscription, dropped (interest routing). */
+  redis_duplicates_dropped: number;
 }
+
+/** What `redis_mode` reports. */
+export type WseRedisMode = 'pattern' | 'interest';
 
 /**
  * Builds the snapshot from the counters the hot path keeps as plain fields: taking one costs
@@ -98,6 +109,10 @@ export class WseHealthSnapshotService {
       redis_dlq_evicted: this.redis.dlqEvicted,
       redis_dlq_replayed: redis.dlqReplayed,
       redis_peers: this.redis.peers,
+      redis_mode: this.redis.mode,
+      redis_subscriptions: this.redis.subscriptionCount,
+      redis_subscription_commands: redis.subscriptionCommands,
+      redis_duplicates_dropped: redis.duplicatesDropped,
       protocol_violations: this.violations.count,
     };
   }

@@ -22,6 +22,9 @@ export const API_KEY = 'faults-api-key';
  * returns is at most 3.6 s away (see the README's reliability section); a DLQ large enough that
  * nothing is evicted, so every message can be accounted for.
  */
+/** Both routings (CONTRACT section 9): the fault suites that run in each. */
+export const ROUTINGS = ['pattern', 'interest'] as const;
+
 export const FAULT_REDIS: Readonly<WseRedisOptions> = Object.freeze({
   probeIntervalMs: 1_000,
   probeTimeoutMs: 1_000,

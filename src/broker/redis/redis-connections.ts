@@ -4,13 +4,17 @@ import { Backoff } from '../../reliability/backoff.js';
 import type { CircuitBreaker } from '../../reliability/circuit-breaker.js';
 import { PROBE_PATTERN } from './delivery-probe.js';
 import { defineHistoryCommands, type HistoryCommands } from './history-scripts.js';
+import type { InterestCommands, InterestKind } from './interest-subscriptions.js';
 import { definePublishBatch, type BatchPublisher } from './publish-batch.js';
 import { ReconnectPolicy } from './reconnect-policy.js';
 
 /** What the two connections report. */
 export interface ConnectionEvents {
-  /** A message of the topic space, as Redis sent it. */
-  onMessage(channel: Buffer, payload: Buffer): void;
+  /**
+   * A message of the topic space, as Redis sent it. `pattern` is the PSUBSCRIBE pattern it came
+   * through in interest routing; undefined for an exact channel's message and in pattern routing.
+   */
+  onMessage(channel: Buffer, payload: Buffer, pattern: string | undefined): void;
   /** A delivery probe (this instance's or another's). */
   onProbe(channel: string, payload: string): void;
   /** The subscriber has a new connection; its (re)subscriptions are on their way. */
@@ -67,7 +71,7 @@ export function escapeGlob(text: string): string {
  * that connection. The publisher reconnects on its own backoff; its failures show in
  * `pub_breaker` through the commands Redis refuses.
  */
-export class RedisConnections {
+export class RedisConnections implements InterestCommands {
   readonly subscriber: Redis;
   readonly publisher: BatchPublisher & HistoryCommands;
   private stopping = false;
@@ -96,15 +100,21 @@ export class RedisConnections {
     this.publisher = publisher;
 
     const probeLength = PROBE_PATTERN.length;
+    const interest = options.routing === 'interest';
     // ioredis hands the pattern as text, the channel and payload as the bytes Redis sent.
     subscriber.on('pmessageBuffer', (pattern: string, channel: Buffer, payload: Buffer) => {
       // Cheapest first: the topic pattern and the probe pattern rarely have the same length.
       if (pattern.length === probeLength && pattern === PROBE_PATTERN) {
         events.onProbe(channel.toString('utf8'), payload.toString('utf8'));
       } else {
-        events.onMessage(channel, payload);
+        events.onMessage(channel, payload, interest ? pattern : undefined);
       }
     });
+    if (interest) {
+      subscriber.on('messageBuffer', (channel: Buffer, payload: Buffer) =>
+        events.onMessage(channel, payload, undefined),
+      );
+    }
     subscriber.on('ready', () => {
       subscriberPolicy.onConnected();
       if (!this.stopping) events.onSubscriberConnected();
@@ -141,7 +151,9 @@ export class RedisConnections {
     const subscribeFailed = (error: unknown): void => {
       if (!this.stopping) events.onSubscribeFailed(error instanceof Error ? error.message : String(error));
     };
-    subscriber.psubscribe(`${escapeGlob(options.prefix)}*`, PROBE_PATTERN).catch(subscribeFailed);
+    // Interest routing subscribes topic by topic (InterestSubscriptions); both listen to the probes.
+    const patterns = interest ? [PROBE_PATTERN] : [`${escapeGlob(options.prefix)}*`, PROBE_PATTERN];
+    subscriber.psubscribe(...patterns).catch(subscribeFailed);
     subscriber.connect().catch(() => undefined); // failures are retried by retryStrategy and reported via 'error'
     publisher.connect().catch(() => undefined);
   }
@@ -152,6 +164,29 @@ export class RedisConnections {
 
   get subscriberReady(): boolean {
     return this.subscriptionsActive && this.subscriber.status === 'ready';
+  }
+
+  subscribe(kind: InterestKind, names: string[]): Promise<unknown> {
+    return kind === 'channel' ? this.subscriber.subscribe(...names) : this.subscriber.psubscribe(...names);
+  }
+
+  unsubscribe(kind: InterestKind, names: string[]): Promise<unknown> {
+    return kind === 'channel' ? this.subscriber.unsubscribe(...names) : this.subscriber.punsubscribe(...names);
+  }
+
+  /**
+   * True when, at this point of the subscriber's stream, Redis has `name` subscribed on this
+   * connection: ioredis records each (un)subscribe reply as it parses it, in order with the
+   * messages, so inside a message handler this says exactly whether the same PUBLISH also reached
+   * this connection through `name`. Undefined when ioredis keeps no such record (another version).
+   */
+  listening(kind: InterestKind, name: string): boolean | undefined {
+    const condition = this.subscriber.condition as { subscriber?: unknown } | null;
+    const confirmed = condition?.subscriber;
+    if (confirmed === false) return false;
+    const set = (confirmed as ConfirmedSubscriptions | undefined)?.set;
+    if (set === undefined) return undefined;
+    return set[kind === 'channel' ? 'subscribe' : 'psubscribe'][name] === true;
   }
 
   /** Drops the subscriber's connection; ioredis connects a new one at once and re-subscribes. */
@@ -166,6 +201,14 @@ export class RedisConnections {
     this.stopping = true;
     await Promise.all([quitQuietly(this.subscriber), quitQuietly(this.publisher)]);
   }
+}
+
+/** The shape of ioredis's SubscriptionSet (the record behind `listening`). */
+interface ConfirmedSubscriptions {
+  readonly set?: {
+    readonly subscribe: Readonly<Record<string, true>>;
+    readonly psubscribe: Readonly<Record<string, true>>;
+  };
 }
 
 async function quitQuietly(connection: Redis): Promise<void> {

@@ -1,7 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { InjectWseOptions } from '../../config/inject-wse-options.decorator.js';
-import type { ResolvedRedisOptions, ResolvedWseOptions } from '../../config/wse-module-options.interface.js';
+import type {
+  ResolvedRedisOptions,
+  ResolvedWseOptions,
+  WseRedisRouting,
+} from '../../config/wse-module-options.interface.js';
 import { CircuitBreaker, type CircuitState } from '../../reliability/circuit-breaker.js';
 import {
   DeadLetterQueue,
@@ -12,16 +16,24 @@ import {
 import { ThrottledWarning } from '../../reliability/throttled-warning.js';
 import { redisMessages } from '../../wse.messages.js';
 import { DeliveryProbe } from './delivery-probe.js';
+import { InterestSubscriptions } from './interest-subscriptions.js';
 import { isScriptRefused, publishPipelined, type BatchReply } from './publish-batch.js';
 import { PublishPipeline, type CommandSender, type RedisPayload, type Refusal } from './publish-pipeline.js';
-import { RedisConnections } from './redis-connections.js';
+import { escapeGlob, RedisConnections } from './redis-connections.js';
 import { RedisHistory } from './redis-history.js';
 import { RedisStats } from './redis-stats.js';
 
 export type { RedisPayload } from './publish-pipeline.js';
 
-/** Receives every message of the topic space: the topic (prefix stripped) and the payload bytes. */
-export type RedisMessageHandler = (topic: string, payload: Buffer) => void;
+/**
+ * Receives every message of the topic space: the topic (prefix stripped) and the payload bytes.
+ * In interest routing `glob` is the glob it came through (one PUBLISH can arrive once per
+ * matching subscription: see `listening`); undefined for an exact topic's message.
+ */
+export type RedisMessageHandler = (topic: string, payload: Buffer, glob: string | undefined) => void;
+
+/** Subscription commands in one command, at most (interest routing). */
+const MAX_NAMES_PER_COMMAND = 1000;
 
 /** Told when the subscriber is delivering again after a gap of `downMs`. */
 export type RedisResyncHandler = (downMs: number) => void;
@@ -98,6 +110,9 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
   private onMessage: RedisMessageHandler = () => undefined;
   private onResync: RedisResyncHandler = () => undefined;
   private scriptAllowed = true;
+  /** Interest routing: the topics and globs this instance listens to, reference counted. */
+  private readonly interest: InterestSubscriptions;
+  private readonly escapedPrefix: string;
   /** Barriers waiting for their marker to come back, by marker. */
   private readonly barriers = new Map<string, () => void>();
   private barrierSeq = 0;
@@ -120,9 +135,17 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
     this.connBreaker = new CircuitBreaker('conn_breaker', this.options.breaker, Date.now, onBreakerChange);
     this.pubBreaker = new CircuitBreaker('pub_breaker', this.options.breaker, Date.now, onBreakerChange);
     this.prefixBytes = Buffer.byteLength(this.options.prefix);
+    this.escapedPrefix = escapeGlob(this.options.prefix);
+    this.interest = new InterestSubscriptions({
+      maxPerCommand: MAX_NAMES_PER_COMMAND,
+      onCommand: () => this.stats.subscriptionCommands++,
+      onRefused: (kind, names, message) =>
+        this.logger.error(redisMessages.interestRefused(kind, names.length, message)),
+    });
     this.pipeline = new PublishPipeline(this.options, this.pubBreaker, this.sender(), {
       gate: () => this.gate(),
-      expectedReceivers: () => this.probe?.expectedReceivers ?? 1,
+      // In interest routing a PUBLISH reaches only the instances following its topic: any count is whole.
+      expectedReceivers: () => (this.interestRouting ? 0 : (this.probe?.expectedReceivers ?? 1)),
       published: () => this.stats.published++,
       deadLetter: (channel, payload, reason, error) => this.deadLetter(channel, payload, reason, error),
       answeringChanged: (notAnswering) => this.logger.warn(redisMessages.answering(notAnswering)),
@@ -138,6 +161,69 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
 
   setResyncHandler(handler: RedisResyncHandler): void {
     this.onResync = handler;
+  }
+
+  /** True when each instance listens only to what its connections follow (`routing: 'interest'`). */
+  get interestRouting(): boolean {
+    return this.options.routing === 'interest';
+  }
+
+  /** `pattern` or `interest`: the health body's `redis_mode`. */
+  get mode(): WseRedisRouting {
+    return this.options.routing;
+  }
+
+  /** Topics and globs held in Redis by interest routing. */
+  get subscriptionCount(): number {
+    return this.interest.size;
+  }
+
+  // ---- interest routing ----------------------------------------------------------------------
+
+  /**
+   * One more holder of a topic (or, with `glob`, a glob) on this instance: the first one
+   * subscribes it in Redis, in the next tick with the other changes of that tick. Interest
+   * routing only; a no-op otherwise.
+   */
+  retain(name: string, glob: boolean): void {
+    if (!this.interestRouting) return;
+    this.interest.retain(glob ? 'pattern' : 'channel', this.channelOf(name, glob));
+  }
+
+  /** One holder fewer; the last one's release unsubscribes it (in the next tick). */
+  release(name: string, glob: boolean): void {
+    if (!this.interestRouting) return;
+    this.interest.release(glob ? 'pattern' : 'channel', this.channelOf(name, glob));
+  }
+
+  /**
+   * Resolves once Redis delivers the held topic (or glob) here, or after `probeTimeoutMs` while
+   * Redis is away (then it is subscribed when Redis is back and a `resync` follows). Undefined
+   * when that is so already, without Redis, and in pattern routing.
+   */
+  whenListening(name: string, glob: boolean): Promise<void> | undefined {
+    if (!this.interestRouting || this.connections === undefined) return undefined;
+    return this.interest.whenActive(
+      glob ? 'pattern' : 'channel',
+      this.channelOf(name, glob),
+      this.options.probeTimeoutMs,
+    );
+  }
+
+  /**
+   * Inside the message handler: whether the PUBLISH being handled also reached this instance
+   * through the topic's exact subscription (`glob` false) or through `name` as a glob. Exact
+   * for the point of the subscriber's stream where the message was (see
+   * RedisConnections.listening); where ioredis keeps no record, what Redis last confirmed.
+   */
+  listening(name: string, glob: boolean): boolean {
+    const kind = glob ? 'pattern' : 'channel';
+    const channel = this.channelOf(name, glob);
+    return this.connections?.listening(kind, channel) ?? this.interest.isActive(kind, channel);
+  }
+
+  private channelOf(name: string, glob: boolean): string {
+    return (glob ? this.escapedPrefix : this.options.prefix) + name;
   }
 
   /** True when a Redis URL is configured (multi-instance mode), connected or not. */
@@ -399,10 +485,11 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
     );
     this.probe = probe;
     this.connections = new RedisConnections(url, this.options, this.connBreaker, {
-      onMessage: (channel, payload) => {
+      onMessage: (channel, payload, pattern) => {
         this.stats.received++;
-        // The prefix is known to be there (the pattern is `<prefix>*`); only the topic is decoded.
-        this.onMessage(channel.toString('utf8', this.prefixBytes), payload);
+        // The prefix is known to be there (every subscription starts with it); only the topic is decoded.
+        const glob = pattern === undefined ? undefined : pattern.slice(this.escapedPrefix.length);
+        this.onMessage(channel.toString('utf8', this.prefixBytes), payload, glob);
       },
       onProbe: (channel, payload) => {
         // Barriers ride on the probe channels too; the probes of every version ignore them.
@@ -421,6 +508,7 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
       onError: (role, message) => this.logger.warn(redisMessages.connectionError(role, message)),
       onReconnectAttempt: () => this.stats.reconnectCount++,
     });
+    if (this.interestRouting) this.interest.attach(this.connections);
     this.pipeline.start();
     probe.start();
   }
@@ -435,6 +523,7 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
     const probe = this.probe;
     if (connections === undefined || probe === undefined) return;
     probe.stop();
+    this.interest.attach(undefined);
     for (const done of [...this.barriers.values()]) done();
     if (connections.publisherReady) {
       connections.publisher.publish(probe.channel, probe.byePayload()).catch(() => undefined);
