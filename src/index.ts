@@ -36,7 +36,7 @@ export type {
   WseMetricsEndpointOptions,
 } from './http/wse-http-options.interface.js';
 export type { WseStats } from './http/stats/wse-stats.controller.js';
-export type { WseHealthSnapshot, WseRedisMode } from './observability/wse-health-snapshot.js';
+export type { WseHealthSnapshot, WseRedisMode, WseShardState } from './observability/wse-health-snapshot.js';
 export { OnWseConnect, OnWseDisconnect, OnWseEvent } from './transport/events/wse-hooks.decorators.js';
 export type { WseEventContext } from './transport/events/wse-event-context.js';
 export { WseClient, WseFrame, WsePayload } from './transport/events/wse-params.decorators.js';
@@ -59,6 +59,7 @@ export type {
   WseRecoveryOptions,
   WseRedisOptions,
   WseRedisRouting,
+  WseRedisClusterOptions,
   WseSubscriptionAuthorizer,
   WseSubscriptionRules,
   WseConnectGuard,

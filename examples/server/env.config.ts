@@ -70,6 +70,8 @@ const VARIABLE_OF_OPTION: Readonly<Record<string, string>> = {
   'subscriptions.claim': 'WSE_SUBSCRIBE_CLAIM',
   'redis.url': 'REDIS_URL',
   'redis.routing': 'WSE_REDIS_ROUTING',
+  'redis.cluster': 'REDIS_CLUSTER_NODES',
+  'redis.cluster.nodes': 'REDIS_CLUSTER_NODES',
   'redis.prefix': 'WSE_REDIS_PREFIX',
   allowedOrigins: 'WSE_ALLOWED_ORIGINS',
   'recovery.topics': 'WSE_RECOVERY_TOPICS',
@@ -97,6 +99,7 @@ const CONTRACT_ORDER = [
   'WSE_JWT_MAX_AGE_SEC',
   'WSE_JWT_CLOCK_TOLERANCE_SEC',
   'REDIS_URL',
+  'REDIS_CLUSTER_NODES',
   'WSE_REDIS_ROUTING',
   'WSE_REDIS_PREFIX',
   'WSE_API_KEY',
@@ -132,6 +135,7 @@ function byContractOrder(a: WseConfigProblem, b: WseConfigProblem): number {
 export function readEnvironment(env: NodeJS.ProcessEnv = process.env): AppEnvironment {
   const problems: WseConfigProblem[] = [];
   const read = new EnvReader(env, problems);
+  const clusterNodes = read.list('REDIS_CLUSTER_NODES');
   const result: AppEnvironment = {
     port: read.int('PORT', 5006, { min: 0, max: 65_535 }),
     host: read.text('HOST') ?? '0.0.0.0',
@@ -177,6 +181,7 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): AppEnviro
         url: read.text('REDIS_URL'),
         // Checked with the other options: a wrong value is refused naming this variable.
         routing: read.text('WSE_REDIS_ROUTING') as WseRedisRouting | undefined,
+        cluster: clusterNodes === undefined ? undefined : { nodes: clusterNodes },
         prefix: read.text('WSE_REDIS_PREFIX'),
       },
       recovery: {

@@ -83,6 +83,11 @@ export class TopicRegistryService<S extends TopicSubscriber = TopicSubscriber & 
     this.onInterest = listener;
   }
 
+  /** Every glob some local connection holds. */
+  heldGlobs(): string[] {
+    return this.patterns.sources();
+  }
+
   /** True when some local connection holds `topic` itself (not through a glob). */
   hasExact(topic: string): boolean {
     return this.exact.has(topic);
@@ -192,6 +197,49 @@ export class TopicRegistryService<S extends TopicSubscriber = TopicSubscriber & 
       for (const subscriber of entries[i].subscribers) {
         if (subscriber.lastDeliverySeq === seq) continue;
         subscriber.lastDeliverySeq = seq;
+        attempted++;
+        if (subscriber.send(frame)) delivered++;
+      }
+    }
+    this.deliveries += delivered;
+    this.sendFailures += attempted - delivered;
+    this.fanoutSize.observe(delivered);
+    return delivered;
+  }
+
+  /**
+   * The cluster's two lanes (CONTRACT section 9): a topic's message comes once through its shard,
+   * for the connections holding the topic itself, and once more through the classic bus when a
+   * glob follows it, for the connections holding a matching glob. `deliverExact` serves the
+   * first, `deliverGlobs` the second, skipping the connections that also hold the topic itself
+   * when `exactLaneLive` (they get the shard's copy), so each connection gets it once.
+   */
+  deliverExact(topic: string, payload: Buffer): number {
+    const exact = this.exact.get(topic);
+    if (exact === undefined) return 0;
+    const frame = textFrame(payload);
+    let delivered = 0;
+    for (const subscriber of exact) if (subscriber.send(frame)) delivered++;
+    this.deliveries += delivered;
+    this.sendFailures += exact.size - delivered;
+    this.fanoutSize.observe(delivered);
+    return delivered;
+  }
+
+  /** See `deliverExact`. */
+  deliverGlobs(topic: string, payload: Buffer, exactLaneLive: boolean): number {
+    const entries = this.patterns.matching(topic);
+    if (entries.length === 0) return 0;
+    const skipExact = exactLaneLive && this.exact.has(topic);
+    const frame = textFrame(payload);
+    const seq = ++this.deliverySeq;
+    let delivered = 0;
+    let attempted = 0;
+    for (let i = 0; i < entries.length; i++) {
+      for (const subscriber of entries[i].subscribers) {
+        if (subscriber.lastDeliverySeq === seq) continue;
+        subscriber.lastDeliverySeq = seq;
+        if (skipExact && subscriber.topics.has(topic)) continue;
         attempted++;
         if (subscriber.send(frame)) delivered++;
       }

@@ -32,9 +32,10 @@ export class InterestRouting {
     private readonly redis: RedisPubSubService,
   ) {}
 
-  /** Starts following what the registry follows. */
-  start(): void {
+  /** Starts following what the registry follows; `globsChanged` is told when its globs change. */
+  start(globsChanged?: () => void): void {
     this.registry.setInterestListener((name, glob, present) => {
+      if (glob) globsChanged?.();
       if (present) {
         this.redis.retain(name, glob);
         if (glob) this.draining.delete(name);

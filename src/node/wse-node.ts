@@ -9,6 +9,7 @@ import { SystemFrames, textFrame } from '../protocol/outbound-frame.js';
 import type { RecoveryPosition } from '../protocol/recovery-request.js';
 import { isStampable, isStampableText, readStamp } from '../protocol/stamp.js';
 import type { TopicSubscriber } from '../protocol/topic-subscriber.js';
+import { GlobDirectory } from './glob-directory.js';
 import { InterestRouting } from './interest-routing.js';
 import { encodePayload, serializePayload } from './payload.js';
 import { TopicHistoryService } from './topic-history.service.js';
@@ -82,6 +83,8 @@ export class WseNode implements OnModuleInit {
   private readonly holds = new Map<string, Hold[]>();
   /** Interest routing's half in the node; undefined in pattern routing. */
   private readonly interest: InterestRouting | undefined;
+  /** Cluster: the globs followed anywhere (their topics' messages also go on the classic bus). */
+  private readonly globs: GlobDirectory | undefined;
 
   constructor(
     @InjectWseOptions() private readonly options: ResolvedWseOptions,
@@ -91,13 +94,16 @@ export class WseNode implements OnModuleInit {
     private readonly history: TopicHistoryService,
   ) {
     this.interest = redis.interestRouting ? new InterestRouting(registry, redis) : undefined;
+    this.globs = redis.clustered ? new GlobDirectory(registry, redis, 5 * options.redis.probeIntervalMs) : undefined;
   }
 
   onModuleInit(): void {
     const registry = this.registry;
     const stats = this.redis.stats;
     const interest = this.interest;
-    interest?.start();
+    interest?.start(this.globs === undefined ? undefined : () => this.globs?.changed());
+    this.globs?.start();
+    const clustered = this.globs !== undefined;
     this.redis.setMessageHandler((topic, payload, glob) => {
       // Interest routing: one PUBLISH may come once per matching subscription; one copy leads.
       if (glob !== undefined && interest !== undefined && !interest.leads(topic, glob)) {
@@ -105,10 +111,13 @@ export class WseNode implements OnModuleInit {
         return;
       }
       const failuresBefore = registry.sendFailures;
-      stats.delivered += this.deliver(topic, payload);
+      if (!clustered) stats.delivered += this.deliver(topic, payload);
+      else stats.delivered += this.deliverClustered(topic, payload, glob);
       stats.dropped += registry.sendFailures - failuresBefore;
     });
-    this.redis.setResyncHandler((downMs) => this.sendResync(downMs));
+    this.redis.setResyncHandler((downMs, topics) =>
+      topics === undefined ? this.sendResync(downMs) : this.tellMoved(topics),
+    );
   }
 
   /** True when messages travel through Redis (multi-instance mode), connected or not. */
@@ -138,7 +147,12 @@ export class WseNode implements OnModuleInit {
    * after the client read its success reaches it. Undefined when nothing needs waiting for.
    */
   whenRouted(topics: readonly string[]): Promise<void> | undefined {
-    return topics.length === 0 ? undefined : this.interest?.whenListening(topics);
+    if (topics.length === 0) return undefined;
+    const listening = this.interest?.whenListening(topics);
+    // Cluster: a new glob must also be known to the publishers before its answer.
+    const globs = this.globs;
+    if (globs === undefined || !topics.some(isTopicPattern)) return listening;
+    return (listening ?? Promise.resolve()).then(() => globs.announce());
   }
 
   /**
@@ -296,6 +310,17 @@ export class WseNode implements OnModuleInit {
     return this.deliver(topic, payload);
   }
 
+  /**
+   * Cluster: a message from the topic's shard (`glob` undefined) goes to the connections holding
+   * the topic itself; one from the classic bus (through `glob`) to those holding a matching glob,
+   * except the ones that get the shard's copy (see TopicRegistryService.deliverExact).
+   */
+  private deliverClustered(topic: string, payload: Buffer, glob: string | undefined): number {
+    if (this.holds.size !== 0 && glob === undefined) this.holdLive(topic, payload);
+    if (glob === undefined) return this.registry.deliverExact(topic, payload);
+    return this.registry.deliverGlobs(topic, payload, this.redis.exactLive(topic));
+  }
+
   /** The local fan-out, after copying the message into any hold waiting on its topic. */
   private deliver(topic: string, payload: Buffer): number {
     if (this.holds.size !== 0) this.holdLive(topic, payload);
@@ -365,6 +390,21 @@ export class WseNode implements OnModuleInit {
         return replayed;
       },
     };
+  }
+
+  /**
+   * Cluster: the slots of `topics` moved to another master; their messages published in the
+   * move reached no one here. Each connection holding one of them is told which.
+   */
+  private tellMoved(topics: readonly string[]): number {
+    const moved = new Set(topics);
+    let told = 0;
+    for (const connection of this.registry.connections()) {
+      const affected = [...connection.topics].filter((topic) => moved.has(topic));
+      if (affected.length === 0) continue;
+      if (connection.send(this.frames.frame('resync', { reason: 'shard_moved', topics: affected, down_ms: 0 }))) told++;
+    }
+    return told;
   }
 
   private tellResync(downMs: number, positions: ReadonlyMap<string, HistoryPosition> | undefined): number {

@@ -41,7 +41,9 @@ describe('InterestSubscriptions', () => {
     });
     interest.attach(commands);
   });
-  afterEach(() => jest.useRealTimers());
+  afterEach(() => {
+    jest.useRealTimers();
+  });
 
   /** Runs the pending tick (setImmediate) and the promise callbacks behind it. */
   async function tick(): Promise<void> {

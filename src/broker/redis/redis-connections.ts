@@ -1,12 +1,14 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import type { ResolvedRedisOptions } from '../../config/wse-module-options.interface.js';
+import type { ResolvedRedisCluster, ResolvedRedisOptions } from '../../config/wse-module-options.interface.js';
 import { Backoff } from '../../reliability/backoff.js';
 import type { CircuitBreaker } from '../../reliability/circuit-breaker.js';
 import { PROBE_PATTERN } from './delivery-probe.js';
 import { defineHistoryCommands, type HistoryCommands } from './history-scripts.js';
 import type { InterestCommands, InterestKind } from './interest-subscriptions.js';
 import { definePublishBatch, type BatchPublisher } from './publish-batch.js';
+import { rotatingConnector } from './node-rotation.js';
 import { ReconnectPolicy } from './reconnect-policy.js';
+import { ShardLane, type ShardState } from './shard-lane.js';
 
 /** What the two connections report. */
 export interface ConnectionEvents {
@@ -26,9 +28,11 @@ export interface ConnectionEvents {
   onPublisherLost(): void;
   /** A subscribe command failed (an ACL refusing the pattern...). */
   onSubscribeFailed(message: string): void;
-  onError(role: 'subscriber' | 'publisher', message: string): void;
+  onError(role: 'subscriber' | 'publisher' | 'shards', message: string): void;
   /** The subscriber is about to try connecting again (`redis_reconnect_count`). */
   onReconnectAttempt(): void;
+  /** Cluster: sharded channels whose slot moved to another master (see ShardLane). */
+  onShardsMoved(channels: string[]): void;
 }
 
 const BASE: RedisOptions = Object.freeze({ lazyConnect: true, connectTimeout: 5000 });
@@ -74,26 +78,52 @@ export function escapeGlob(text: string): string {
 export class RedisConnections implements InterestCommands {
   readonly subscriber: Redis;
   readonly publisher: BatchPublisher & HistoryCommands;
+  /**
+   * With a Redis Cluster: sharded pub/sub for the exact topics. The two connections above then
+   * go to any one node of the cluster (the next on each reconnection) and carry the classic bus:
+   * the probes, the globs and the copies published for them.
+   */
+  readonly shards: ShardLane | undefined;
   private stopping = false;
   private subscriptionsActive = false;
   private readonly subscriberPolicy: ReconnectPolicy;
 
-  constructor(url: string, options: ResolvedRedisOptions, connBreaker: CircuitBreaker, events: ConnectionEvents) {
+  constructor(
+    target: string | ResolvedRedisCluster,
+    options: ResolvedRedisOptions,
+    connBreaker: CircuitBreaker,
+    events: ConnectionEvents,
+  ) {
     const subscriberPolicy = new ReconnectPolicy(new Backoff(options.reconnect), connBreaker);
     this.subscriberPolicy = subscriberPolicy;
     const publisherPolicy = new ReconnectPolicy(new Backoff(options.reconnect));
-    const subscriber = new Redis(
-      url,
+    const connect = (redisOptions: RedisOptions): Redis =>
+      typeof target === 'string'
+        ? new Redis(target, redisOptions)
+        : new Redis({
+            ...redisOptions,
+            Connector: rotatingConnector(target.nodes),
+            username: target.username,
+            password: target.password,
+          });
+    const subscriber = connect(
       subscriberOptions(() => {
         if (this.stopping) return null;
         events.onReconnectAttempt();
         return subscriberPolicy.nextDelay();
       }),
     );
-    const publisher = new Redis(
-      url,
-      publisherOptions(() => (this.stopping ? null : publisherPolicy.nextDelay())),
-    );
+    const publisher = connect(publisherOptions(() => (this.stopping ? null : publisherPolicy.nextDelay())));
+    this.shards =
+      typeof target === 'string'
+        ? undefined
+        : new ShardLane(target, {
+            onMessage: (channel, payload) => events.onMessage(channel, payload, undefined),
+            onMoved: (channels) => {
+              if (!this.stopping) events.onShardsMoved(channels);
+            },
+            onError: (message) => events.onError('shards', message),
+          });
     definePublishBatch(publisher);
     defineHistoryCommands(publisher);
     this.subscriber = subscriber;
@@ -167,11 +197,18 @@ export class RedisConnections implements InterestCommands {
   }
 
   subscribe(kind: InterestKind, names: string[]): Promise<unknown> {
-    return kind === 'channel' ? this.subscriber.subscribe(...names) : this.subscriber.psubscribe(...names);
+    if (kind === 'pattern') return this.subscriber.psubscribe(...names);
+    return this.shards !== undefined ? this.shards.subscribe(names) : this.subscriber.subscribe(...names);
   }
 
   unsubscribe(kind: InterestKind, names: string[]): Promise<unknown> {
-    return kind === 'channel' ? this.subscriber.unsubscribe(...names) : this.subscriber.punsubscribe(...names);
+    if (kind === 'pattern') return this.subscriber.punsubscribe(...names);
+    return this.shards !== undefined ? this.shards.unsubscribe(names) : this.subscriber.unsubscribe(...names);
+  }
+
+  /** The cluster's masters and their state; empty without a cluster. */
+  shardStates(): ShardState[] {
+    return this.shards?.shards() ?? [];
   }
 
   /**
@@ -199,7 +236,7 @@ export class RedisConnections implements InterestCommands {
   /** Quits both connections (a hard disconnect for one that is not up). Nothing is left open. */
   async stop(): Promise<void> {
     this.stopping = true;
-    await Promise.all([quitQuietly(this.subscriber), quitQuietly(this.publisher)]);
+    await Promise.all([quitQuietly(this.subscriber), quitQuietly(this.publisher), this.shards?.stop()]);
   }
 }
 
