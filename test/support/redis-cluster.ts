@@ -34,6 +34,7 @@ export const CLUSTER_SLOTS = 16384;
  */
 export class RedisCluster {
   private readonly clients: Redis[] = [];
+  private readonly sharedClients = new Map<ClusterNode, Redis>();
 
   private constructor(readonly nodes: readonly ClusterNode[]) {}
 
@@ -98,8 +99,7 @@ export class RedisCluster {
 
   /** The slots of many keys or channels, in one pipeline. */
   async slotsOf(keys: readonly string[]): Promise<number[]> {
-    const client = this.client(this.anyRunning());
-    const pipeline = client.pipeline();
+    const pipeline = this.shared(this.anyRunning()).pipeline();
     for (const key of keys) pipeline.call('CLUSTER', 'KEYSLOT', key);
     const answers = (await pipeline.exec()) ?? [];
     return answers.map(([error, slot]) => {
@@ -152,9 +152,38 @@ export class RedisCluster {
     return client;
   }
 
+  /** One client per node for the rig's own bulk commands, made on first use. */
+  private shared(node: ClusterNode): Redis {
+    let client = this.sharedClients.get(node);
+    if (client === undefined) {
+      client = this.client(node);
+      this.sharedClients.set(node, client);
+    }
+    return client;
+  }
+
   /** `PUBSUB SHARDNUMSUB channel` on the master serving the channel's slot: its sharded subscribers. */
   async shardNumSub(channel: string): Promise<number> {
     return this.shardNumSubOn(await this.ownerOf(channel), channel);
+  }
+
+  /** `shardNumSub` of many channels: one `CLUSTER SLOTS` and one pipeline per owning node. */
+  async shardNumSubs(channels: readonly string[]): Promise<number[]> {
+    const slots = await this.slotsOf(channels);
+    const owners = await this.slotOwners();
+    const counts = new Array<number>(channels.length).fill(0);
+    for (const node of this.nodes) {
+      const mine = channels.map((_, i) => i).filter((i) => owners[slots[i]] === node);
+      if (mine.length === 0) continue;
+      const pipeline = this.shared(node).pipeline();
+      for (const i of mine) pipeline.call('PUBSUB', 'SHARDNUMSUB', channels[i]);
+      const answers = (await pipeline.exec()) ?? [];
+      answers.forEach(([error, answer], j) => {
+        if (error) throw error;
+        counts[mine[j]] = Number((answer as [string, number])[1]);
+      });
+    }
+    return counts;
   }
 
   /** `PUBSUB SHARDNUMSUB channel` on one given node (0 on a node that does not serve the slot). */
@@ -254,6 +283,7 @@ export class RedisCluster {
 
   /** Closes the helper clients, kills every master and removes their directories. */
   async stop(): Promise<void> {
+    this.sharedClients.clear();
     await Promise.all(this.clients.splice(0).map(closeClient));
     await Promise.all(this.nodes.map((node) => node.server.stop()));
     await Promise.all(this.nodes.map((node) => rm(node.dir, { recursive: true, force: true })));
