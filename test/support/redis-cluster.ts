@@ -64,6 +64,12 @@ export class RedisCluster {
             dir,
           ],
         });
+        if (i === 0) {
+          // Sharded pub/sub (SSUBSCRIBE, SPUBLISH, PUBSUB SHARDNUMSUB) arrived in Redis 7.0.
+          const version = parseInfo(String(await server.command('INFO', 'server'))).redis_version ?? '0';
+          if (Number(version.split('.')[0]) < 7)
+            throw new Error(`the cluster suites need redis-server 7.0 or later (sharded pub/sub); found ${version}`);
+        }
         const id = String(await server.command('CLUSTER', 'MYID'));
         nodes.push({ address: `127.0.0.1:${server.port}`, port: server.port, id, dir, server });
       }
