@@ -3,7 +3,7 @@
  * send loop, (b) plain ws with pre-built frames, (c) Socket.IO 4 and (d) nestjs-wse, servers and
  * load clients in their own processes on 127.0.0.1, and writes docs/BENCHMARKS.md and
  * docs/benchmarks.svg from what it measured. `--quick`: 1 repetition, smaller sizes, written
- * to dist-bench/ instead of docs/. `--only=burst,sustained,cross,patterns,connections,profile`
+ * to dist-bench/ instead of docs/. `--only=burst,sustained,cross,patterns,connections,scale,profile`
  * runs a subset (development). `--baseline=<dir>/index.js`: another build of nestjs-wse (for
  * example the last release, built in a checkout beside this one that links this node_modules)
  * runs as `wse-base` beside `wse` in the burst, sustained and cross scenarios, and the report
@@ -22,11 +22,12 @@ import { errorText, type Context } from './scenarios/common.js';
 import { connectionsScenario, LARGE_SIZE_SYSTEMS } from './scenarios/connections.js';
 import { crossScenario } from './scenarios/cross.js';
 import { patternsScenario } from './scenarios/patterns.js';
+import { scaleScenario } from './scenarios/scale.js';
 import { profileScenario, type TitledProfile } from './scenarios/profile.js';
 import { sustainedScenario } from './scenarios/sustained.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SCENARIOS = ['burst', 'sustained', 'cross', 'connections', 'patterns', 'profile'] as const;
+const SCENARIOS = ['burst', 'sustained', 'cross', 'connections', 'patterns', 'scale', 'profile'] as const;
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
@@ -70,6 +71,7 @@ async function main(): Promise<void> {
     ['cross', crossScenario],
     ['connections', connectionsScenario],
     ['patterns', patternsScenario],
+    ['scale', scaleScenario],
   ];
   for (const [name, phase] of phases) {
     if (!only.includes(name)) continue;

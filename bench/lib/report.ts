@@ -3,6 +3,7 @@ import { renderChart, type ChartPanel } from './chart.js';
 import type { BenchConfig } from './config.js';
 import type { MachineInfo } from './machine.js';
 import type { Results, Summary } from './results.js';
+import { scaleSection, scaleTargets } from './report-scale.js';
 
 /** Everything about the run that is not a measurement. */
 export interface RunInfo {
@@ -261,6 +262,7 @@ export function evaluateTargets(r: Results, config: BenchConfig): Target[] {
         : `no cost measured: ${pct((g1k / g0 - 1) * 100)} higher (${perSec(g1k)} vs ${perSec(g0)} publishes/s)`,
     met: check(g1k / g0, g1k / g0 >= 0.8),
   });
+  targets.push(...scaleTargets(r));
   return targets;
 }
 
@@ -847,6 +849,7 @@ export function buildReport(results: Results, run: RunInfo): { markdown: string;
     ...connectionsSection(results, run),
     ...patternsSection(results, run.config),
     ...historySection(results),
+    ...scaleSection(results),
     ...baselineSection(results, run),
     ...profilesSection(run),
     ...loadSection(results, run),
@@ -855,3 +858,6 @@ export function buildReport(results: Results, run: RunInfo): { markdown: string;
   if (results.notes.length > 0) sections.push('## Notes from this run', '', ...results.notes.map((n) => `- ${n}`), '');
   return { markdown: sections.join('\n'), svg: chart(results, run), targets };
 }
+
+/** The number formats and table helpers, for report sections kept in files of their own. */
+export const reportFormat = { cell, table, perSec, pct, us, ms, ratio, thousands };

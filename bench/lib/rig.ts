@@ -3,6 +3,7 @@ import type {
   ClientApi,
   ClientSnapshot,
   LoopResult,
+  RedisRouting,
   ServerApi,
   ServerUsage,
   SystemKind,
@@ -35,6 +36,8 @@ export interface ServerOptions {
   readonly redisUrl?: string;
   readonly jwtSecret?: string;
   readonly execArgv?: readonly string[];
+  readonly redisRouting?: RedisRouting;
+  readonly redisClusterNodes?: readonly string[];
 }
 
 export class Server {
@@ -52,7 +55,13 @@ export class Server {
     try {
       const { port, path } = await child.call(
         'start',
-        { system: options.system, redisUrl: options.redisUrl, jwtSecret: options.jwtSecret },
+        {
+          system: options.system,
+          redisUrl: options.redisUrl,
+          jwtSecret: options.jwtSecret,
+          redisRouting: options.redisRouting,
+          redisClusterNodes: options.redisClusterNodes,
+        },
         30_000,
       );
       return new Server(options.system, child, port, path);
