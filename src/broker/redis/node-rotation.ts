@@ -10,13 +10,15 @@ export interface ClusterAddress {
 type NetStream = Awaited<ReturnType<AbstractConnector['connect']>>;
 
 /**
- * An ioredis connector that connects to the nodes of a cluster in turn: the first attempt to
- * the first node, each further attempt to the next. The classic pub/sub bus of a cluster reaches
+ * An ioredis connector that connects to the nodes of a cluster in turn: the first attempt to a
+ * node picked at random, each further attempt to the next. The classic pub/sub bus of a cluster reaches
  * every node, so one connection to any live node carries the probes and the globs; when its
  * node dies, ioredis's own reconnection (with our backoff) lands on another.
  */
 export function rotatingConnector(nodes: readonly ClusterAddress[]): NonNullable<RedisOptions['Connector']> {
-  let next = 0;
+  // Each instance starts at a node of its own choosing, so the instances' classic connections
+  // spread over the cluster and one dead node interrupts only some of them.
+  let next = Math.floor(Math.random() * nodes.length);
   class RotatingConnector extends AbstractConnector {
     constructor(options: { disconnectTimeout?: number }) {
       super(options.disconnectTimeout ?? 2000);

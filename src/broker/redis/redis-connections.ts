@@ -117,13 +117,17 @@ export class RedisConnections implements InterestCommands {
     this.shards =
       typeof target === 'string'
         ? undefined
-        : new ShardLane(target, {
-            onMessage: (channel, payload) => events.onMessage(channel, payload, undefined),
-            onMoved: (channels) => {
-              if (!this.stopping) events.onShardsMoved(channels);
+        : new ShardLane(
+            target,
+            { intervalMs: options.probeIntervalMs, timeoutMs: options.probeTimeoutMs },
+            {
+              onMessage: (channel, payload) => events.onMessage(channel, payload, undefined),
+              onMoved: (channels) => {
+                if (!this.stopping) events.onShardsMoved(channels);
+              },
+              onError: (message) => events.onError('shards', message),
             },
-            onError: (message) => events.onError('shards', message),
-          });
+          );
     definePublishBatch(publisher);
     defineHistoryCommands(publisher);
     this.subscriber = subscriber;

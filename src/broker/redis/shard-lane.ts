@@ -6,7 +6,7 @@ import type { ResolvedRedisCluster } from '../../config/wse-module-options.inter
 export interface ShardState {
   /** `host:port` */
   readonly node: string;
-  /** The publishing connection to it is up. */
+  /** It answered this instance's last PING within the probe timeout. */
   readonly connected: boolean;
 }
 
@@ -41,8 +41,15 @@ export class ShardLane {
   /** Subscribed channels by slot. */
   private readonly channelsBySlot = new Map<number, Set<string>>();
   private subscribersReadySeen = false;
+  /** Whether each master (`host:port`) answered its last PING in time. */
+  private readonly answering = new Map<string, boolean>();
+  private readonly checkTimer: NodeJS.Timeout;
 
-  constructor(cluster: ResolvedRedisCluster, events: ShardLaneEvents) {
+  constructor(
+    cluster: ResolvedRedisCluster,
+    private readonly check: { readonly intervalMs: number; readonly timeoutMs: number },
+    events: ShardLaneEvents,
+  ) {
     const nodes = cluster.nodes.map((node) => ({ host: node.host, port: node.port }));
     const redisOptions = { username: cluster.username, password: cluster.password, connectTimeout: 5000 };
     const common: ClusterOptions = { lazyConnect: true, redisOptions, slotsRefreshTimeout: 2000 };
@@ -69,8 +76,13 @@ export class ShardLane {
     for (const connection of [this.publisher, this.subscriber]) {
       connection.on('error', (error: Error) => events.onError(error.message));
     }
-    this.publisher.connect().catch(() => undefined); // retried by ioredis, reported via 'error'
+    this.publisher.connect().then(
+      () => this.checkShards(),
+      () => undefined, // retried by ioredis, reported via 'error'
+    );
     this.subscriber.connect().catch(() => undefined);
+    this.checkTimer = setInterval(() => this.checkShards(), check.intervalMs);
+    this.checkTimer.unref();
   }
 
   /** `SPUBLISH`: resolves with the receivers on the channel's shard. */
@@ -108,19 +120,57 @@ export class ShardLane {
     await Promise.all([...groups].map(([, group]) => this.subscriber.sunsubscribe(...group)));
   }
 
-  /** Every master and whether the publishing connection to it is up. */
+  /**
+   * Every master and whether it answered its last PING in time (false until it has answered
+   * one). The masters are those owning slots in the cluster's slot map, so a master that died
+   * stays listed, not connected, until the cluster gives its slots to another.
+   */
   shards(): ShardState[] {
-    return this.publisher.nodes('master').map((node) => ({
-      node: `${node.options.host}:${node.options.port}`,
-      connected: node.status === 'ready',
-    }));
+    return [...this.answering].map(([node, connected]) => ({ node, connected }));
   }
 
+  /** PINGs every master once, each on its own connection, and records which answered in time. */
+  private checkShards(): void {
+    const owners = new Set<string>();
+    const slots = this.publisher.slots;
+    for (let slot = 0; slot < SLOTS; slot++) {
+      const owner = slots[slot]?.[0];
+      if (owner !== undefined) owners.add(owner);
+    }
+    const masters = this.publisher.nodes('master');
+    const connections = new Map<string, (typeof masters)[number]>(
+      masters.map((node) => [`${node.options.host}:${node.options.port}`, node] as const),
+    );
+    for (const address of connections.keys()) owners.add(address);
+    for (const address of this.answering.keys()) if (!owners.has(address)) this.answering.delete(address);
+    for (const address of owners) {
+      const node = connections.get(address);
+      if (node === undefined) {
+        this.answering.set(address, false);
+        continue;
+      }
+      const timer = setTimeout(() => this.answering.set(address, false), this.check.timeoutMs);
+      timer.unref();
+      node.ping().then(
+        () => {
+          clearTimeout(timer);
+          this.answering.set(address, true);
+        },
+        () => {
+          clearTimeout(timer);
+          this.answering.set(address, false);
+        },
+      );
+    }
+  }
+
+  /** The publishing side has the cluster's slot map and can route. */
   get ready(): boolean {
     return this.publisher.status === 'ready';
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.checkTimer);
     await Promise.all([quitQuietly(this.publisher), quitQuietly(this.subscriber)]);
   }
 
@@ -141,6 +191,9 @@ export class ShardLane {
     return this.subscriber.slots[slot]?.[0];
   }
 }
+
+/** Slots of a Redis Cluster. */
+const SLOTS = 16_384;
 
 function bySlot(channels: readonly string[]): Map<number, string[]> {
   const groups = new Map<number, string[]>();
