@@ -188,8 +188,13 @@ describe('Redis Cluster mode: delivery across three shards', () => {
     const { client } = await TestClient.ready(app.wsUrl);
     clients.push(client);
     const inbox = new Inbox(client);
-    const update = await client.subscribe(topics);
-    expect(update.p.success_topics).toEqual(topics);
+    // At most 100 topics per subscription frame (the default maxTopicsPerSubscription).
+    const subscribed: unknown[] = [];
+    for (let i = 0; i < topics.length; i += 100) {
+      const update = await client.subscribe(topics.slice(i, i + 100));
+      subscribed.push(...(update.p.success_topics as unknown[]));
+    }
+    expect(subscribed).toEqual(topics);
     return inbox;
   }
 
