@@ -99,6 +99,15 @@ function allShardsUp(cluster: RedisCluster): (view: HealthView) => boolean {
     (view.wse.redis_shards ?? []).every((shard) => shard.connected);
 }
 
+/**
+ * Delivering through the cluster: 200 and `redis_connected` in cluster mode. The suites start
+ * on this; the per-shard entries are asserted by the tests themselves, so a fault there fails
+ * those tests and not every other one.
+ */
+function delivering(view: HealthView): boolean {
+  return view.http === 200 && view.wse.redis_mode === 'cluster' && view.wse.redis_connected === true;
+}
+
 /** A counter of the in-process health snapshot that the snapshot type may not declare yet. */
 function counter(app: RedisApp, name: string): number {
   return Number((app.snapshot() as unknown as Record<string, unknown>)[name]);
@@ -202,8 +211,8 @@ describe('Redis Cluster mode: delivery across three shards', () => {
     a = await startClusterApp(cluster, prefix);
     b = await startClusterApp(cluster, prefix);
     await Promise.all([
-      healthUntil(a, allShardsUp(cluster), 15_000, 'A healthy on every shard'),
-      healthUntil(b, allShardsUp(cluster), 15_000, 'B healthy on every shard'),
+      healthUntil(a, delivering, 15_000, 'A delivering through the cluster'),
+      healthUntil(b, delivering, 15_000, 'B delivering through the cluster'),
     ]);
   }, 60_000);
   afterEach(async () => {
@@ -428,8 +437,8 @@ describe('Redis Cluster mode: a shard killed', () => {
     a = await startClusterApp(cluster, prefix, redis);
     b = await startClusterApp(cluster, prefix, redis);
     await Promise.all([
-      healthUntil(a, allShardsUp(cluster), 15_000, 'A healthy on every shard'),
-      healthUntil(b, allShardsUp(cluster), 15_000, 'B healthy on every shard'),
+      healthUntil(a, delivering, 15_000, 'A delivering through the cluster'),
+      healthUntil(b, delivering, 15_000, 'B delivering through the cluster'),
     ]);
     topics = await oneTopicPerShard(cluster, prefix, 'shard');
     victim = cluster.nodes[0];
