@@ -52,7 +52,14 @@ export class ShardLane {
   ) {
     const nodes = cluster.nodes.map((node) => ({ host: node.host, port: node.port }));
     const redisOptions = { username: cluster.username, password: cluster.password, connectTimeout: 5000 };
-    const common: ClusterOptions = { lazyConnect: true, redisOptions, slotsRefreshTimeout: 2000 };
+    // The slot map is read again every 5 s as well: a master that came back (or a new owner) is
+    // used within that time even when no command ran into a MOVED.
+    const common: ClusterOptions = {
+      lazyConnect: true,
+      redisOptions,
+      slotsRefreshTimeout: 2000,
+      slotsRefreshInterval: 5000,
+    };
     // As the standalone publisher: nothing waits in a client-side queue, and only our pipeline
     // decides what is sent again.
     this.publisher = new Cluster(nodes, {
