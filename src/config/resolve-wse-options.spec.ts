@@ -443,3 +443,63 @@ describe('the WSE client compatibility options', () => {
     expect(configErrorOf(input).problems).toEqual([{ path, rule, value }]);
   });
 });
+
+describe('redis routing and cluster (issue 15)', () => {
+  it('routes by pattern unless told otherwise, and by interest when asked', () => {
+    expect(resolveWseOptions(withAuthMode({})).redis).toMatchObject({ routing: 'pattern', cluster: undefined });
+    expect(resolveWseOptions(withAuthMode({ redis: { routing: 'interest' } })).redis.routing).toBe('interest');
+  });
+
+  it('refuses a routing that is neither', () => {
+    expect(configErrorOf({ redis: { routing: 'sharded' } }).problems).toEqual([
+      { path: 'redis.routing', rule: 'must be one of "pattern", "interest"', value: 'sharded' },
+    ]);
+  });
+
+  it('reads cluster nodes as host:port or redis:// URLs, keeps the first credentials, and routes by interest', () => {
+    const redis = resolveWseOptions(
+      withAuthMode({
+        redis: { cluster: { nodes: ['10.0.0.1:7000', 'redis://app:s3cret@10.0.0.2:7001', '[::1]:7002'] } },
+      }),
+    ).redis;
+    expect(redis.routing).toBe('interest');
+    expect(redis.cluster).toEqual({
+      nodes: [
+        { host: '10.0.0.1', port: 7000 },
+        { host: '10.0.0.2', port: 7001 },
+        { host: '::1', port: 7002 },
+      ],
+      username: 'app',
+      password: 's3cret',
+    });
+  });
+
+  it.each([
+    [{ cluster: { nodes: [] } }, 'redis.cluster.nodes', 'must be a non-empty list of host:port'],
+    [{ cluster: { nodes: ['10.0.0.1'] } }, 'redis.cluster.nodes', 'must be a list of host:port or redis:// URLs'],
+    [{ cluster: { nodes: ['10.0.0.1:99999'] } }, 'redis.cluster.nodes', 'must be a list of host:port or redis:// URLs'],
+    [
+      { cluster: { nodes: ['http://10.0.0.1:7000'] } },
+      'redis.cluster.nodes',
+      'must be a list of host:port or redis:// URLs',
+    ],
+    [{ cluster: { nodes: ['a:1'] }, url: 'redis://b:2' }, 'redis.cluster', 'cannot be used together with redis.url'],
+    [
+      { cluster: { nodes: ['a:1'] }, routing: 'pattern' },
+      'redis.routing',
+      'must be "interest" (or unset) with redis.cluster',
+    ],
+  ])('refuses %j (%s), never echoing the nodes', (redis, path, rule) => {
+    const problem = configErrorOf({ redis }).problems.find((p) => p.path === path);
+    expect(problem?.rule).toBe(rule);
+    if (path !== 'redis.routing') expect(problem?.value).toBe('<hidden>');
+  });
+
+  it('refuses history topics in cluster mode, for now, saying so', () => {
+    expect(
+      configErrorOf({ redis: { cluster: { nodes: ['a:1'] } }, recovery: { topics: ['chat:*'] } }).problems,
+    ).toEqual([
+      { path: 'recovery.topics', rule: 'history topics are not available with redis.cluster yet', value: ['chat:*'] },
+    ]);
+  });
+});
