@@ -500,21 +500,34 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
    * copy went out alone, the others succeed.
    */
   private async publishSharded(args: RedisPayload[]): Promise<BatchReply> {
-    const connections = this.connections!;
-    const shards = connections.shards!;
-    const waitMs = Math.max(1, Math.floor(this.options.publishTimeoutMs / 2));
+    const shards = this.connections!.shards!;
     const count = args.length / 2;
-    const sharded: Promise<string | undefined>[] = new Array(count);
+    // Each message's outcome: undefined once its shard answered, its error text if refused, LATE
+    // until then. One timer for the whole batch, not one per message.
+    const outcomes = new Array<string | undefined>(count).fill(LATE);
     const classic: RedisPayload[] = [];
     const classicOf = new Array<boolean>(count).fill(false);
-    for (let i = 0; i < count; i++) {
-      const channel = args[2 * i] as string;
-      sharded[i] = withinMs(shards.publish(channel, args[2 * i + 1]), waitMs);
-      if (this.globFollowed(channel.slice(this.options.prefix.length))) {
-        classic.push(channel, args[2 * i + 1]);
-        classicOf[i] = true;
+    let unanswered = count;
+    const answered = new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, Math.max(1, Math.floor(this.options.publishTimeoutMs / 2)));
+      const settle = (i: number, outcome: string | undefined): void => {
+        outcomes[i] = outcome;
+        if (--unanswered > 0) return;
+        clearTimeout(timer);
+        resolve();
+      };
+      for (let i = 0; i < count; i++) {
+        const channel = args[2 * i] as string;
+        shards.publish(channel, args[2 * i + 1]).then(
+          () => settle(i, undefined),
+          (error: unknown) => settle(i, error instanceof Error ? error.message : String(error)),
+        );
+        if (this.globFollowed(channel.slice(this.options.prefix.length))) {
+          classic.push(channel, args[2 * i + 1]);
+          classicOf[i] = true;
+        }
       }
-    }
+    });
     const classicDone =
       classic.length === 0
         ? Promise.resolve(true)
@@ -522,7 +535,7 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
             (reply) => reply.length === 0,
             () => false,
           );
-    const [outcomes, classicOk] = await Promise.all([Promise.all(sharded), classicDone]);
+    const [, classicOk] = await Promise.all([answered, classicDone]);
     const reply: (number | string)[] = [];
     for (let i = 0; i < count; i++) {
       const outcome = outcomes[i];
@@ -674,22 +687,6 @@ const SKIPPED: unique symbol = Symbol('skipped');
 /** A sharded publish that got no answer in time: it may still be delivered. */
 const LATE = 'no answer from the shard in time';
 
-/** Undefined once `promise` resolves within `ms`; its error text, or LATE, otherwise. */
-function withinMs(promise: Promise<unknown>, ms: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(LATE), ms);
-    promise.then(
-      () => {
-        clearTimeout(timer);
-        resolve(undefined);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        resolve(error instanceof Error ? error.message : String(error));
-      },
-    );
-  });
-}
 /** Starts a barrier marker: never the probes' `wse1 ` version prefix, so they ignore it. */
 const BARRIER_MARK = 'barrier ';
 /** Starts a glob announcement (cluster): `globs ["a:*",...]`, ignored by the probes as well. */
