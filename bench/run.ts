@@ -3,8 +3,8 @@
  * send loop, (b) plain ws with pre-built frames, (c) Socket.IO 4 and (d) nestjs-wse, servers and
  * load clients in their own processes on 127.0.0.1, and writes docs/BENCHMARKS.md and
  * docs/benchmarks.svg from what it measured. `--quick`: 1 repetition, smaller sizes, written
- * to dist-bench/ instead of docs/. `--only=burst,sustained,cross,patterns,connections,profile`
- * runs a subset (development). `--baseline=<dir>/index.js`: another build of nestjs-wse (for
+ * to dist-bench/ instead of docs/. `--only=burst,sustained,cross,connections,patterns,storm,subscribed,capabilities,profile`
+ * runs a subset (development; `--only=storm` runs the reconnect storm alone). `--baseline=<dir>/index.js`: another build of nestjs-wse (for
  * example the last release, built in a checkout beside this one that links this node_modules)
  * runs as `wse-base` beside `wse` in the burst, sustained and cross scenarios, and the report
  * compares the two.
@@ -23,10 +23,23 @@ import { connectionsScenario, LARGE_SIZE_SYSTEMS } from './scenarios/connections
 import { crossScenario } from './scenarios/cross.js';
 import { patternsScenario } from './scenarios/patterns.js';
 import { profileScenario, type TitledProfile } from './scenarios/profile.js';
+import { stormScenario } from './scenarios/storm.js';
+import { subscribedScenario } from './scenarios/subscribed.js';
+import { capabilitiesScenario } from './scenarios/capabilities.js';
 import { sustainedScenario } from './scenarios/sustained.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SCENARIOS = ['burst', 'sustained', 'cross', 'connections', 'patterns', 'profile'] as const;
+const SCENARIOS = [
+  'burst',
+  'sustained',
+  'cross',
+  'connections',
+  'patterns',
+  'storm',
+  'subscribed',
+  'capabilities',
+  'profile',
+] as const;
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
@@ -70,6 +83,9 @@ async function main(): Promise<void> {
     ['cross', crossScenario],
     ['connections', connectionsScenario],
     ['patterns', patternsScenario],
+    ['storm', stormScenario],
+    ['subscribed', subscribedScenario],
+    ['capabilities', capabilitiesScenario],
   ];
   for (const [name, phase] of phases) {
     if (!only.includes(name)) continue;

@@ -24,6 +24,18 @@ export interface BenchConfig {
     readonly topicsPerSubscriber: number;
     readonly durationMs: number;
   };
+  /** The reconnect storm: clients, their topics, the new server's publish period, the wait for recovery. */
+  readonly storm: {
+    readonly clients: number;
+    readonly topics: number;
+    readonly topicsPerClient: number;
+    readonly tickMs: number;
+    readonly timeoutMs: number;
+  };
+  /** Connections holding `exact` topics and one glob each, for the RSS per subscribed connection. */
+  readonly subscribed: { readonly connections: number; readonly exact: number };
+  /** The in-process capability figures: events per run of the event pipeline, messages per client dispatch run. */
+  readonly capabilities: { readonly events: number; readonly clientMessages: number };
   readonly profileMs: number;
   /** Past this, measurements not yet started are skipped (the report lists them). */
   readonly budgetMs: number;
@@ -64,9 +76,12 @@ export const FULL: BenchConfig = {
   },
   connections: { sizes: [5_000, 19_000], concurrency: 64 },
   patterns: { globs: [0, 1_000, 10_000], subscribers: 100, topicsPerSubscriber: 200, durationMs: 1_500 },
+  storm: { clients: 10_000, topics: 50, topicsPerClient: 5, tickMs: 500, timeoutMs: 60_000 },
+  subscribed: { connections: 19_000, exact: 10 },
+  capabilities: { events: 20_000, clientMessages: 200_000 },
   profileMs: 2_000,
-  budgetMs: 13.5 * 60_000,
-  deadlineMs: 20 * 60_000,
+  budgetMs: 21 * 60_000,
+  deadlineMs: 28 * 60_000,
 };
 
 export const QUICK: BenchConfig = {
@@ -89,7 +104,10 @@ export const QUICK: BenchConfig = {
   },
   connections: { sizes: [2_000, 5_000], concurrency: 64 },
   patterns: { globs: [0, 1_000], subscribers: 100, topicsPerSubscriber: 200, durationMs: 1_000 },
+  storm: { clients: 2_000, topics: 50, topicsPerClient: 5, tickMs: 500, timeoutMs: 30_000 },
+  subscribed: { connections: 5_000, exact: 10 },
+  capabilities: { events: 5_000, clientMessages: 50_000 },
   profileMs: 2_000,
-  budgetMs: 5 * 60_000,
-  deadlineMs: 8 * 60_000,
+  budgetMs: 3.2 * 60_000,
+  deadlineMs: 5 * 60_000,
 };

@@ -21,6 +21,8 @@ export const REDIS_TOOL_SCRIPT = fileURLToPath(new URL('../procs/redis-tool.js',
 export const PROTOCOL: Record<SystemKind, WireProtocol> = {
   'ws-naive': 'ws',
   'ws-prebuilt': 'ws',
+  // Its first frame is a `server_ready`, as nestjs-wse's.
+  'b-jwt': 'wse',
   socketio: 'socketio',
   wse: 'wse',
   'wse-base': 'wse',
@@ -35,6 +37,7 @@ export interface ServerOptions {
   readonly redisUrl?: string;
   readonly jwtSecret?: string;
   readonly execArgv?: readonly string[];
+  readonly port?: number;
 }
 
 export class Server {
@@ -52,7 +55,7 @@ export class Server {
     try {
       const { port, path } = await child.call(
         'start',
-        { system: options.system, redisUrl: options.redisUrl, jwtSecret: options.jwtSecret },
+        { system: options.system, redisUrl: options.redisUrl, jwtSecret: options.jwtSecret, port: options.port },
         30_000,
       );
       return new Server(options.system, child, port, path);
