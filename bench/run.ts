@@ -108,7 +108,8 @@ async function main(): Promise<void> {
   const outDir = config.quick ? join(ROOT, 'dist-bench') : join(ROOT, 'docs');
   mkdirSync(outDir, { recursive: true });
   const chartFile = config.quick ? 'benchmarks-quick.svg' : 'benchmarks.svg';
-  const { markdown, svg, targets } = buildReport(results, {
+  const stormChartFile = config.quick ? 'benchmarks-storm-quick.svg' : 'benchmarks-storm.svg';
+  const { markdown, svg, stormSvg, targets } = buildReport(results, {
     config,
     command,
     startedAt,
@@ -118,6 +119,7 @@ async function main(): Promise<void> {
     machine: machineInfo(ROOT),
     profiles,
     chartFile,
+    stormChartFile,
     largeSizeSystems: LARGE_SIZE_SYSTEMS,
     // As given on the command line: the report names the build, not this machine's paths.
     baseline: baselineArg?.slice('--baseline='.length),
@@ -125,6 +127,7 @@ async function main(): Promise<void> {
   const mdFile = join(outDir, config.quick ? 'BENCHMARKS-quick.md' : 'BENCHMARKS.md');
   writeFileSync(mdFile, `${markdown}\n`);
   writeFileSync(join(outDir, chartFile), svg);
+  writeFileSync(join(outDir, stormChartFile), stormSvg);
   writeFileSync(join(ROOT, 'dist-bench', 'results.json'), JSON.stringify(results, null, 1));
 
   console.log('');

@@ -63,6 +63,8 @@ export async function connectionsScenario(ctx: Context): Promise<void> {
           rate: first.rate,
           failed: first.failed,
           serverCpuPct: (uAccept.cpuUs - u0.cpuUs) / 10 / first.wallMs,
+          // The server's own work per handshake, whatever bounded the rate.
+          serverCpuUsPerConnection: (uAccept.cpuUs - u0.cpuUs) / Math.max(1, first.opened),
           clientCpuPct: first.clientCpuUs / 10 / first.wallMs,
           foreignCpuPct: cpu.foreign,
           kernelCpuPct: cpu.kernel,

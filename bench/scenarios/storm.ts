@@ -176,6 +176,18 @@ async function restart(
       0.99,
       startMs,
     ),
+    t50Receiving: timeToShare(
+      all((t) => t.receiving),
+      total,
+      0.5,
+      startMs,
+    ),
+    t90Receiving: timeToShare(
+      all((t) => t.receiving),
+      total,
+      0.9,
+      startMs,
+    ),
     receivingShare: all((t) => t.receiving).filter((t) => !Number.isNaN(t)).length / total,
     // The same, counted from the moment the new server listened: what the clients' backoff adds.
     t99ConnectedAfterUp: timeToShare(
@@ -196,13 +208,15 @@ async function restart(
     peakServerRss: peakRss,
     refused,
     published,
+    waitMs: storm.timeoutMs,
   };
   ctx.results.add('storm', kind, system, rep, m);
   ctx.results.addSeries('storm', kind, system, rep, curve);
   const s = (x: number): string => (Number.isFinite(x) ? `${(x / 1000).toFixed(2)} s` : 'not reached');
   ctx.log(
     `  storm ${system} ${kind} #${rep}: ${lost} of ${total} lost; 99 % connected ${s(m.t99Connected)}, resubscribed ` +
-      `${s(m.t99Resubscribed)}, receiving ${s(m.t99Receiving)}; server up at ${s(m.listeningMs)}; peak CPU ` +
+      `${s(m.t99Resubscribed)}, receiving ${s(m.t99Receiving)} (50 % ${s(m.t50Receiving)}, 90 % ${s(m.t90Receiving)}; ` +
+      `${(m.receivingShare * 100).toFixed(1)} % at the end); server up at ${s(m.listeningMs)}; peak CPU ` +
       `${peakCpu.toFixed(0)} %, RSS ${(peakRss / 2 ** 20).toFixed(0)} MB; refused ${refused}` +
       (refused > 0 ? ` (${final.find((f) => f.firstRefusal)?.firstRefusal})` : ''),
   );
