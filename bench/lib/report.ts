@@ -1062,9 +1062,20 @@ function profilesSection(run: RunInfo): string[] {
       out.push(`The profile could not be taken: ${profile.error ?? 'unknown error'}.`, '');
       continue;
     }
+    const owners =
+      profile.owners === undefined
+        ? []
+        : [
+            "Where the handshakes' server time goes, inclusive (each sample counted for the first of these found " +
+              'walking its stack up from the leaf): ' +
+              profile.owners.map((o) => `${o.owner} ${pct(o.share * 100)}`).join('; ') +
+              '.',
+            '',
+          ];
     out.push(
-      `${ms(p.busyMs)} ms busy of ${ms(p.totalMs)} ms in the window.`,
+      `${ms(p.busyMs)} ms busy of ${ms(p.totalMs)} ms in the window (the rest idle).`,
       '',
+      ...owners,
       table(
         ['function', 'where', 'area', 'self ms', 'share'],
         p.top.map((e) => [

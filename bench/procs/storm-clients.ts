@@ -27,6 +27,7 @@ interface Tracked {
   receivedAt: number;
   resynced: Set<string>;
   received: Set<string>;
+  isOpen(): boolean;
   close(): void;
 }
 
@@ -40,7 +41,7 @@ function refusal(what: string): void {
   firstRefusal ??= what;
 }
 
-function fresh(topics: readonly string[], close: () => void): Tracked {
+function fresh(topics: readonly string[], isOpen: () => boolean, close: () => void): Tracked {
   return {
     topics,
     lost: false,
@@ -49,6 +50,7 @@ function fresh(topics: readonly string[], close: () => void): Tracked {
     receivedAt: Number.NaN,
     resynced: new Set(),
     received: new Set(),
+    isOpen,
     close,
   };
 }
@@ -76,7 +78,11 @@ function boundWebSocket(localAddress: string): WseWebSocketConstructor {
 
 function wseClient(url: string, token: string, topics: readonly string[], localAddress: string): Promise<void> {
   const client = new WseClient({ url, token, WebSocket: boundWebSocket(localAddress), autoConnect: false });
-  const t = fresh(topics, () => client.close());
+  const t = fresh(
+    topics,
+    () => client.state === 'open',
+    () => client.close(),
+  );
   tracked.push(t);
   client.on('state', (state, info) => {
     if (state === 'open') {
@@ -112,7 +118,11 @@ function socketIoClientOf(port: number, token: string, topics: readonly string[]
     // Handed to `ws` by engine.io-client in Node.
     localAddress,
   } as unknown as Parameters<typeof socketIoClient>[1]);
-  const t = fresh(topics, () => socket.close());
+  const t = fresh(
+    topics,
+    () => socket.connected,
+    () => socket.close(),
+  );
   tracked.push(t);
   let first: ((error?: Error) => void) | undefined;
   const subscribed = new Promise<void>((resolve, reject) => {
@@ -194,7 +204,8 @@ export function stormArm(): void {
   refused = 0;
   firstRefusal = undefined;
   for (const t of tracked) {
-    t.lost = false;
+    // One still away since an earlier restart counts as lost from the start of this one.
+    t.lost = !t.isOpen();
     t.connectedAt = Number.NaN;
     t.resubscribedAt = Number.NaN;
     t.receivedAt = Number.NaN;
