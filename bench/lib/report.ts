@@ -674,7 +674,38 @@ function connectionsSection(r: Results, run: RunInfo): string[] {
       ]),
     ),
     '',
+    ...acceptProfileNote(r, run),
   ];
+}
+
+/**
+ * What bounds nestjs-wse's accept rate against b-jwt, from this run: the server CPU per handshake
+ * of both, and the accept profile's split of a handshake's server time by owner.
+ */
+function acceptProfileNote(r: Results, run: RunInfo): string[] {
+  const wse = r.med('connections', 'accept', 'wse-jwt', 'serverCpuUsPerConnection');
+  const b = r.med('connections', 'accept', 'b-jwt', 'serverCpuUsPerConnection');
+  const profile = run.profiles.find((p) => p.owners !== undefined && p.summary !== undefined);
+  if (!Number.isFinite(wse) && profile === undefined) return [];
+  const parts = [
+    `**What bounds nestjs-wse with JWT against b-jwt.** Server CPU per handshake: ${wse.toFixed(0)} µs against ` +
+      `${b.toFixed(0)} µs (${ratio(wse / b)}).`,
+  ];
+  if (profile?.owners !== undefined && profile.summary !== undefined) {
+    const busy = profile.summary.busyMs / Math.max(1, profile.summary.totalMs);
+    parts.push(
+      `In the accept profile (below) the server was busy ${pct(busy * 100)} of the window; its time, inclusive: ` +
+        profile.owners.map((o) => `${o.owner} ${pct(o.share * 100)}`).join(', ') +
+        ". The token check is the same library work as b-jwt's (jsonwebtoken with a `KeyObject`, through " +
+        "`@nestjs/jwt`); most of nestjs-wse's own share is the one write of the 101 response with `server_ready` " +
+        '(`uncork`), then the connection object, its registration, the expiry timer of the token (one `setTimeout` ' +
+        "per connection) and building `server_ready`. Nest's upgrade path (its upgrade listener parses every " +
+        "request URL with `new URL`, then the rxjs connection stream) is a private part of `@nestjs/platform-ws`'s " +
+        "`WsAdapter`: replacing it means re-implementing a listener that writes the adapter's private registry, " +
+        'for the share shown.',
+    );
+  }
+  return [parts.join(' '), ''];
 }
 
 function patternsSection(r: Results, config: BenchConfig): string[] {
@@ -1115,7 +1146,8 @@ function loadSection(r: Results, run: RunInfo): string[] {
         `${sorted.length} measurement windows: median ${pct(sorted[Math.floor(sorted.length / 2)])} of a core, ` +
         `maximum ${pct(worst?.v ?? Number.NaN)} (${worst?.m.scenario} ${worst?.m.case} ${worst?.m.system} ` +
         `#${worst?.m.rep}); ${busy} window${busy === 1 ? '' : 's'} saw 25 % or more (marked in bold in the ` +
-        '"limited by" columns when 5 % or more). Before each window the run waits (up to 2 s, 90 s in all) for ' +
+        '"limited by" columns when 5 % or more). Before each window the run waits (up to 2 s, ' +
+        `${run.config.quietBudgetMs / 1000} s in all) for ` +
         'the machine to be quiet.';
   const kernel = r.measurements
     .map((m) => m.values.kernelCpuPct)
