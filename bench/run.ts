@@ -3,7 +3,8 @@
  * send loop, (b) plain ws with pre-built frames, (c) Socket.IO 4 and (d) nestjs-wse, servers and
  * load clients in their own processes on 127.0.0.1, and writes docs/BENCHMARKS.md and
  * docs/benchmarks.svg from what it measured. `--quick`: 1 repetition, smaller sizes, written
- * to dist-bench/ instead of docs/. `--only=burst,sustained,cross,connections,patterns,storm,subscribed,capabilities,profile`
+ * to dist-bench/ instead of docs/.
+ * `--only=burst,sustained,cross,connections,patterns,subscribed,capabilities,scale,storm,profile`
  * runs a subset (development; `--only=storm` runs the reconnect storm alone). `--baseline=<dir>/index.js`: another build of nestjs-wse (for
  * example the last release, built in a checkout beside this one that links this node_modules)
  * runs as `wse-base` beside `wse` in the burst, sustained and cross scenarios, and the report
@@ -23,6 +24,7 @@ import { errorText, type Context } from './scenarios/common.js';
 import { connectionsScenario, LARGE_SIZE_SYSTEMS } from './scenarios/connections.js';
 import { crossScenario } from './scenarios/cross.js';
 import { patternsScenario } from './scenarios/patterns.js';
+import { scaleScenario } from './scenarios/scale.js';
 import { profileScenario, type TitledProfile } from './scenarios/profile.js';
 import { stormScenario } from './scenarios/storm.js';
 import { subscribedScenario } from './scenarios/subscribed.js';
@@ -38,6 +40,7 @@ const SCENARIOS = [
   'patterns',
   'subscribed',
   'capabilities',
+  'scale',
   'storm',
   'profile',
 ] as const;
@@ -88,6 +91,7 @@ async function main(): Promise<void> {
     // The short ones first: past the time budget, what is left is skipped.
     ['subscribed', subscribedScenario],
     ['capabilities', capabilitiesScenario],
+    ['scale', scaleScenario],
     ['storm', stormScenario],
   ];
   for (const [name, phase] of phases) {

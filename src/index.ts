@@ -36,7 +36,7 @@ export type {
   WseMetricsEndpointOptions,
 } from './http/wse-http-options.interface.js';
 export type { WseStats } from './http/stats/wse-stats.controller.js';
-export type { WseHealthSnapshot } from './observability/wse-health-snapshot.js';
+export type { WseHealthSnapshot, WseRedisMode, WseShardState } from './observability/wse-health-snapshot.js';
 export { OnWseConnect, OnWseDisconnect, OnWseEvent } from './transport/events/wse-hooks.decorators.js';
 export type { WseEventContext } from './transport/events/wse-event-context.js';
 export { WseClient, WseFrame, WsePayload } from './transport/events/wse-params.decorators.js';
@@ -58,6 +58,8 @@ export type {
   WseRateLimitOptions,
   WseRecoveryOptions,
   WseRedisOptions,
+  WseRedisRouting,
+  WseRedisClusterOptions,
   WseSubscriptionAuthorizer,
   WseSubscriptionRules,
   WseConnectGuard,

@@ -126,6 +126,10 @@ export const redisMessages = {
   breakerChanged: (name: string, from: string, to: string) => `${name}: ${from} -> ${to}`,
   connectionError: (role: string, message: string) => `Redis ${role} connection: ${message}`,
   subscribeFailed: (message: string) => `subscribing on Redis failed: ${message}`,
+  shardsMoved: (count: number) =>
+    `the cluster moved the slots of ${count} subscribed topic(s): subscribed again on their new masters; their clients are sent resync`,
+  interestRefused: (kind: 'channel' | 'pattern', count: number, message: string) =>
+    `Redis refused a ${kind === 'channel' ? '(UN)SUBSCRIBE' : 'P(UN)SUBSCRIBE'} of ${count} ${kind === 'channel' ? 'topic(s)' : 'glob(s)'}: ${message}; their messages do not reach this instance`,
   delivering: () => 'Redis connected: delivery proven by probe',
   deliveringAgain: (downMs: number) =>
     `Redis delivering again after ${downMs} ms: sending resync to subscribed connections`,

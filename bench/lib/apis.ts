@@ -26,7 +26,14 @@ export interface ServerStartParams {
   readonly jwtSecret?: string;
   /** A fixed port (a restarted server comes back where its clients look for it); 0 or absent: any. */
   readonly port?: number;
+  /** nestjs-wse: `redis.routing` (issue 15); the library's default when unset. */
+  readonly redisRouting?: RedisRouting;
+  /** nestjs-wse: `redis.cluster.nodes` (`host:port`), instead of `redisUrl`. */
+  readonly redisClusterNodes?: readonly string[];
 }
+
+/** How a nestjs-wse instance listens to Redis (`redis.routing`). */
+export type RedisRouting = 'pattern' | 'interest';
 
 export interface ServerStartResult {
   readonly port: number;
@@ -73,6 +80,8 @@ export interface LoopResult {
 
 export interface PacedParams {
   readonly topic: string;
+  /** When set, message n goes to this stream's topic n instead of `topic`. */
+  readonly topics?: TopicStream;
   /** Messages per second, each stamped with its scheduled time. */
   readonly rate: number;
   readonly durationMs: number;
@@ -81,6 +90,8 @@ export interface PacedParams {
 
 export interface FloodParams {
   readonly topic: string;
+  /** When set, message n goes to this stream's topic n instead of `topic`. */
+  readonly topics?: TopicStream;
   readonly durationMs: number;
   readonly perTurn: number;
   /** Publishes allowed in flight (sent, not yet acknowledged by Redis). */

@@ -3,6 +3,7 @@ import { renderChart, renderLineChart, type ChartLine, type ChartPanel } from '.
 import type { BenchConfig } from './config.js';
 import type { MachineInfo } from './machine.js';
 import type { Results, Summary } from './results.js';
+import { scaleSection, scaleTargets } from './report-scale.js';
 
 /** Everything about the run that is not a measurement. */
 export interface RunInfo {
@@ -324,6 +325,7 @@ export function evaluateTargets(r: Results, config: BenchConfig): Target[] {
         : `no cost measured: ${pct((g1k / g0 - 1) * 100)} higher (${perSec(g1k)} vs ${perSec(g0)} publishes/s)`,
     met: check(g1k / g0, g1k / g0 >= 0.8),
   });
+  targets.push(...scaleTargets(r));
   return targets;
 }
 
@@ -819,14 +821,16 @@ function stormSection(r: Results, run: RunInfo): string[] {
     }
   }
   return [
-    '## 7. Reconnect storm',
+    '## 8. Reconnect storm',
     '',
     `${thousands(storm.clients)} real clients in the 2 load processes: nestjs-wse's own \`WseClient\` ` +
       '(`nestjs-wse/client`) on the `ws` package, and `socket.io-client` (one Manager per client, `forceNew`), each ' +
       `with its own token (HS256, sent as \`?token=\` by WseClient and as \`auth.token\` by socket.io-client) and ` +
-      `subscribed to ${storm.topicsPerClient} of ${storm.topics} topics. The server is restarted twice per repetition: ` +
-      "first its graceful stop (nestjs-wse: Nest's `app.close()`, which closes every connection with 1012; " +
-      'Socket.IO: `io.close()`), then the process is killed; then SIGKILL at once. A new server process listens on ' +
+      `subscribed to ${storm.topicsPerClient} of ${storm.topics} topics. The server is restarted ` +
+      `${storm.restarts.length === 1 ? 'once' : `${storm.restarts.length} times`} per repetition ` +
+      `(${storm.restarts.map((k) => RESTART_LABEL[k]).join('; then ')}). A graceful restart is the system's own ` +
+      "stop (nestjs-wse: Nest's `app.close()`, which closes every connection with 1012; Socket.IO: " +
+      '`io.close()`), then the process is killed. A new server process listens on ' +
       'the same port. The clients reconnect with their **default** backoff, untuned: WseClient full jitter, a ' +
       'uniform wait in [0, min(30 s, 2 s x 2^failures)); socket.io-client 1 s doubling to 5 s at most, ±50 % ' +
       'jitter. WseClient resubscribes by itself; for Socket.IO the application does it in its `connect` handler. The ' +
@@ -923,7 +927,7 @@ function subscribedSection(r: Results, run: RunInfo): string[] {
   const idle = r.summary('connections', kase, 'wse-jwt', 'bytesPerConnection');
   if (r.summary('subscribed', kase, 'wse-jwt', 'bytesPerConnection') === undefined && idle === undefined) return [];
   return [
-    '## 8. Memory of subscribed connections',
+    '## 9. Memory of subscribed connections',
     '',
     `nestjs-wse with JWT, ${thousands(subscribed.connections)} connections, each subscribed in one message to ` +
       `${subscribed.exact} exact topics shared with others (\`room:<n>\` from a pool of 10,000: about ` +
@@ -982,7 +986,7 @@ function capabilitiesSection(r: Results): string[] {
     ],
     [
       'interest routing versus pattern routing',
-      'measured by the scale scenario (`bench/scenarios/scale.ts`), not part of this build',
+      'section 7 (the scale scenario, `bench/scenarios/scale.ts`)',
       '',
       '',
       '',
@@ -1024,7 +1028,7 @@ function capabilitiesSection(r: Results): string[] {
     ],
   ];
   return [
-    '## 9. The cost of each capability beside the plain path',
+    '## 10. The cost of each capability beside the plain path',
     '',
     'History topics and recovery come from the cross-instance scenario (section 6). The event pipeline and the ' +
       'client run in a process of their own (`bench/procs/capabilities.ts`, one core): `@OnWseEvent` handlers of ' +
@@ -1179,7 +1183,7 @@ function loadSection(r: Results, run: RunInfo): string[] {
       'message a client reads costs it about as much as the server spends writing it when frames travel one per ' +
       'socket write, so in sections 1 and 4 the machine, not the server alone, is the limit; the "limited by" ' +
       "columns give each party's CPU (% of one core) so the reader can tell.",
-    '- The reconnect storm (section 7) uses real clients instead, with their reconnect logic and default backoff: ' +
+    '- The reconnect storm (section 8) uses real clients instead, with their reconnect logic and default backoff: ' +
       '`WseClient` on `ws` and `socket.io-client`, half of them in each load process. They parse every message, so ' +
       "the storm's publish period is long (one message per topic and period) to keep the clients' work small.",
     line(`nestjs-wse burst at ${lastN}`, 'burst', lastN),
@@ -1221,6 +1225,7 @@ export function buildReport(
     ...connectionsSection(results, run),
     ...patternsSection(results, run.config),
     ...historySection(results),
+    ...scaleSection(results),
     ...stormSection(results, run),
     ...subscribedSection(results, run),
     ...capabilitiesSection(results),
@@ -1232,3 +1237,6 @@ export function buildReport(
   if (results.notes.length > 0) sections.push('## Notes from this run', '', ...results.notes.map((n) => `- ${n}`), '');
   return { markdown: sections.join('\n'), svg: chart(results, run), stormSvg: stormChart(results, run), targets };
 }
+
+/** The number formats and table helpers, for report sections kept in files of their own. */
+export const reportFormat = { cell, table, perSec, pct, us, ms, ratio, thousands };

@@ -3,6 +3,7 @@ import type {
   ClientApi,
   ClientSnapshot,
   LoopResult,
+  RedisRouting,
   ServerApi,
   ServerUsage,
   SystemKind,
@@ -38,6 +39,8 @@ export interface ServerOptions {
   readonly jwtSecret?: string;
   readonly execArgv?: readonly string[];
   readonly port?: number;
+  readonly redisRouting?: RedisRouting;
+  readonly redisClusterNodes?: readonly string[];
 }
 
 export class Server {
@@ -55,7 +58,14 @@ export class Server {
     try {
       const { port, path } = await child.call(
         'start',
-        { system: options.system, redisUrl: options.redisUrl, jwtSecret: options.jwtSecret, port: options.port },
+        {
+          system: options.system,
+          redisUrl: options.redisUrl,
+          jwtSecret: options.jwtSecret,
+          redisRouting: options.redisRouting,
+          redisClusterNodes: options.redisClusterNodes,
+          port: options.port,
+        },
         30_000,
       );
       return new Server(options.system, child, port, path);

@@ -7,6 +7,7 @@ import type {
   BurstParams,
   FloodParams,
   LoopResult,
+  TopicStream,
   PacedParams,
   PublishVia,
   ServerApi,
@@ -32,6 +33,13 @@ function publisher(via: PublishVia): (topic: string, message: BenchMessage) => v
   return via === 'local'
     ? (topic, message) => s.publishLocal(topic, message)
     : (topic, message) => s.publishRedis(topic, message);
+}
+
+/** Topic n of a paced or flood loop: `stream`'s when given, `topic` otherwise. */
+function topicOf(topic: string, stream: TopicStream | undefined): (seq: number) => string {
+  if (stream === undefined || stream.count === 0) return () => topic;
+  const { prefix, count, suffix } = stream;
+  return (seq) => prefix + (seq % count) + suffix;
 }
 
 const api: ServerApi = {
@@ -75,18 +83,20 @@ const api: ServerApi = {
 
   paced(params: PacedParams): Promise<LoopResult> {
     const publish = publisher(params.via);
+    const topic = topicOf(params.topic, params.topics);
     return runPaced(params.rate, params.durationMs, (seq, scheduled) =>
-      publish(params.topic, benchMessage(seq, scheduled)),
+      publish(topic(seq), benchMessage(seq, scheduled)),
     );
   },
 
   flood(params: FloodParams): Promise<LoopResult> {
     const s = running();
+    const topic = topicOf(params.topic, params.topics);
     return runFlood(
       params.perTurn,
       params.window,
       params.durationMs,
-      (seq, nowMs) => s.publishRedis(params.topic, benchMessage(seq, nowMs)),
+      (seq, nowMs) => s.publishRedis(topic(seq), benchMessage(seq, nowMs)),
       () => s.redisInFlight(),
     );
   },

@@ -113,7 +113,7 @@ export async function startSystem(params: ServerStartParams): Promise<BenchSyste
     case 'socketio':
       return SocketIoSystem.start(params.redisUrl, params.jwtSecret, params.port);
     case 'wse':
-      return WseSystem.start(current, params.redisUrl, params.jwtSecret, undefined, params.port);
+      return WseSystem.start(current, params.redisUrl, params.jwtSecret, undefined, scaleOptions(params), params.port);
     case 'wse-base':
       return WseSystem.start(await baselineLibrary(), params.redisUrl, params.jwtSecret);
     case 'wse-history':
@@ -421,6 +421,19 @@ type WseOperations = Pick<current.WseAdmin, 'healthSnapshot' | 'redisConnected' 
 /** `wse-history`: every bench topic keeps history, deep enough to recover 500 messages. */
 const HISTORY: WseModuleOptions['recovery'] = { topics: ['bench:*'], size: 1000, maxReplay: 1000 };
 
+/** The Redis options of issue 15 (routing, cluster) as the scale scenario sets them. */
+type ScaleRedisOptions = NonNullable<WseModuleOptions['redis']> & {
+  routing?: 'pattern' | 'interest';
+  cluster?: { nodes: string[] };
+};
+
+function scaleOptions(params: ServerStartParams): ScaleRedisOptions {
+  const options: ScaleRedisOptions = {};
+  if (params.redisRouting !== undefined) options.routing = params.redisRouting;
+  if (params.redisClusterNodes !== undefined) options.cluster = { nodes: [...params.redisClusterNodes] };
+  return options;
+}
+
 async function baselineLibrary(): Promise<WseLibrary> {
   const path = process.env.WSE_BENCH_BASELINE;
   if (path === undefined) throw new Error('wse-base needs --baseline=<index.js of a built nestjs-wse>');
@@ -443,14 +456,17 @@ class WseSystem implements BenchSystem {
     redisUrl: string | undefined,
     jwtSecret: string | undefined,
     recovery?: WseModuleOptions['recovery'],
+    scale: ScaleRedisOptions = {},
     fixedPort = 0,
   ): Promise<WseSystem> {
+    const redis: ScaleRedisOptions | undefined =
+      scale.cluster !== undefined ? scale : redisUrl === undefined ? undefined : { ...scale, url: redisUrl };
     const options: WseModuleOptions = {
       path: '/wse',
       // Above the bench's largest connection count; everything else stays at its default.
       maxConnections: 50_000,
       auth: jwtSecret === undefined ? { anonymous: true } : { jwtSecret },
-      redis: redisUrl === undefined ? undefined : { url: redisUrl },
+      redis,
       ...(recovery === undefined ? {} : { recovery }),
     };
     class BenchAppModule {}

@@ -72,50 +72,54 @@ export async function profileScenario(ctx: Context): Promise<TitledProfile[]> {
     },
   );
   const { subscribers, topicsPerSubscriber } = ctx.config.patterns;
-  const patterns = await profiled(
-    `publishLocal over ${(subscribers * topicsPerSubscriber).toLocaleString('en')} topics with 1,000 prefix-anchored globs present (scenario 5), ${ms} ms`,
-    async (server, clients) => {
-      await clients.connectAll(server, subscribers, {
-        kind: 'range',
-        prefix: 'user:',
-        suffix: ':events',
-        start: 0,
-        perConnection: topicsPerSubscriber,
-      });
-      await clients.connectAll(server, 1, {
-        kind: 'range',
-        prefix: 'user:',
-        suffix: ':*',
-        start: 1_000_000,
-        perConnection: 1_000,
-      });
-      const fromUs = await server.child.call('monotonicUs', null);
-      await clients.measure(server, [], 1, 63, () =>
-        server.child.call('burst', {
-          topics: { prefix: 'user:', count: subscribers * topicsPerSubscriber, suffix: ':events' },
-          perTurn: 32,
-          durationMs: ms,
-          via: 'local',
-        }),
-      );
-      return { fromUs, toUs: await server.child.call('monotonicUs', null) };
-    },
-  );
-  const redis = await RedisServer.launch();
-  let flood: TitledProfile;
-  try {
-    flood = await profiled(
-      `one instance publishing into Redis in a loop (scenario 3), ${ms} ms`,
-      async (server) => {
+  const patterns = async (): Promise<TitledProfile> =>
+    profiled(
+      `publishLocal over ${(subscribers * topicsPerSubscriber).toLocaleString('en')} topics with 1,000 prefix-anchored globs present (scenario 5), ${ms} ms`,
+      async (server, clients) => {
+        await clients.connectAll(server, subscribers, {
+          kind: 'range',
+          prefix: 'user:',
+          suffix: ':events',
+          start: 0,
+          perConnection: topicsPerSubscriber,
+        });
+        await clients.connectAll(server, 1, {
+          kind: 'range',
+          prefix: 'user:',
+          suffix: ':*',
+          start: 1_000_000,
+          perConnection: 1_000,
+        });
         const fromUs = await server.child.call('monotonicUs', null);
-        await server.child.call('flood', { topic: 'bench:flood', durationMs: ms, perTurn: 512, window: 20_000 });
+        await clients.measure(server, [], 1, 63, () =>
+          server.child.call('burst', {
+            topics: { prefix: 'user:', count: subscribers * topicsPerSubscriber, suffix: ':events' },
+            perTurn: 32,
+            durationMs: ms,
+            via: 'local',
+          }),
+        );
         return { fromUs, toUs: await server.child.call('monotonicUs', null) };
       },
-      { redisUrl: redis.url },
     );
-  } finally {
-    await redis.stop();
-  }
+  const flood = async (): Promise<TitledProfile> => {
+    const redis = await RedisServer.launch();
+    try {
+      return await profiled(
+        `one instance publishing into Redis in a loop (scenario 3), ${ms} ms`,
+        async (server) => {
+          const fromUs = await server.child.call('monotonicUs', null);
+          await server.child.call('flood', { topic: 'bench:flood', durationMs: ms, perTurn: 512, window: 20_000 });
+          return { fromUs, toUs: await server.child.call('monotonicUs', null) };
+        },
+        { redisUrl: redis.url },
+      );
+    } finally {
+      await redis.stop();
+    }
+  };
+  // --quick profiles the burst and the accept only (it has to stay under 4 minutes).
+  const middle = ctx.config.quick ? [] : [await patterns(), await flood()];
   const accept = await profiled(
     `accepting ${ctx.config.connections.sizes[0].toLocaleString('en')} connections with JWT (scenario 4)`,
     async (server, clients) => {
@@ -125,7 +129,7 @@ export async function profileScenario(ctx: Context): Promise<TitledProfile[]> {
     },
     { jwtSecret: ctx.jwtSecret, owners: ACCEPT_OWNERS },
   );
-  const all = [fanout, patterns, flood, accept];
+  const all = [fanout, ...middle, accept];
   for (const p of all) {
     ctx.log(`  profile: ${p.title}`);
     if (p.summary === undefined) ctx.results.note(`profile (${p.title}): ${p.error ?? 'unknown error'}`);

@@ -84,7 +84,7 @@ export async function stormScenario(ctx: Context): Promise<void> {
       );
       if (total === 0) throw new Error('no client connected');
       for (let rep = 1; rep <= reps; rep++) {
-        for (const kind of RESTART_KINDS) {
+        for (const kind of storm.restarts) {
           if (!withinBudget(ctx, `storm, ${system}, ${kind}, repetition ${rep}`)) continue;
           server = await restart(ctx, system, kind, rep, server, clients, port, topics, total);
         }

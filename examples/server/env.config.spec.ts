@@ -105,6 +105,7 @@ describe('readEnvironment', () => {
       ['REDIS_URL', 'redis://127.0.0.1:6379/0', { wse: { redis: { url: 'redis://127.0.0.1:6379/0' } } }],
       ['REDIS_URL', 'rediss://:pw@cache.example:6380', { wse: { redis: { url: 'rediss://:pw@cache.example:6380' } } }],
       ['WSE_REDIS_PREFIX', 'app1:', { wse: { redis: { prefix: 'app1:' } } }],
+      ['WSE_REDIS_ROUTING', 'interest', { wse: { redis: { routing: 'interest' } } }],
       ['WSE_API_KEY', 'api-key-1', { wse: { apiKey: 'api-key-1' } }],
       ['WSE_PING_INTERVAL_MS', '1000', { wse: { pingIntervalMs: 1000 } }],
       ['WSE_IDLE_TIMEOUT_MS', '3000', { wse: { idleTimeoutMs: 3000 } }],
@@ -233,6 +234,7 @@ describe('readEnvironment', () => {
       ['WSE_RECOVERY_MAX_REPLAY', '-3', 'must be a whole number >= 1 (got "-3")'],
       ['WSE_RECOVERY_MAX_MEMORY_BYTES', '64MiB', 'must be a whole number >= 1 (got "64MiB")'],
       ['WSE_JWT_REQUIRE_EXP', 'no', 'must be one of true, false (got "no")'],
+      ['WSE_REDIS_ROUTING', 'sharded', 'must be one of "pattern", "interest" (got "sharded")'],
       ['WSE_JWT_MAX_AGE_SEC', '0', 'must be a whole number >= 1 (got "0")'],
       ['WSE_JWT_CLOCK_TOLERANCE_SEC', '-5', 'must be a whole number >= 0 (got "-5")'],
       [

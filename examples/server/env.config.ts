@@ -6,6 +6,7 @@ import {
   WseConfigError,
   type WseConfigProblem,
   type WseModuleOptions,
+  type WseRedisRouting,
 } from 'nestjs-wse';
 
 /** What the example server reads from its environment (CONTRACT section 2). */
@@ -68,6 +69,9 @@ const VARIABLE_OF_OPTION: Readonly<Record<string, string>> = {
   'subscriptions.deny': 'WSE_SUBSCRIBE_DENY',
   'subscriptions.claim': 'WSE_SUBSCRIBE_CLAIM',
   'redis.url': 'REDIS_URL',
+  'redis.routing': 'WSE_REDIS_ROUTING',
+  'redis.cluster': 'REDIS_CLUSTER_NODES',
+  'redis.cluster.nodes': 'REDIS_CLUSTER_NODES',
   'redis.prefix': 'WSE_REDIS_PREFIX',
   allowedOrigins: 'WSE_ALLOWED_ORIGINS',
   'recovery.topics': 'WSE_RECOVERY_TOPICS',
@@ -95,6 +99,8 @@ const CONTRACT_ORDER = [
   'WSE_JWT_MAX_AGE_SEC',
   'WSE_JWT_CLOCK_TOLERANCE_SEC',
   'REDIS_URL',
+  'REDIS_CLUSTER_NODES',
+  'WSE_REDIS_ROUTING',
   'WSE_REDIS_PREFIX',
   'WSE_API_KEY',
   'WSE_PING_INTERVAL_MS',
@@ -129,6 +135,7 @@ function byContractOrder(a: WseConfigProblem, b: WseConfigProblem): number {
 export function readEnvironment(env: NodeJS.ProcessEnv = process.env): AppEnvironment {
   const problems: WseConfigProblem[] = [];
   const read = new EnvReader(env, problems);
+  const clusterNodes = read.list('REDIS_CLUSTER_NODES');
   const result: AppEnvironment = {
     port: read.int('PORT', 5006, { min: 0, max: 65_535 }),
     host: read.text('HOST') ?? '0.0.0.0',
@@ -172,6 +179,9 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): AppEnviro
       },
       redis: {
         url: read.text('REDIS_URL'),
+        // Checked with the other options: a wrong value is refused naming this variable.
+        routing: read.text('WSE_REDIS_ROUTING') as WseRedisRouting | undefined,
+        cluster: clusterNodes === undefined ? undefined : { nodes: clusterNodes },
         prefix: read.text('WSE_REDIS_PREFIX'),
       },
       recovery: {

@@ -15,6 +15,9 @@ import type {
   WseRateLimitOptions,
   WseRecoveryOptions,
   WseRedisOptions,
+  WseRedisRouting,
+  WseRedisClusterOptions,
+  ResolvedRedisCluster,
   WseSubscriptionRules,
   WseSystemFrameOptions,
 } from './wse-module-options.interface.js';
@@ -64,6 +67,7 @@ export const WSE_DEFAULTS = Object.freeze({
     closeAfterRejected: 1000,
   }),
   redis: Object.freeze({
+    routing: 'pattern' as const,
     prefix: 'wse:',
     publishAttempts: 3,
     publishRetryDelayMs: 100,
@@ -149,6 +153,11 @@ export function resolveWseOptions(input: WseModuleOptions = {}): ResolvedWseOpti
     shutdownCloseCode: check.closeCode('shutdownCloseCode', input.shutdownCloseCode ?? WSE_DEFAULTS.shutdownCloseCode),
     systemFrames: resolveSystemFrames(check.section('systemFrames', input.systemFrames), check),
   };
+  if (resolved.redis.cluster !== undefined && resolved.recovery.topics.length > 0) {
+    // The history script keeps a topic's keys and publishes in one step, which a cluster allows
+    // only when the keys and the channel share a slot: not so yet.
+    check.fail('recovery.topics', 'history topics are not available with redis.cluster yet', resolved.recovery.topics);
+  }
   if (problems.length > 0) throw new WseConfigError(problems);
   return Object.freeze(resolved);
 }
@@ -254,12 +263,44 @@ function resolveRateLimit(
   });
 }
 
+const ROUTINGS: readonly WseRedisRouting[] = ['pattern', 'interest'];
+
+/** `host:port` or `redis://[user:password@]host:port`; undefined when it is neither. */
+function parseClusterNode(
+  node: unknown,
+): { host: string; port: number; username?: string; password?: string } | undefined {
+  if (typeof node !== 'string') return undefined;
+  const text = node.trim();
+  let url: URL;
+  try {
+    url = new URL(text.includes('://') ? text : `redis://${text}`);
+  } catch {
+    return undefined;
+  }
+  const port = Number(url.port);
+  if (url.protocol !== 'redis:' || url.hostname === '' || !Number.isInteger(port) || port < 1 || port > 65535)
+    return undefined;
+  if (url.pathname !== '' && url.pathname !== '/') return undefined;
+  return {
+    host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port,
+    username: url.username === '' ? undefined : decodeURIComponent(url.username),
+    password: url.password === '' ? undefined : decodeURIComponent(url.password),
+  };
+}
+
 function resolveRedisOptions(redis: WseRedisOptions, check: OptionChecker): ResolvedRedisOptions {
   const d = WSE_DEFAULTS.redis;
   const reconnect = check.section('redis.reconnect', redis.reconnect);
   const breaker = check.section('redis.breaker', redis.breaker);
   return Object.freeze({
     url: check.redisUrl('redis.url', redis.url),
+    // A cluster always routes by interest: its shards have no pattern subscriptions.
+    routing:
+      redis.cluster === undefined || redis.routing === 'interest'
+        ? check.oneOf('redis.routing', redis.routing ?? d.routing, ROUTINGS)
+        : check.clusterRouting('redis.routing', redis.routing),
+    cluster: redis.cluster === undefined ? undefined : check.redisCluster('redis.cluster', redis.cluster, redis.url),
     prefix: check.redisPrefix('redis.prefix', redis.prefix ?? d.prefix),
     publishAttempts: check.positiveInt('redis.publishAttempts', redis.publishAttempts ?? d.publishAttempts),
     publishRetryDelayMs: check.nonNegativeInt(
@@ -426,6 +467,38 @@ class OptionChecker {
   }
 
   /** The URL may carry a password, so it is never echoed. */
+  /** With a cluster only `interest` (the default there) is possible. */
+  clusterRouting(path: string, value: WseRedisRouting | undefined): WseRedisRouting {
+    if (value !== undefined) this.fail(path, 'must be "interest" (or unset) with redis.cluster', value);
+    return 'interest';
+  }
+
+  /** At least one node, each `host:port` or a redis:// URL; not together with `redis.url`. */
+  redisCluster(path: string, value: WseRedisClusterOptions, url: string | undefined): ResolvedRedisCluster | undefined {
+    if (url !== undefined) this.fail(path, 'cannot be used together with redis.url', '<hidden>');
+    const nodes = (value as Partial<WseRedisClusterOptions> | null)?.nodes;
+    if (!Array.isArray(nodes) || nodes.length === 0) {
+      this.fail(`${path}.nodes`, 'must be a non-empty list of host:port', '<hidden>');
+      return undefined;
+    }
+    const parsed: { host: string; port: number }[] = [];
+    let username: string | undefined;
+    let password: string | undefined;
+    for (const node of nodes) {
+      const address = parseClusterNode(node);
+      if (address === undefined) {
+        this.fail(`${path}.nodes`, 'must be a list of host:port or redis:// URLs', '<hidden>');
+        return undefined;
+      }
+      parsed.push({ host: address.host, port: address.port });
+      if (password === undefined && address.password !== undefined) {
+        username = address.username;
+        password = address.password;
+      }
+    }
+    return Object.freeze({ nodes: Object.freeze(parsed), username, password });
+  }
+
   redisUrl(path: string, value: string | undefined): string | undefined {
     if (value === undefined) return undefined;
     let protocol = '';

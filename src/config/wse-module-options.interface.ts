@@ -135,6 +135,18 @@ export interface WseConnectGuard {
 }
 
 /** Multi-instance fan-out through Redis Pub/Sub (CONTRACT sections 9 and 10). */
+/** A Redis Cluster to use instead of one Redis (see `WseRedisOptions.cluster`). */
+export interface WseRedisClusterOptions {
+  /**
+   * Some of its masters, as `host:port` or `redis://[user:password@]host:port` (the first
+   * credentials given are used for every node); the rest are discovered.
+   */
+  nodes: string[];
+}
+
+/** How an instance listens to Redis: see `WseRedisOptions.routing`. */
+export type WseRedisRouting = 'pattern' | 'interest';
+
 export interface WseRedisOptions {
   /**
    * `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. Unset: single-instance
@@ -142,6 +154,20 @@ export interface WseRedisOptions {
    * @default undefined
    */
   url?: string;
+  /**
+   * How an instance listens (CONTRACT section 9). `pattern`: one `PSUBSCRIBE <prefix>*`, every
+   * instance receives every message of the deployment. `interest`: an instance subscribes to
+   * just the topics (`SUBSCRIBE`) and globs (`PSUBSCRIBE`) its connections follow, so a message
+   * reaches only the instances that deliver it (README, "Scaling out"). @default 'pattern'
+   */
+  routing?: WseRedisRouting;
+  /**
+   * A Redis Cluster instead of one Redis (`REDIS_CLUSTER_NODES`; not together with `url`): exact
+   * topics travel as sharded pub/sub (`SPUBLISH` / `SSUBSCRIBE <prefix><topic>`, one subscriber
+   * connection per shard), so publish capacity grows with the cluster; globs on the cluster's
+   * classic bus (README, "Scaling out"). Routes by interest. @default undefined
+   */
+  cluster?: WseRedisClusterOptions;
   /** Channel prefix: topic `t` travels on channel `<prefix>t`. @default 'wse:' */
   prefix?: string;
   /** PUBLISH attempts before a message goes to the dead letter queue. @default 3 */
@@ -420,6 +446,8 @@ export interface ResolvedSubscriptionRules {
 
 export interface ResolvedRedisOptions {
   readonly url: string | undefined;
+  readonly routing: WseRedisRouting;
+  readonly cluster: ResolvedRedisCluster | undefined;
   readonly prefix: string;
   readonly publishAttempts: number;
   readonly publishRetryDelayMs: number;
@@ -432,6 +460,12 @@ export interface ResolvedRedisOptions {
   readonly maxInFlightMessages: number;
   readonly maxInFlightBytes: number;
   readonly shutdownTimeoutMs: number;
+}
+
+export interface ResolvedRedisCluster {
+  readonly nodes: readonly { readonly host: string; readonly port: number }[];
+  readonly username: string | undefined;
+  readonly password: string | undefined;
 }
 
 /** A class that produces the options, for `forRootAsync({ useClass })`. */

@@ -41,6 +41,11 @@ export class PatternIndex<S> {
     return this.byPattern.size;
   }
 
+  /** Every pattern held, as written. */
+  sources(): string[] {
+    return [...this.byPattern.keys()];
+  }
+
   get(source: string): PatternEntry<S> | undefined {
     return this.byPattern.get(source);
   }

@@ -18,6 +18,12 @@ export interface FailedTopic {
   readonly reason: string;
 }
 
+/**
+ * Told when a topic (or, with `glob`, a glob) gets its first local subscriber (`present` true)
+ * or loses its last one: what this instance follows, for interest routing.
+ */
+export type InterestListener = (name: string, glob: boolean, present: boolean) => void;
+
 /** Outcome of a subscribe or unsubscribe call for one connection. */
 export interface SubscriptionChange {
   /** Topics now subscribed (subscribe) or no longer subscribed (unsubscribe), in request order. */
@@ -44,6 +50,7 @@ export class TopicRegistryService<S extends TopicSubscriber = TopicSubscriber & 
   private readonly exact = new Map<string, Set<S>>();
   private readonly patterns = new PatternIndex<S>();
   private deliverySeq = 0;
+  private onInterest: InterestListener | undefined;
   /** Deliveries made by `deliver` and `broadcast` since start (a plain field, read on scrape). */
   deliveries = 0;
   /** Sends `deliver` attempted that the connection did not accept (closed, or not reading). */
@@ -69,6 +76,26 @@ export class TopicRegistryService<S extends TopicSubscriber = TopicSubscriber & 
 
   get patternCount(): number {
     return this.patterns.size;
+  }
+
+  /** Registers the one listener told about what this instance follows (see InterestListener). */
+  setInterestListener(listener: InterestListener): void {
+    this.onInterest = listener;
+  }
+
+  /** Every glob some local connection holds. */
+  heldGlobs(): string[] {
+    return this.patterns.sources();
+  }
+
+  /** True when some local connection holds `topic` itself (not through a glob). */
+  hasExact(topic: string): boolean {
+    return this.exact.has(topic);
+  }
+
+  /** The globs held locally that match `topic` (the pattern index's cached answer: no allocation). */
+  globsMatching(topic: string): readonly PatternEntry<S>[] {
+    return this.patterns.matching(topic);
   }
 
   register(connection: S): void {
@@ -180,6 +207,49 @@ export class TopicRegistryService<S extends TopicSubscriber = TopicSubscriber & 
     return delivered;
   }
 
+  /**
+   * The cluster's two lanes (CONTRACT section 9): a topic's message comes once through its shard,
+   * for the connections holding the topic itself, and once more through the classic bus when a
+   * glob follows it, for the connections holding a matching glob. `deliverExact` serves the
+   * first, `deliverGlobs` the second, skipping the connections that also hold the topic itself
+   * when `exactLaneLive` (they get the shard's copy), so each connection gets it once.
+   */
+  deliverExact(topic: string, payload: Buffer): number {
+    const exact = this.exact.get(topic);
+    if (exact === undefined) return 0;
+    const frame = textFrame(payload);
+    let delivered = 0;
+    for (const subscriber of exact) if (subscriber.send(frame)) delivered++;
+    this.deliveries += delivered;
+    this.sendFailures += exact.size - delivered;
+    this.fanoutSize.observe(delivered);
+    return delivered;
+  }
+
+  /** See `deliverExact`. */
+  deliverGlobs(topic: string, payload: Buffer, exactLaneLive: boolean): number {
+    const entries = this.patterns.matching(topic);
+    if (entries.length === 0) return 0;
+    const skipExact = exactLaneLive && this.exact.has(topic);
+    const frame = textFrame(payload);
+    const seq = ++this.deliverySeq;
+    let delivered = 0;
+    let attempted = 0;
+    for (let i = 0; i < entries.length; i++) {
+      for (const subscriber of entries[i].subscribers) {
+        if (subscriber.lastDeliverySeq === seq) continue;
+        subscriber.lastDeliverySeq = seq;
+        if (skipExact && subscriber.topics.has(topic)) continue;
+        attempted++;
+        if (subscriber.send(frame)) delivered++;
+      }
+    }
+    this.deliveries += delivered;
+    this.sendFailures += attempted - delivered;
+    this.fanoutSize.observe(delivered);
+    return delivered;
+  }
+
   /** Sends `payload` to every local connection, subscribed or not. */
   broadcast(payload: Buffer): number {
     if (this.connectionsById.size === 0) return 0;
@@ -202,13 +272,17 @@ export class TopicRegistryService<S extends TopicSubscriber = TopicSubscriber & 
     if (isTopicPattern(topic)) {
       let entry: PatternEntry<S> | undefined = this.patterns.get(topic);
       // Every glob means something to Redis, and so here: compiling never refuses one.
-      entry ??= this.patterns.add(compileTopicPattern(topic));
+      if (entry === undefined) {
+        entry = this.patterns.add(compileTopicPattern(topic));
+        this.onInterest?.(topic, true, true);
+      }
       entry.subscribers.add(connection);
     } else {
       let subscribers = this.exact.get(topic);
       if (subscribers === undefined) {
         subscribers = new Set();
         this.exact.set(topic, subscribers);
+        this.onInterest?.(topic, false, true);
       }
       subscribers.add(connection);
     }
@@ -225,13 +299,19 @@ export class TopicRegistryService<S extends TopicSubscriber = TopicSubscriber & 
       const entry = this.patterns.get(topic);
       if (entry !== undefined) {
         entry.subscribers.delete(connection);
-        if (entry.subscribers.size === 0) this.patterns.remove(entry);
+        if (entry.subscribers.size === 0) {
+          this.patterns.remove(entry);
+          this.onInterest?.(topic, true, false);
+        }
         continue;
       }
       const subscribers = this.exact.get(topic);
       if (subscribers !== undefined) {
         subscribers.delete(connection);
-        if (subscribers.size === 0) this.exact.delete(topic);
+        if (subscribers.size === 0) {
+          this.exact.delete(topic);
+          this.onInterest?.(topic, false, false);
+        }
       }
     }
     return removed;

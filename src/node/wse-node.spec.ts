@@ -95,12 +95,12 @@ function rig() {
   /** A message published through "Redis": recorded and stamped, then handed to the node. */
   const arrive = (n: number): Buffer => {
     const stamped = memory.append(TOPIC, Buffer.from(`{"n":${n}}`));
-    onMessage(TOPIC, stamped);
+    onMessage(TOPIC, stamped, undefined);
     return stamped;
   };
   /** Recorded in history, its Pub/Sub delivery still to come (`arrive` it later with `deliver`). */
   const recordOnly = (n: number): Buffer => memory.append(TOPIC, Buffer.from(`{"n":${n}}`));
-  const deliver = (stamped: Buffer): void => onMessage(TOPIC, stamped);
+  const deliver = (stamped: Buffer): void => onMessage(TOPIC, stamped, undefined);
   const subscriber = (id: string, topics: string[] = []): RecordingSubscriber => {
     const s = new RecordingSubscriber(id);
     registry.register(s as never);

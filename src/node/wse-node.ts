@@ -9,6 +9,8 @@ import { SystemFrames, textFrame } from '../protocol/outbound-frame.js';
 import type { RecoveryPosition } from '../protocol/recovery-request.js';
 import { isStampable, isStampableText, readStamp } from '../protocol/stamp.js';
 import type { TopicSubscriber } from '../protocol/topic-subscriber.js';
+import { GlobDirectory } from './glob-directory.js';
+import { InterestRouting } from './interest-routing.js';
 import { encodePayload, serializePayload } from './payload.js';
 import { TopicHistoryService } from './topic-history.service.js';
 
@@ -79,6 +81,10 @@ const HOLD_LIMIT = 10_000;
 export class WseNode implements OnModuleInit {
   /** Holds by topic; empty except while recoveries wait for their history reads. */
   private readonly holds = new Map<string, Hold[]>();
+  /** Interest routing's half in the node; undefined in pattern routing. */
+  private readonly interest: InterestRouting | undefined;
+  /** Cluster: the globs followed anywhere (their topics' messages also go on the classic bus). */
+  private readonly globs: GlobDirectory | undefined;
 
   constructor(
     @InjectWseOptions() private readonly options: ResolvedWseOptions,
@@ -86,17 +92,32 @@ export class WseNode implements OnModuleInit {
     private readonly redis: RedisPubSubService,
     private readonly frames: SystemFrames,
     private readonly history: TopicHistoryService,
-  ) {}
+  ) {
+    this.interest = redis.interestRouting ? new InterestRouting(registry, redis) : undefined;
+    this.globs = redis.clustered ? new GlobDirectory(registry, redis, 5 * options.redis.probeIntervalMs) : undefined;
+  }
 
   onModuleInit(): void {
     const registry = this.registry;
     const stats = this.redis.stats;
-    this.redis.setMessageHandler((topic, payload) => {
+    const interest = this.interest;
+    interest?.start(this.globs === undefined ? undefined : () => this.globs?.changed());
+    this.globs?.start();
+    const clustered = this.globs !== undefined;
+    this.redis.setMessageHandler((topic, payload, glob) => {
+      // Interest routing: one PUBLISH may come once per matching subscription; one copy leads.
+      if (glob !== undefined && interest !== undefined && !interest.leads(topic, glob)) {
+        stats.duplicatesDropped++;
+        return;
+      }
       const failuresBefore = registry.sendFailures;
-      stats.delivered += this.deliver(topic, payload);
+      if (!clustered) stats.delivered += this.deliver(topic, payload);
+      else stats.delivered += this.deliverClustered(topic, payload, glob);
       stats.dropped += registry.sendFailures - failuresBefore;
     });
-    this.redis.setResyncHandler((downMs) => this.sendResync(downMs));
+    this.redis.setResyncHandler((downMs, topics) =>
+      topics === undefined ? this.sendResync(downMs) : this.tellMoved(topics),
+    );
   }
 
   /** True when messages travel through Redis (multi-instance mode), connected or not. */
@@ -118,6 +139,20 @@ export class WseNode implements OnModuleInit {
     // On a history topic Redis numbers, keeps and stamps the message as it publishes it.
     if (this.history.isHistoryTopic(topic) && isStampableText(payload)) this.redis.publishHistory(topic, payload);
     else this.redis.publish(topic, payload);
+  }
+
+  /**
+   * Resolves once Redis delivers each of `topics` (topics and globs just subscribed) to this
+   * instance: in interest routing a `subscription_update` waits for it, so a message published
+   * after the client read its success reaches it. Undefined when nothing needs waiting for.
+   */
+  whenRouted(topics: readonly string[]): Promise<void> | undefined {
+    if (topics.length === 0) return undefined;
+    const listening = this.interest?.whenListening(topics);
+    // Cluster: a new glob must also be known to the publishers before its answer.
+    const globs = this.globs;
+    if (globs === undefined || !topics.some(isTopicPattern)) return listening;
+    return (listening ?? Promise.resolve()).then(() => globs.announce());
   }
 
   /**
@@ -200,6 +235,8 @@ export class WseNode implements OnModuleInit {
     const holds = new Map<string, Hold>();
     for (const { topic } of recoveries) {
       if (holds.has(topic)) continue;
+      // Interest routing: the hold keeps Redis delivering the topic here while it is read.
+      this.interest?.retain(topic);
       if (connection.topics.has(topic)) this.registry.unsubscribeConnection(connection.id, [topic]);
       const hold: Hold = { connection, buffered: [], overflowed: false, cancelled: false };
       holds.set(topic, hold);
@@ -207,6 +244,23 @@ export class WseNode implements OnModuleInit {
       if (list === undefined) this.holds.set(topic, [hold]);
       else list.push(hold);
     }
+    // The live messages must be arriving before the history is read, or those published in
+    // between would be in neither.
+    const listening = this.interest?.whenListening([...holds.keys()]);
+    if (listening !== undefined) {
+      return listening.then(() => this.readAndAnswer(connection, recoveries, positionTopics, holds, then));
+    }
+    return this.readAndAnswer(connection, recoveries, positionTopics, holds, then);
+  }
+
+  /** The reads of `recover()` and its answer, once the live messages are arriving. */
+  private readAndAnswer(
+    connection: TopicSubscriber,
+    recoveries: readonly TopicRecovery[],
+    positionTopics: readonly string[],
+    holds: Map<string, Hold>,
+    then: (outcome: RecoveryOutcome) => void,
+  ): Promise<void> | undefined {
     const store = this.history.store();
     const pending: (HistoryRead | HistoryPosition | Promise<HistoryRead | HistoryPosition>)[] = [];
     for (const { topic, epoch, offset } of recoveries) pending.push(store.read(topic, epoch, offset));
@@ -256,6 +310,17 @@ export class WseNode implements OnModuleInit {
     return this.deliver(topic, payload);
   }
 
+  /**
+   * Cluster: a message from the topic's shard (`glob` undefined) goes to the connections holding
+   * the topic itself; one from the classic bus (through `glob`) to those holding a matching glob,
+   * except the ones that get the shard's copy (see TopicRegistryService.deliverExact).
+   */
+  private deliverClustered(topic: string, payload: Buffer, glob: string | undefined): number {
+    if (this.holds.size !== 0 && glob === undefined) this.holdLive(topic, payload);
+    if (glob === undefined) return this.registry.deliverExact(topic, payload);
+    return this.registry.deliverGlobs(topic, payload, this.redis.exactLive(topic));
+  }
+
   /** The local fan-out, after copying the message into any hold waiting on its topic. */
   private deliver(topic: string, payload: Buffer): number {
     if (this.holds.size !== 0) this.holdLive(topic, payload);
@@ -276,6 +341,7 @@ export class WseNode implements OnModuleInit {
 
   private release(holds: ReadonlyMap<string, Hold>): void {
     for (const [topic, hold] of holds) {
+      this.interest?.release(topic);
       const list = this.holds.get(topic);
       if (list === undefined) continue;
       const index = list.indexOf(hold);
@@ -324,6 +390,21 @@ export class WseNode implements OnModuleInit {
         return replayed;
       },
     };
+  }
+
+  /**
+   * Cluster: the slots of `topics` moved to another master; their messages published in the
+   * move reached no one here. Each connection holding one of them is told which.
+   */
+  private tellMoved(topics: readonly string[]): number {
+    const moved = new Set(topics);
+    let told = 0;
+    for (const connection of this.registry.connections()) {
+      const affected = [...connection.topics].filter((topic) => moved.has(topic));
+      if (affected.length === 0) continue;
+      if (connection.send(this.frames.frame('resync', { reason: 'shard_moved', topics: affected, down_ms: 0 }))) told++;
+    }
+    return told;
   }
 
   private tellResync(downMs: number, positions: ReadonlyMap<string, HistoryPosition> | undefined): number {

@@ -50,7 +50,26 @@ export interface WseHealthSnapshot {
   redis_peers: number;
   /** Protocol violations from clients (invalid frames, refused origins), all kinds. */
   protocol_violations: number;
+  /** How this instance uses Redis: `pattern`, `interest` or `cluster` (CONTRACT section 9). */
+  redis_mode: WseRedisMode;
+  /** Topics and globs this instance has subscribed in Redis (interest routing; 0 in pattern routing). */
+  redis_subscriptions: number;
+  /** Subscription commands sent to Redis (interest routing: at most one per kind and tick). */
+  redis_subscription_commands: number;
+  /** Copies of a message that came through more than one matching subscription, dropped (interest routing). */
+  redis_duplicates_dropped: number;
+  /** Cluster only: each master (`host:port`) and whether this instance reaches it. */
+  redis_shards?: WseShardState[];
 }
+
+/** One master of a Redis Cluster in the health body. */
+export interface WseShardState {
+  readonly node: string;
+  readonly connected: boolean;
+}
+
+/** What `redis_mode` reports. */
+export type WseRedisMode = 'pattern' | 'interest' | 'cluster';
 
 /**
  * Builds the snapshot from the counters the hot path keeps as plain fields: taking one costs
@@ -98,6 +117,11 @@ export class WseHealthSnapshotService {
       redis_dlq_evicted: this.redis.dlqEvicted,
       redis_dlq_replayed: redis.dlqReplayed,
       redis_peers: this.redis.peers,
+      redis_mode: this.redis.mode,
+      redis_subscriptions: this.redis.subscriptionCount,
+      redis_subscription_commands: redis.subscriptionCommands,
+      redis_duplicates_dropped: redis.duplicatesDropped,
+      ...(this.redis.clustered ? { redis_shards: this.redis.shards() } : {}),
       protocol_violations: this.violations.count,
     };
   }
@@ -107,6 +131,11 @@ export class WseHealthSnapshotService {
    * breakers not open (CONTRACT section 7; issue 10: an open breaker sends every publish to the
    * DLQ, so it is down too). The snapshot in the health body carries both breaker states.
    */
+  /** Cluster: true when some master is out of reach (its topics go to the DLQ; the others deliver). */
+  brokerDegraded(): boolean {
+    return this.redis.clustered && this.redis.shards().some((shard) => !shard.connected);
+  }
+
   brokerHealthy(): boolean {
     if (!this.redis.configured) return true;
     return (

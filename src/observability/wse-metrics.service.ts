@@ -29,6 +29,8 @@ const COUNTER_KEYS = new Set<keyof WseHealthSnapshot>([
   'redis_dlq_evicted',
   'redis_dlq_replayed',
   'protocol_violations',
+  'redis_subscription_commands',
+  'redis_duplicates_dropped',
 ]);
 
 const BREAKER_STATES: readonly CircuitState[] = ['CLOSED', 'OPEN', 'HALF_OPEN'];

@@ -18,8 +18,9 @@ export type WseHealthIndicatorResult<Key extends string = 'wse'> = Record<
 
 /**
  * Terminus health indicator: `up` while the WebSocket endpoint listens and Redis is either not
- * configured or connected, `down` otherwise; both carry the health snapshot. Terminus answers
- * 503 for a `down` result.
+ * configured or connected, `degraded` when a Redis Cluster has a master out of reach (the other
+ * masters' topics still deliver), `down` otherwise; each carries the health snapshot. Terminus
+ * answers 503 for a `down` result, 200 for the others.
  *
  * @example
  * ```ts
@@ -37,7 +38,9 @@ export class WseHealthIndicator {
   isHealthy<const Key extends string = 'wse'>(key: Key = 'wse' as Key): WseHealthIndicatorResult<Key> {
     const snapshot = this.snapshots.snapshot();
     const healthy = this.gateway.isListening && this.snapshots.brokerHealthy();
-    const status: WseHealthStatus = healthy ? 'up' : 'down';
+    // A cluster with a master out of reach still delivers the topics of the others: degraded
+    // (Terminus answers 200 with status "degraded"), not down.
+    const status: WseHealthStatus = !healthy ? 'down' : this.snapshots.brokerDegraded() ? 'degraded' : 'up';
     return { [key]: { status, ...snapshot } } as WseHealthIndicatorResult<Key>;
   }
 }

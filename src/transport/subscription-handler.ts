@@ -141,9 +141,14 @@ export class WseSubscriptionHandler {
       // The connection may have closed while the authorizer ran: then there is nothing to do.
       const change = this.registry.subscribeConnection(connection.id, allowed);
       if (change === undefined) return undefined;
-      const { succeeded, failed } = this.inRequestOrder(topics, rejections, change.failed);
-      this.sendUpdate(connection, 'subscribe', succeeded, failed);
-      return undefined;
+      const answer = (): void => {
+        const { succeeded, failed } = this.inRequestOrder(topics, rejections, change.failed);
+        this.sendUpdate(connection, 'subscribe', succeeded, failed);
+      };
+      // Interest routing: success is said once Redis delivers the new topics here.
+      const routed = this.node.whenRouted(change.succeeded);
+      if (routed === undefined) answer();
+      return routed?.then(answer);
     }
     return this.subscribeWithHistory(connection, topics, rejections, allowed, recovery);
   }
@@ -227,13 +232,18 @@ export class WseSubscriptionHandler {
       this.sendUpdate(connection, 'subscribe', succeeded, [...failed, ...unrequested], extra);
       for (const topic of replayed) outcome?.replay(topic);
     };
-    if (recoveries.length === 0 && positioned.length === 0) {
-      answer(undefined);
-      return undefined;
-    }
-    return this.node.recover(connection, recoveries, positioned, answer)?.catch((error: unknown) => {
-      this.logger.error(logMessages.frameFailed(connection.id), error instanceof Error ? error.stack : error);
-    });
+    const proceed = (): Promise<void> | undefined => {
+      if (recoveries.length === 0 && positioned.length === 0) {
+        answer(undefined);
+        return undefined;
+      }
+      return this.node.recover(connection, recoveries, positioned, answer)?.catch((error: unknown) => {
+        this.logger.error(logMessages.frameFailed(connection.id), error instanceof Error ? error.stack : error);
+      });
+    };
+    // Interest routing: the topics subscribed at once are delivered here before the answer.
+    const routed = this.node.whenRouted(change.succeeded);
+    return routed === undefined ? proceed() : routed.then(proceed);
   }
 
   /** The answer entry of a topic that asked to recover, from what its history read found. */

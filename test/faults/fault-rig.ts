@@ -22,6 +22,9 @@ export const API_KEY = 'faults-api-key';
  * returns is at most 3.6 s away (see the README's reliability section); a DLQ large enough that
  * nothing is evicted, so every message can be accounted for.
  */
+/** Both routings (CONTRACT section 9): the fault suites that run in each. */
+export const ROUTINGS = ['pattern', 'interest'] as const;
+
 export const FAULT_REDIS: Readonly<WseRedisOptions> = Object.freeze({
   probeIntervalMs: 1_000,
   probeTimeoutMs: 1_000,
@@ -412,7 +415,8 @@ export class FaultRig {
     this.publisher = new SeqPublisher(a, ratePerSecond);
   }
 
-  static async start(url: string, options: RigOptions = {}): Promise<FaultRig> {
+  /** `url` undefined: the instances connect as `options.redis` says (e.g. `cluster.nodes`). */
+  static async start(url: string | undefined, options: RigOptions = {}): Promise<FaultRig> {
     const prefix = uniquePrefix('f');
     const redis: WseRedisOptions = {
       ...FAULT_REDIS,
@@ -421,8 +425,12 @@ export class FaultRig {
       prefix,
     };
     const appOptions = { apiKey: API_KEY, pingIntervalMs: 600_000, idleTimeoutMs: 600_000 };
-    const a = await startRedisApp({ ...redis, url: options.urls?.a ?? url }, appOptions);
-    const b = await startRedisApp({ ...redis, url: options.urls?.b ?? url }, appOptions);
+    const urlOf = (own: string | undefined): WseRedisOptions => {
+      const chosen = own ?? url;
+      return chosen === undefined ? redis : { ...redis, url: chosen };
+    };
+    const a = await startRedisApp(urlOf(options.urls?.a), appOptions);
+    const b = await startRedisApp(urlOf(options.urls?.b), appOptions);
     const rig = new FaultRig(a, b, options.ratePerSecond ?? 500);
     await Promise.all([rig.waitForHealth('A', 200, 15_000), rig.waitForHealth('B', 200, 15_000)]);
     for (const [app, instance] of [

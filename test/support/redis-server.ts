@@ -15,6 +15,16 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** How a RedisServer is started beyond the defaults (loopback, persistence off). */
+export interface RedisServerSetup {
+  /** The port to listen on; a free one by default. */
+  readonly port?: number;
+  /** Further `redis-server` arguments, after the defaults (e.g. `--cluster-enabled yes`). */
+  readonly args?: readonly string[];
+  /** The working directory of the process (where relative files such as a cluster config go). */
+  readonly cwd?: string;
+}
+
 /**
  * A real redis-server on 127.0.0.1 and a free port, persistence off. Outages in tests are real:
  * `stop()` kills the process, `start()` brings it back on the same port, `freeze(ms)` makes it
@@ -26,7 +36,10 @@ export class RedisServer {
   private process: ChildProcess | undefined;
   private pausedFlag = false;
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly setup: RedisServerSetup,
+  ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
@@ -42,8 +55,8 @@ export class RedisServer {
     return this.pausedFlag;
   }
 
-  static async launch(): Promise<RedisServer> {
-    const server = new RedisServer(await freePort());
+  static async launch(setup: RedisServerSetup = {}): Promise<RedisServer> {
+    const server = new RedisServer(setup.port ?? (await freePort()), setup);
     await server.start();
     return server;
   }
@@ -63,8 +76,9 @@ export class RedisServer {
         'no',
         '--enable-debug-command',
         'local',
+        ...(this.setup.args ?? []),
       ],
-      { stdio: 'ignore' },
+      { stdio: 'ignore', cwd: this.setup.cwd },
     );
     this.process = child;
     const deadline = Date.now() + 5_000;

@@ -37,6 +37,12 @@ export interface ProbeOptions {
   readonly prefix: string;
   readonly intervalMs: number;
   readonly timeoutMs: number;
+  /**
+   * Whether a PUBLISH reply counts every subscriber of the bus (one Redis) or only those of the
+   * node it ran on (a cluster's classic bus): only in the first case does a probe answered with
+   * no receiver at all prove the subscriber is not subscribed. @default true
+   */
+  readonly repliesCountEveryone?: boolean;
 }
 
 /** Every instance subscribes to every instance's probes with this pattern. */
@@ -294,7 +300,7 @@ export class DeliveryProbe {
     if (this.pending !== pending) return;
     pending.acked = true;
     this.unanswered = false;
-    if (receivers === 0) {
+    if (receivers === 0 && this.options.repliesCountEveryone !== false) {
       // Not even this instance's subscriber is subscribed: no need to wait for the timeout.
       this.clearPending();
       this.notReceiving();

@@ -19,6 +19,8 @@ export interface Refusal {
 export interface CommandSender {
   /** True when a command written now goes straight to Redis. */
   readonly writable: boolean;
+  /** Send a lone message through `publishBatch` as well (a cluster publishes every message its own way). */
+  readonly batchesOnly?: boolean;
   /** One PUBLISH; resolves with the number of subscribers that received it. */
   publish(channel: string, payload: RedisPayload): Promise<number>;
   /** Many PUBLISHes in one command; resolves with the exceptions (see publish-batch.ts). */
@@ -286,7 +288,7 @@ export class PublishPipeline {
       );
       return;
     }
-    if (count === 1) {
+    if (count === 1 && this.sender.batchesOnly !== true) {
       this.sender.publish(items[0].channel, items[0].payload).then(
         (receivers) => {
           if (this.answered(command)) this.settleOne(items[0], receivers, expected);
@@ -366,8 +368,10 @@ export class PublishPipeline {
       this.breaker.recordSuccess();
       return;
     }
-    // Refused messages were not published: the command failed, once, and they may be retried.
-    this.breaker.recordFailure();
+    // Refused messages were not published: they may be retried. The command failed only when
+    // none of its messages went out; a cluster with one shard down refuses just that shard's.
+    if (refused.length === items.length) this.breaker.recordFailure();
+    else this.breaker.recordSuccess();
     this.retryOrEnd(refused, refusedText);
   }
 

@@ -1,16 +1,22 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import type { ResolvedRedisOptions } from '../../config/wse-module-options.interface.js';
+import type { ResolvedRedisCluster, ResolvedRedisOptions } from '../../config/wse-module-options.interface.js';
 import { Backoff } from '../../reliability/backoff.js';
 import type { CircuitBreaker } from '../../reliability/circuit-breaker.js';
 import { PROBE_PATTERN } from './delivery-probe.js';
 import { defineHistoryCommands, type HistoryCommands } from './history-scripts.js';
+import type { InterestCommands, InterestKind } from './interest-subscriptions.js';
 import { definePublishBatch, type BatchPublisher } from './publish-batch.js';
+import { rotatingConnector } from './node-rotation.js';
 import { ReconnectPolicy } from './reconnect-policy.js';
+import { ShardLane, type ShardState } from './shard-lane.js';
 
 /** What the two connections report. */
 export interface ConnectionEvents {
-  /** A message of the topic space, as Redis sent it. */
-  onMessage(channel: Buffer, payload: Buffer): void;
+  /**
+   * A message of the topic space, as Redis sent it. `pattern` is the PSUBSCRIBE pattern it came
+   * through in interest routing; undefined for an exact channel's message and in pattern routing.
+   */
+  onMessage(channel: Buffer, payload: Buffer, pattern: string | undefined): void;
   /** A delivery probe (this instance's or another's). */
   onProbe(channel: string, payload: string): void;
   /** The subscriber has a new connection; its (re)subscriptions are on their way. */
@@ -22,9 +28,11 @@ export interface ConnectionEvents {
   onPublisherLost(): void;
   /** A subscribe command failed (an ACL refusing the pattern...). */
   onSubscribeFailed(message: string): void;
-  onError(role: 'subscriber' | 'publisher', message: string): void;
+  onError(role: 'subscriber' | 'publisher' | 'shards', message: string): void;
   /** The subscriber is about to try connecting again (`redis_reconnect_count`). */
   onReconnectAttempt(): void;
+  /** Cluster: sharded channels whose slot moved to another master (see ShardLane). */
+  onShardsMoved(channels: string[]): void;
 }
 
 const BASE: RedisOptions = Object.freeze({ lazyConnect: true, connectTimeout: 5000 });
@@ -67,44 +75,76 @@ export function escapeGlob(text: string): string {
  * that connection. The publisher reconnects on its own backoff; its failures show in
  * `pub_breaker` through the commands Redis refuses.
  */
-export class RedisConnections {
+export class RedisConnections implements InterestCommands {
   readonly subscriber: Redis;
   readonly publisher: BatchPublisher & HistoryCommands;
+  /**
+   * With a Redis Cluster: sharded pub/sub for the exact topics. The two connections above then
+   * go to any one node of the cluster (the next on each reconnection) and carry the classic bus:
+   * the probes, the globs and the copies published for them.
+   */
+  readonly shards: ShardLane | undefined;
   private stopping = false;
   private subscriptionsActive = false;
   private readonly subscriberPolicy: ReconnectPolicy;
 
-  constructor(url: string, options: ResolvedRedisOptions, connBreaker: CircuitBreaker, events: ConnectionEvents) {
+  constructor(
+    target: string | ResolvedRedisCluster,
+    options: ResolvedRedisOptions,
+    connBreaker: CircuitBreaker,
+    events: ConnectionEvents,
+  ) {
     const subscriberPolicy = new ReconnectPolicy(new Backoff(options.reconnect), connBreaker);
     this.subscriberPolicy = subscriberPolicy;
     const publisherPolicy = new ReconnectPolicy(new Backoff(options.reconnect));
-    const subscriber = new Redis(
-      url,
+    const connect = (redisOptions: RedisOptions): Redis =>
+      typeof target === 'string'
+        ? new Redis(target, redisOptions)
+        : new Redis({
+            ...redisOptions,
+            Connector: rotatingConnector(target.nodes),
+            username: target.username,
+            password: target.password,
+          });
+    const subscriber = connect(
       subscriberOptions(() => {
         if (this.stopping) return null;
         events.onReconnectAttempt();
         return subscriberPolicy.nextDelay();
       }),
     );
-    const publisher = new Redis(
-      url,
-      publisherOptions(() => (this.stopping ? null : publisherPolicy.nextDelay())),
-    );
+    const publisher = connect(publisherOptions(() => (this.stopping ? null : publisherPolicy.nextDelay())));
+    this.shards =
+      typeof target === 'string'
+        ? undefined
+        : new ShardLane(target, {
+            onMessage: (channel, payload) => events.onMessage(channel, payload, undefined),
+            onMoved: (channels) => {
+              if (!this.stopping) events.onShardsMoved(channels);
+            },
+            onError: (message) => events.onError('shards', message),
+          });
     definePublishBatch(publisher);
     defineHistoryCommands(publisher);
     this.subscriber = subscriber;
     this.publisher = publisher;
 
     const probeLength = PROBE_PATTERN.length;
+    const interest = options.routing === 'interest';
     // ioredis hands the pattern as text, the channel and payload as the bytes Redis sent.
     subscriber.on('pmessageBuffer', (pattern: string, channel: Buffer, payload: Buffer) => {
       // Cheapest first: the topic pattern and the probe pattern rarely have the same length.
       if (pattern.length === probeLength && pattern === PROBE_PATTERN) {
         events.onProbe(channel.toString('utf8'), payload.toString('utf8'));
       } else {
-        events.onMessage(channel, payload);
+        events.onMessage(channel, payload, interest ? pattern : undefined);
       }
     });
+    if (interest) {
+      subscriber.on('messageBuffer', (channel: Buffer, payload: Buffer) =>
+        events.onMessage(channel, payload, undefined),
+      );
+    }
     subscriber.on('ready', () => {
       subscriberPolicy.onConnected();
       if (!this.stopping) events.onSubscriberConnected();
@@ -141,7 +181,9 @@ export class RedisConnections {
     const subscribeFailed = (error: unknown): void => {
       if (!this.stopping) events.onSubscribeFailed(error instanceof Error ? error.message : String(error));
     };
-    subscriber.psubscribe(`${escapeGlob(options.prefix)}*`, PROBE_PATTERN).catch(subscribeFailed);
+    // Interest routing subscribes topic by topic (InterestSubscriptions); both listen to the probes.
+    const patterns = interest ? [PROBE_PATTERN] : [`${escapeGlob(options.prefix)}*`, PROBE_PATTERN];
+    subscriber.psubscribe(...patterns).catch(subscribeFailed);
     subscriber.connect().catch(() => undefined); // failures are retried by retryStrategy and reported via 'error'
     publisher.connect().catch(() => undefined);
   }
@@ -154,6 +196,36 @@ export class RedisConnections {
     return this.subscriptionsActive && this.subscriber.status === 'ready';
   }
 
+  subscribe(kind: InterestKind, names: string[]): Promise<unknown> {
+    if (kind === 'pattern') return this.subscriber.psubscribe(...names);
+    return this.shards !== undefined ? this.shards.subscribe(names) : this.subscriber.subscribe(...names);
+  }
+
+  unsubscribe(kind: InterestKind, names: string[]): Promise<unknown> {
+    if (kind === 'pattern') return this.subscriber.punsubscribe(...names);
+    return this.shards !== undefined ? this.shards.unsubscribe(names) : this.subscriber.unsubscribe(...names);
+  }
+
+  /** The cluster's masters and their state; empty without a cluster. */
+  shardStates(): ShardState[] {
+    return this.shards?.shards() ?? [];
+  }
+
+  /**
+   * True when, at this point of the subscriber's stream, Redis has `name` subscribed on this
+   * connection: ioredis records each (un)subscribe reply as it parses it, in order with the
+   * messages, so inside a message handler this says exactly whether the same PUBLISH also reached
+   * this connection through `name`. Undefined when ioredis keeps no such record (another version).
+   */
+  listening(kind: InterestKind, name: string): boolean | undefined {
+    const condition = this.subscriber.condition as { subscriber?: unknown } | null;
+    const confirmed = condition?.subscriber;
+    if (confirmed === false) return false;
+    const set = (confirmed as ConfirmedSubscriptions | undefined)?.set;
+    if (set === undefined) return undefined;
+    return set[kind === 'channel' ? 'subscribe' : 'psubscribe'][name] === true;
+  }
+
   /** Drops the subscriber's connection; ioredis connects a new one at once and re-subscribes. */
   replaceSubscriber(): void {
     if (this.stopping) return;
@@ -164,8 +236,16 @@ export class RedisConnections {
   /** Quits both connections (a hard disconnect for one that is not up). Nothing is left open. */
   async stop(): Promise<void> {
     this.stopping = true;
-    await Promise.all([quitQuietly(this.subscriber), quitQuietly(this.publisher)]);
+    await Promise.all([quitQuietly(this.subscriber), quitQuietly(this.publisher), this.shards?.stop()]);
   }
+}
+
+/** The shape of ioredis's SubscriptionSet (the record behind `listening`). */
+interface ConfirmedSubscriptions {
+  readonly set?: {
+    readonly subscribe: Readonly<Record<string, true>>;
+    readonly psubscribe: Readonly<Record<string, true>>;
+  };
 }
 
 async function quitQuietly(connection: Redis): Promise<void> {

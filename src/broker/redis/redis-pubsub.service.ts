@@ -1,7 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { InjectWseOptions } from '../../config/inject-wse-options.decorator.js';
-import type { ResolvedRedisOptions, ResolvedWseOptions } from '../../config/wse-module-options.interface.js';
+import type {
+  ResolvedRedisCluster,
+  ResolvedRedisOptions,
+  ResolvedWseOptions,
+} from '../../config/wse-module-options.interface.js';
 import { CircuitBreaker, type CircuitState } from '../../reliability/circuit-breaker.js';
 import {
   DeadLetterQueue,
@@ -10,21 +14,41 @@ import {
   type DeadLetterReason,
 } from '../../reliability/dead-letter-queue.js';
 import { ThrottledWarning } from '../../reliability/throttled-warning.js';
+import { REDIS_PROBE_CHANNEL_PREFIX } from '../../wse.constants.js';
 import { redisMessages } from '../../wse.messages.js';
 import { DeliveryProbe } from './delivery-probe.js';
+import { InterestSubscriptions } from './interest-subscriptions.js';
 import { isScriptRefused, publishPipelined, type BatchReply } from './publish-batch.js';
 import { PublishPipeline, type CommandSender, type RedisPayload, type Refusal } from './publish-pipeline.js';
-import { RedisConnections } from './redis-connections.js';
+import { escapeGlob, RedisConnections } from './redis-connections.js';
+import type { ShardState } from './shard-lane.js';
 import { RedisHistory } from './redis-history.js';
 import { RedisStats } from './redis-stats.js';
 
 export type { RedisPayload } from './publish-pipeline.js';
 
-/** Receives every message of the topic space: the topic (prefix stripped) and the payload bytes. */
-export type RedisMessageHandler = (topic: string, payload: Buffer) => void;
+/**
+ * Receives every message of the topic space: the topic (prefix stripped) and the payload bytes.
+ * In interest routing `glob` is the glob it came through (one PUBLISH can arrive once per
+ * matching subscription: see `listening`); undefined for an exact topic's message.
+ */
+export type RedisMessageHandler = (topic: string, payload: Buffer, glob: string | undefined) => void;
 
-/** Told when the subscriber is delivering again after a gap of `downMs`. */
-export type RedisResyncHandler = (downMs: number) => void;
+/** Subscription commands in one command, at most (interest routing). */
+const MAX_NAMES_PER_COMMAND = 1000;
+
+/**
+ * Told when messages may have been missed: the subscriber is delivering again after a gap of
+ * `downMs` (`topics` undefined: every topic), or, in a cluster, the slots of `topics` moved to
+ * another master (their messages published meanwhile reached no one here).
+ */
+export type RedisResyncHandler = (downMs: number, topics?: readonly string[]) => void;
+
+/** Cluster: whether a topic's messages must also go on the classic bus, for the globs that match it. */
+export type GlobFollowed = (topic: string) => boolean;
+
+/** Cluster: another instance says which globs it follows (all of them; empty when it leaves). */
+export type GlobAnnouncementHandler = (instanceId: string, globs: readonly string[]) => void;
 
 /** Outcome of `replayDlq()`. */
 export interface DlqReplayResult {
@@ -89,7 +113,10 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
   readonly history: RedisHistory;
 
   private url: string | undefined;
+  private readonly cluster: ResolvedRedisCluster | undefined;
   private connections: RedisConnections | undefined;
+  private globFollowed: GlobFollowed = () => false;
+  private onGlobs: GlobAnnouncementHandler = () => undefined;
   private probe: DeliveryProbe | undefined;
   /** The URL the current connections use; undefined while none are open. */
   private startedUrl: string | undefined;
@@ -98,6 +125,9 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
   private onMessage: RedisMessageHandler = () => undefined;
   private onResync: RedisResyncHandler = () => undefined;
   private scriptAllowed = true;
+  /** Interest routing: the topics and globs this instance listens to, reference counted. */
+  private readonly interest: InterestSubscriptions;
+  private readonly escapedPrefix: string;
   /** Barriers waiting for their marker to come back, by marker. */
   private readonly barriers = new Map<string, () => void>();
   private barrierSeq = 0;
@@ -114,15 +144,24 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
       () => (this.connections?.publisherReady === true ? this.connections.publisher : undefined),
     );
     this.url = this.options.url;
+    this.cluster = this.options.cluster;
     this.dlq = new DeadLetterQueue(this.options.dlqCapacity);
     const onBreakerChange = (name: string, from: CircuitState, to: CircuitState): void =>
       this.logger.warn(redisMessages.breakerChanged(name, from, to));
     this.connBreaker = new CircuitBreaker('conn_breaker', this.options.breaker, Date.now, onBreakerChange);
     this.pubBreaker = new CircuitBreaker('pub_breaker', this.options.breaker, Date.now, onBreakerChange);
     this.prefixBytes = Buffer.byteLength(this.options.prefix);
+    this.escapedPrefix = escapeGlob(this.options.prefix);
+    this.interest = new InterestSubscriptions({
+      maxPerCommand: MAX_NAMES_PER_COMMAND,
+      onCommand: () => this.stats.subscriptionCommands++,
+      onRefused: (kind, names, message) =>
+        this.logger.error(redisMessages.interestRefused(kind, names.length, message)),
+    });
     this.pipeline = new PublishPipeline(this.options, this.pubBreaker, this.sender(), {
       gate: () => this.gate(),
-      expectedReceivers: () => this.probe?.expectedReceivers ?? 1,
+      // In interest routing a PUBLISH reaches only the instances following its topic: any count is whole.
+      expectedReceivers: () => (this.interestRouting ? 0 : (this.probe?.expectedReceivers ?? 1)),
       published: () => this.stats.published++,
       deadLetter: (channel, payload, reason, error) => this.deadLetter(channel, payload, reason, error),
       answeringChanged: (notAnswering) => this.logger.warn(redisMessages.answering(notAnswering)),
@@ -140,9 +179,109 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
     this.onResync = handler;
   }
 
-  /** True when a Redis URL is configured (multi-instance mode), connected or not. */
+  /** Cluster: tells which topics a glob somewhere follows (their messages go on the classic bus too). */
+  setGlobFollowed(followed: GlobFollowed): void {
+    this.globFollowed = followed;
+  }
+
+  setGlobAnnouncementHandler(handler: GlobAnnouncementHandler): void {
+    this.onGlobs = handler;
+  }
+
+  /**
+   * Cluster: tells every instance which globs this one follows, on the classic bus beside the
+   * probes, and resolves once the announcement came back to this instance's own subscriber (so
+   * Redis has handed it to every instance's subscriber too). At once while Redis is away.
+   */
+  async announceGlobs(globs: readonly string[]): Promise<void> {
+    const connections = this.connections;
+    const probe = this.probe;
+    if (connections === undefined || probe === undefined || !connections.publisherReady) return;
+    await connections.publisher.publish(probe.channel, GLOBS_MARK + JSON.stringify(globs)).catch(() => undefined);
+    await this.barrier();
+  }
+
+  /** True when each instance listens only to what its connections follow (`routing: 'interest'`, and a cluster). */
+  get interestRouting(): boolean {
+    return this.options.routing === 'interest';
+  }
+
+  /** True with a Redis Cluster (`redis.cluster`). */
+  get clustered(): boolean {
+    return this.cluster !== undefined;
+  }
+
+  /** `pattern`, `interest` or `cluster`: the health body's `redis_mode`. */
+  get mode(): 'pattern' | 'interest' | 'cluster' {
+    return this.cluster !== undefined ? 'cluster' : this.options.routing;
+  }
+
+  /** Cluster: each master and whether it is reachable; empty otherwise. */
+  shards(): ShardState[] {
+    return this.connections?.shardStates() ?? [];
+  }
+
+  /** Topics and globs held in Redis by interest routing. */
+  get subscriptionCount(): number {
+    return this.interest.size;
+  }
+
+  // ---- interest routing ----------------------------------------------------------------------
+
+  /**
+   * One more holder of a topic (or, with `glob`, a glob) on this instance: the first one
+   * subscribes it in Redis, in the next tick with the other changes of that tick. Interest
+   * routing only; a no-op otherwise.
+   */
+  retain(name: string, glob: boolean): void {
+    if (!this.interestRouting) return;
+    this.interest.retain(glob ? 'pattern' : 'channel', this.channelOf(name, glob));
+  }
+
+  /** One holder fewer; the last one's release unsubscribes it (in the next tick). */
+  release(name: string, glob: boolean): void {
+    if (!this.interestRouting) return;
+    this.interest.release(glob ? 'pattern' : 'channel', this.channelOf(name, glob));
+  }
+
+  /**
+   * Resolves once Redis delivers the held topic (or glob) here, or after `probeTimeoutMs` while
+   * Redis is away (then it is subscribed when Redis is back and a `resync` follows). Undefined
+   * when that is so already, without Redis, and in pattern routing.
+   */
+  whenListening(name: string, glob: boolean): Promise<void> | undefined {
+    if (!this.interestRouting || this.connections === undefined) return undefined;
+    return this.interest.whenActive(
+      glob ? 'pattern' : 'channel',
+      this.channelOf(name, glob),
+      this.options.probeTimeoutMs,
+    );
+  }
+
+  /**
+   * Inside the message handler: whether the PUBLISH being handled also reached this instance
+   * through the topic's exact subscription (`glob` false) or through `name` as a glob. Exact
+   * for the point of the subscriber's stream where the message was (see
+   * RedisConnections.listening); where ioredis keeps no record, what Redis last confirmed.
+   */
+  listening(name: string, glob: boolean): boolean {
+    const kind = glob ? 'pattern' : 'channel';
+    const channel = this.channelOf(name, glob);
+    return this.connections?.listening(kind, channel) ?? this.interest.isActive(kind, channel);
+  }
+
+  /** Cluster: whether Redis has answered this instance's SSUBSCRIBE of `topic` (its shard's copies arrive). */
+  exactLive(topic: string): boolean {
+    return this.interest.isActive('channel', this.options.prefix + topic);
+  }
+
+  private channelOf(name: string, glob: boolean): string {
+    return (glob ? this.escapedPrefix : this.options.prefix) + name;
+  }
+
+  /** True when a Redis URL or a cluster is configured (multi-instance mode), connected or not. */
   get configured(): boolean {
-    return this.url !== undefined;
+    return this.url !== undefined || this.cluster !== undefined;
   }
 
   /**
@@ -159,7 +298,8 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
       !probe.notAnswering &&
       !this.pipeline.notAnswering &&
       connections.subscriberReady &&
-      connections.publisherReady
+      connections.publisherReady &&
+      (connections.shards === undefined || connections.shards.ready)
     );
   }
 
@@ -185,7 +325,8 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
 
   /** Connects in the background: an outage at boot is the same state as one later. */
   onApplicationBootstrap(): void {
-    if (this.url !== undefined) this.start(this.url);
+    const target = this.cluster ?? this.url;
+    if (target !== undefined) this.start(target);
   }
 
   /**
@@ -333,15 +474,70 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
   /** The pipeline's view of the current publisher connection, with the script fallback. */
   private sender(): CommandSender {
     const writable = (): boolean => this.connections?.publisherReady === true;
+    const clustered = this.cluster !== undefined;
     return {
       get writable(): boolean {
         return writable();
       },
-      publish: (channel, payload) => this.connections!.publisher.publish(channel, payload),
-      publishBatch: (expected, args) => this.publishBatch(expected, args),
+      batchesOnly: clustered,
+      publish: clustered
+        ? (channel, payload) => this.publishOneSharded(channel, payload)
+        : (channel, payload) => this.connections!.publisher.publish(channel, payload),
+      publishBatch: clustered
+        ? (_expected, args) => this.publishSharded(args)
+        : (expected, args) => this.publishBatch(expected, args),
       publishHistoryBatch: (expected, messages) =>
         this.connections!.publisher.wsePublishHistoryBatch(...this.history.batchArguments(expected, messages)),
     };
+  }
+
+  /**
+   * A cluster's batch: each message as an `SPUBLISH` to its shard (ioredis pipelines those of one
+   * tick per master), and the messages whose topic a glob follows somewhere also as one classic
+   * batch (the script, on the classic bus). Each SPUBLISH waits at most half the publish
+   * timeout, so a shard that is down delays only its own messages: they are refused (and
+   * retried) when it refused them, `partial` when it did not answer in time or their classic
+   * copy went out alone, the others succeed.
+   */
+  private async publishSharded(args: RedisPayload[]): Promise<BatchReply> {
+    const connections = this.connections!;
+    const shards = connections.shards!;
+    const waitMs = Math.max(1, Math.floor(this.options.publishTimeoutMs / 2));
+    const count = args.length / 2;
+    const sharded: Promise<string | undefined>[] = new Array(count);
+    const classic: RedisPayload[] = [];
+    const classicOf = new Array<boolean>(count).fill(false);
+    for (let i = 0; i < count; i++) {
+      const channel = args[2 * i] as string;
+      sharded[i] = withinMs(shards.publish(channel, args[2 * i + 1]), waitMs);
+      if (this.globFollowed(channel.slice(this.options.prefix.length))) {
+        classic.push(channel, args[2 * i + 1]);
+        classicOf[i] = true;
+      }
+    }
+    const classicDone =
+      classic.length === 0
+        ? Promise.resolve(true)
+        : this.publishBatch(0, classic).then(
+            (reply) => reply.length === 0,
+            () => false,
+          );
+    const [outcomes, classicOk] = await Promise.all([Promise.all(sharded), classicDone]);
+    const reply: (number | string)[] = [];
+    for (let i = 0; i < count; i++) {
+      const outcome = outcomes[i];
+      if (outcome === undefined && (classicOk || !classicOf[i])) continue;
+      if (outcome !== undefined && outcome !== LATE && !(classicOf[i] && classicOk)) reply.push(i + 1, outcome);
+      else reply.push(-(i + 1), 0);
+    }
+    return reply;
+  }
+
+  private async publishOneSharded(channel: string, payload: RedisPayload): Promise<number> {
+    const reply = await this.publishSharded([channel, payload]);
+    if (reply.length === 0) return 1;
+    if (reply[0] === 1) throw new Error(String(reply[1]));
+    return 0;
   }
 
   /**
@@ -363,16 +559,31 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
     return publishPipelined(publisher, expected, args);
   }
 
+  /** Another instance's glob announcement (its own come back too, and are skipped). */
+  private globsArrived(channel: string, payload: string): void {
+    const instanceId = channel.slice(REDIS_PROBE_CHANNEL_PREFIX.length);
+    if (instanceId === this.instanceId) return;
+    let globs: unknown;
+    try {
+      globs = JSON.parse(payload.slice(GLOBS_MARK.length));
+    } catch {
+      return;
+    }
+    if (Array.isArray(globs) && globs.every((glob) => typeof glob === 'string')) this.onGlobs(instanceId, globs);
+  }
+
   // ---- connections and the probe -----------------------------------------------------------
 
-  private start(url: string): void {
-    this.startedUrl = url;
+  private start(target: string | ResolvedRedisCluster): void {
+    this.startedUrl = typeof target === 'string' ? target : undefined;
     const probe = new DeliveryProbe(
       {
         instanceId: this.instanceId,
         prefix: this.options.prefix,
         intervalMs: this.options.probeIntervalMs,
         timeoutMs: this.options.probeTimeoutMs,
+        // A classic PUBLISH on a cluster counts only the subscribers of the node it ran on.
+        repliesCountEveryone: this.cluster === undefined,
       },
       {
         publish: (channel, payload) =>
@@ -398,16 +609,21 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
       },
     );
     this.probe = probe;
-    this.connections = new RedisConnections(url, this.options, this.connBreaker, {
-      onMessage: (channel, payload) => {
+    this.connections = new RedisConnections(target, this.options, this.connBreaker, {
+      onMessage: (channel, payload, pattern) => {
         this.stats.received++;
-        // The prefix is known to be there (the pattern is `<prefix>*`); only the topic is decoded.
-        this.onMessage(channel.toString('utf8', this.prefixBytes), payload);
+        // The prefix is known to be there (every subscription starts with it); only the topic is decoded.
+        const glob = pattern === undefined ? undefined : pattern.slice(this.escapedPrefix.length);
+        this.onMessage(channel.toString('utf8', this.prefixBytes), payload, glob);
       },
       onProbe: (channel, payload) => {
         // Barriers ride on the probe channels too; the probes of every version ignore them.
         if (payload.startsWith(BARRIER_MARK)) this.barriers.get(payload)?.();
-        else probe.onMessage(channel, payload);
+        else if (payload.startsWith(GLOBS_MARK)) this.globsArrived(channel, payload);
+        else {
+          probe.onMessage(channel, payload);
+          if (payload.startsWith(BYE_MARK)) this.globsArrived(channel, `${GLOBS_MARK}[]`);
+        }
       },
       onSubscriberConnected: () => probe.subscriberConnected(),
       onSubscriberActive: () => probe.subscriberActive(),
@@ -420,7 +636,13 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
       onSubscribeFailed: (message) => this.logger.error(redisMessages.subscribeFailed(message)),
       onError: (role, message) => this.logger.warn(redisMessages.connectionError(role, message)),
       onReconnectAttempt: () => this.stats.reconnectCount++,
+      onShardsMoved: (channels) => {
+        const topics = channels.map((channel) => channel.slice(this.options.prefix.length));
+        this.logger.warn(redisMessages.shardsMoved(topics.length));
+        this.onResync(0, topics);
+      },
     });
+    if (this.interestRouting) this.interest.attach(this.connections);
     this.pipeline.start();
     probe.start();
   }
@@ -435,6 +657,7 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
     const probe = this.probe;
     if (connections === undefined || probe === undefined) return;
     probe.stop();
+    this.interest.attach(undefined);
     for (const done of [...this.barriers.values()]) done();
     if (connections.publisherReady) {
       connections.publisher.publish(probe.channel, probe.byePayload()).catch(() => undefined);
@@ -448,8 +671,31 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
 }
 
 const SKIPPED: unique symbol = Symbol('skipped');
+/** A sharded publish that got no answer in time: it may still be delivered. */
+const LATE = 'no answer from the shard in time';
+
+/** Undefined once `promise` resolves within `ms`; its error text, or LATE, otherwise. */
+function withinMs(promise: Promise<unknown>, ms: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(LATE), ms);
+    promise.then(
+      () => {
+        clearTimeout(timer);
+        resolve(undefined);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        resolve(error instanceof Error ? error.message : String(error));
+      },
+    );
+  });
+}
 /** Starts a barrier marker: never the probes' `wse1 ` version prefix, so they ignore it. */
 const BARRIER_MARK = 'barrier ';
+/** Starts a glob announcement (cluster): `globs ["a:*",...]`, ignored by the probes as well. */
+const GLOBS_MARK = 'globs ';
+/** A probe's goodbye (`wse1 bye ...`): the instance's globs go with it. */
+const BYE_MARK = 'wse1 bye ';
 const NOT_CONNECTED: Refusal = Object.freeze({ reason: 'not_connected', error: redisMessages.notConnected() });
 const NOT_ANSWERING: Refusal = Object.freeze({ reason: 'not_answering', error: redisMessages.notAnswering() });
 const NOT_DELIVERING: Refusal = Object.freeze({ reason: 'not_delivering', error: redisMessages.notDelivering() });

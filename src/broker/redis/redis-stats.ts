@@ -19,6 +19,10 @@ export class RedisStats {
   publishPartial = 0;
   /** Dead letters a replay delivered. */
   dlqReplayed = 0;
+  /** SUBSCRIBE / UNSUBSCRIBE / PSUBSCRIBE / PUNSUBSCRIBE commands sent (interest routing). */
+  subscriptionCommands = 0;
+  /** Copies of a message that reached this instance through more than one subscription, dropped (interest routing). */
+  duplicatesDropped = 0;
   /** Reconnection attempts of the subscriber connection. */
   reconnectCount = 0;
 }
