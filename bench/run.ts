@@ -3,8 +3,9 @@
  * send loop, (b) plain ws with pre-built frames, (c) Socket.IO 4 and (d) nestjs-wse, servers and
  * load clients in their own processes on 127.0.0.1, and writes docs/BENCHMARKS.md and
  * docs/benchmarks.svg from what it measured. `--quick`: 1 repetition, smaller sizes, written
- * to dist-bench/ instead of docs/. `--only=burst,sustained,cross,patterns,connections,scale,profile`
- * runs a subset (development). `--baseline=<dir>/index.js`: another build of nestjs-wse (for
+ * to dist-bench/ instead of docs/.
+ * `--only=burst,sustained,cross,connections,patterns,subscribed,capabilities,scale,storm,profile`
+ * runs a subset (development; `--only=storm` runs the reconnect storm alone). `--baseline=<dir>/index.js`: another build of nestjs-wse (for
  * example the last release, built in a checkout beside this one that links this node_modules)
  * runs as `wse-base` beside `wse` in the burst, sustained and cross scenarios, and the report
  * compares the two.
@@ -14,6 +15,7 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FULL, QUICK } from './lib/config.js';
+import { setQuietBudget } from './lib/cpu.js';
 import { machineInfo } from './lib/machine.js';
 import { buildReport } from './lib/report.js';
 import { Results } from './lib/results.js';
@@ -24,14 +26,29 @@ import { crossScenario } from './scenarios/cross.js';
 import { patternsScenario } from './scenarios/patterns.js';
 import { scaleScenario } from './scenarios/scale.js';
 import { profileScenario, type TitledProfile } from './scenarios/profile.js';
+import { stormScenario } from './scenarios/storm.js';
+import { subscribedScenario } from './scenarios/subscribed.js';
+import { capabilitiesScenario } from './scenarios/capabilities.js';
 import { sustainedScenario } from './scenarios/sustained.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SCENARIOS = ['burst', 'sustained', 'cross', 'connections', 'patterns', 'scale', 'profile'] as const;
+const SCENARIOS = [
+  'burst',
+  'sustained',
+  'cross',
+  'connections',
+  'patterns',
+  'subscribed',
+  'capabilities',
+  'scale',
+  'storm',
+  'profile',
+] as const;
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const config = args.includes('--quick') ? QUICK : FULL;
+  setQuietBudget(config.quietBudgetMs);
   const onlyArg = args.find((a) => a.startsWith('--only='));
   const only: readonly string[] = onlyArg === undefined ? SCENARIOS : onlyArg.slice('--only='.length).split(',');
   const systemsArg = args.find((a) => a.startsWith('--systems='));
@@ -71,7 +88,11 @@ async function main(): Promise<void> {
     ['cross', crossScenario],
     ['connections', connectionsScenario],
     ['patterns', patternsScenario],
+    // The short ones first: past the time budget, what is left is skipped.
+    ['subscribed', subscribedScenario],
+    ['capabilities', capabilitiesScenario],
     ['scale', scaleScenario],
+    ['storm', stormScenario],
   ];
   for (const [name, phase] of phases) {
     if (!only.includes(name)) continue;
@@ -94,7 +115,8 @@ async function main(): Promise<void> {
   const outDir = config.quick ? join(ROOT, 'dist-bench') : join(ROOT, 'docs');
   mkdirSync(outDir, { recursive: true });
   const chartFile = config.quick ? 'benchmarks-quick.svg' : 'benchmarks.svg';
-  const { markdown, svg, targets } = buildReport(results, {
+  const stormChartFile = config.quick ? 'benchmarks-storm-quick.svg' : 'benchmarks-storm.svg';
+  const { markdown, svg, stormSvg, targets } = buildReport(results, {
     config,
     command,
     startedAt,
@@ -104,6 +126,7 @@ async function main(): Promise<void> {
     machine: machineInfo(ROOT),
     profiles,
     chartFile,
+    stormChartFile,
     largeSizeSystems: LARGE_SIZE_SYSTEMS,
     // As given on the command line: the report names the build, not this machine's paths.
     baseline: baselineArg?.slice('--baseline='.length),
@@ -111,6 +134,7 @@ async function main(): Promise<void> {
   const mdFile = join(outDir, config.quick ? 'BENCHMARKS-quick.md' : 'BENCHMARKS.md');
   writeFileSync(mdFile, `${markdown}\n`);
   writeFileSync(join(outDir, chartFile), svg);
+  writeFileSync(join(outDir, stormChartFile), stormSvg);
   writeFileSync(join(ROOT, 'dist-bench', 'results.json'), JSON.stringify(results, null, 1));
 
   console.log('');

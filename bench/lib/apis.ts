@@ -5,7 +5,12 @@ import type { SparseHistogram } from './histogram.js';
  * `wse-base`: nestjs-wse from a baseline build (`--baseline=`), beside today's `wse` in one run.
  * `wse-history`: nestjs-wse with every bench topic a history topic (`recovery.topics: ['bench:*']`).
  */
-export type SystemKind = 'ws-naive' | 'ws-prebuilt' | 'socketio' | 'wse' | 'wse-base' | 'wse-history';
+/**
+ * `b-jwt`: plain ws doing nestjs-wse's accept work (the token read from the same places,
+ * verified with jsonwebtoken in the upgrade, a first frame of `server_ready`'s size). With a
+ * `jwtSecret`, `socketio` checks the token in its middleware.
+ */
+export type SystemKind = 'ws-naive' | 'ws-prebuilt' | 'b-jwt' | 'socketio' | 'wse' | 'wse-base' | 'wse-history';
 
 /** How a load client talks to a system. */
 export type WireProtocol = 'ws' | 'wse' | 'socketio';
@@ -19,6 +24,8 @@ export interface ServerStartParams {
   readonly system: SystemKind;
   readonly redisUrl?: string;
   readonly jwtSecret?: string;
+  /** A fixed port (a restarted server comes back where its clients look for it); 0 or absent: any. */
+  readonly port?: number;
   /** nestjs-wse: `redis.routing` (issue 15); the library's default when unset. */
   readonly redisRouting?: RedisRouting;
   /** nestjs-wse: `redis.cluster.nodes` (`host:port`), instead of `redisUrl`. */
@@ -100,6 +107,15 @@ export interface ServerApi {
   publishOne(params: { readonly topic: string; readonly via: PublishVia }): Promise<void>;
   /** The monotonic clock V8's CPU profiler stamps its samples with, in microseconds. */
   monotonicUs(params: null): Promise<number>;
+  /** The system's graceful stop (connections closed with a restart code); the process stays. */
+  shutdown(params: null): Promise<void>;
+  /** Publishes one message to each topic every `everyMs` until `stopTicker` (or `maxMs`). */
+  startTicker(params: {
+    readonly topics: readonly string[];
+    readonly everyMs: number;
+    readonly maxMs: number;
+  }): Promise<void>;
+  stopTicker(params: null): Promise<number>;
 }
 
 // ---- load client process -----------------------------------------------------------------
@@ -108,6 +124,17 @@ export interface ServerApi {
 export type TopicPlan =
   | { readonly kind: 'none' }
   | { readonly kind: 'same'; readonly topics: readonly string[] }
+  /**
+   * Connection g: `exact` topics `exactPrefix + ((g * exact + k) % pool)`, k < exact, shared with
+   * other connections, and its own glob `globPrefix + g + ':*'`.
+   */
+  | {
+      readonly kind: 'mixed';
+      readonly exactPrefix: string;
+      readonly exact: number;
+      readonly pool: number;
+      readonly globPrefix: string;
+    }
   /** Connection with global index g subscribes `prefix + (start + g * perConnection + k) + suffix`, k < perConnection. */
   | {
       readonly kind: 'range';
@@ -155,14 +182,72 @@ export interface ClientSnapshot {
   readonly histogram?: SparseHistogram;
 }
 
+/** The reconnect storm's clients (real clients with their own backoff, see storm-clients.ts). */
+export interface StormConnectParams {
+  readonly protocol: 'wse' | 'socketio';
+  readonly port: number;
+  readonly path: string;
+  readonly count: number;
+  readonly firstIndex: number;
+  readonly jwtSecret: string;
+  /** Client g subscribes `topicPrefix + ((g + k) % topicCount)`, k < topicsPerClient. */
+  readonly topicPrefix: string;
+  readonly topicCount: number;
+  readonly topicsPerClient: number;
+  readonly localAddresses: readonly string[];
+  /** Clients connecting at once while the storm's clients are first set up. */
+  readonly concurrency: number;
+  readonly timeoutMs: number;
+}
+
+export interface StormSnapshot {
+  readonly clients: number;
+  /** Clients that lost their connection since `stormArm`. */
+  readonly lost: number;
+  /** Of those: connected again, all topics subscribed again, a message received on every topic. */
+  readonly connected: number;
+  readonly resubscribed: number;
+  readonly receiving: number;
+  /** Handshakes the server answered with a refusal (a close code or error other than "unreachable"). */
+  readonly refused: number;
+  readonly firstRefusal?: string;
+  readonly atMs: number;
+  /** Per client, epoch ms (NaN: not yet). */
+  readonly times?: {
+    readonly connected: readonly number[];
+    readonly resubscribed: readonly number[];
+    readonly receiving: readonly number[];
+  };
+}
+
 export interface ClientApi {
   connect(params: ConnectParams): Promise<ConnectResult>;
+  stormConnect(params: StormConnectParams): Promise<{ opened: number; failed: number; firstError?: string }>;
+  stormArm(params: null): Promise<void>;
+  stormSnapshot(params: { readonly times: boolean }): Promise<StormSnapshot>;
+  stormCloseAll(params: null): Promise<void>;
   reset(params: { readonly sampleEvery: number }): Promise<void>;
   snapshot(params: { readonly histogram: boolean }): Promise<ClientSnapshot>;
   closeAll(params: null): Promise<void>;
   /** Connects one socket.io-client, subscribes it, and waits for one message. */
   socketIoCheckStart(params: { readonly port: number; readonly topic: string }): Promise<void>;
   socketIoCheckResult(params: { readonly timeoutMs: number }): Promise<string>;
+}
+
+// ---- capabilities process ---------------------------------------------------------------
+
+/** Microseconds per inbound event through each handler shape (see procs/capabilities.ts). */
+export interface EventPipelineFigures {
+  readonly directUs: number;
+  readonly pipelineUs: number;
+  readonly guardUs: number;
+  readonly guardPipeUs: number;
+}
+
+export interface CapabilitiesApi {
+  eventPipeline(params: { readonly events: number }): Promise<EventPipelineFigures>;
+  /** Messages/s `WseClient` parses and dispatches (median of 5 runs of `messages`). */
+  clientDispatch(params: { readonly messages: number; readonly stamped: boolean }): Promise<number>;
 }
 
 // ---- Redis helper process ----------------------------------------------------------------

@@ -93,3 +93,76 @@ export function renderChart(title: string, subtitle: string, panels: readonly Ch
     '',
   ].join('\n');
 }
+
+export interface ChartLine {
+  readonly label: string;
+  readonly color: string;
+  /** SVG stroke-dasharray, e.g. '6 3'; solid when absent. */
+  readonly dash?: string;
+  /** [x, y] in the axes' units. */
+  readonly points: readonly (readonly [number, number])[];
+}
+
+/** Lines over time on one pair of axes (the storm's clients connected over time), with a legend. */
+export function renderLineChart(
+  title: string,
+  subtitle: string,
+  lines: readonly ChartLine[],
+  axes: { readonly x: string; readonly y: string; readonly yMax: number; readonly marks?: readonly number[] },
+): string {
+  const left = 70;
+  const top = 60;
+  const plotWidth = WIDTH - left - 260;
+  const plotHeight = 320;
+  const xMax = Math.max(1, ...lines.flatMap((l) => l.points.map((p) => p[0])));
+  const xStep = xMax > 40 ? 10 : xMax > 16 ? 5 : xMax > 6 ? 2 : 1;
+  const sx = (x: number): number => left + (x / xMax) * plotWidth;
+  const sy = (y: number): number => top + plotHeight - (y / Math.max(1, axes.yMax)) * plotHeight;
+  const parts: string[] = [
+    `<rect x="${left}" y="${top}" width="${plotWidth}" height="${plotHeight}" fill="none" stroke="#888"/>`,
+  ];
+  for (let x = 0; x <= xMax; x += xStep) {
+    parts.push(
+      `<line x1="${sx(x).toFixed(1)}" y1="${top + plotHeight}" x2="${sx(x).toFixed(1)}" y2="${top}" stroke="#eee"/>`,
+      `<text x="${sx(x).toFixed(1)}" y="${top + plotHeight + 16}" font-size="11" text-anchor="middle">${x}</text>`,
+    );
+  }
+  for (let i = 0; i <= 4; i++) {
+    const y = (axes.yMax * i) / 4;
+    parts.push(
+      `<line x1="${left}" y1="${sy(y).toFixed(1)}" x2="${left + plotWidth}" y2="${sy(y).toFixed(1)}" stroke="#eee"/>`,
+      `<text x="${left - 6}" y="${(sy(y) + 4).toFixed(1)}" font-size="11" text-anchor="end">${escape(formatValue(y, '').trim())}</text>`,
+    );
+  }
+  for (const mark of axes.marks ?? []) {
+    parts.push(
+      `<line x1="${sx(mark).toFixed(1)}" y1="${top}" x2="${sx(mark).toFixed(1)}" y2="${top + plotHeight}" stroke="#c62828" stroke-dasharray="2 3"/>`,
+    );
+  }
+  parts.push(
+    `<text x="${left + plotWidth / 2}" y="${top + plotHeight + 34}" font-size="12" text-anchor="middle">${escape(axes.x)}</text>`,
+    `<text x="16" y="${top + plotHeight / 2}" font-size="12" text-anchor="middle" transform="rotate(-90 16 ${top + plotHeight / 2})">${escape(axes.y)}</text>`,
+  );
+  lines.forEach((line, i) => {
+    const d = line.points
+      .map((p, j) => `${j === 0 ? 'M' : 'L'}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`)
+      .join(' ');
+    const dash = line.dash === undefined ? '' : ` stroke-dasharray="${line.dash}"`;
+    if (d !== '') parts.push(`<path d="${d}" fill="none" stroke="${line.color}" stroke-width="1.6"${dash}/>`);
+    const ly = top + 10 + i * 20;
+    parts.push(
+      `<line x1="${left + plotWidth + 16}" y1="${ly}" x2="${left + plotWidth + 46}" y2="${ly}" stroke="${line.color}" stroke-width="2"${dash}/>`,
+      `<text x="${left + plotWidth + 52}" y="${ly + 4}" font-size="12">${escape(line.label)}</text>`,
+    );
+  });
+  const height = top + plotHeight + 50;
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="Helvetica, Arial, sans-serif">`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    `<text x="10" y="22" font-size="18" font-weight="bold">${escape(title)}</text>`,
+    `<text x="10" y="40" font-size="12" fill="#555">${escape(subtitle)}</text>`,
+    ...parts,
+    '</svg>',
+    '',
+  ].join('\n');
+}

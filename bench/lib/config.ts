@@ -24,11 +24,27 @@ export interface BenchConfig {
     readonly topicsPerSubscriber: number;
     readonly durationMs: number;
   };
+  /** The reconnect storm: clients, their topics, the new server's publish period, the wait for recovery. */
+  readonly storm: {
+    readonly clients: number;
+    readonly topics: number;
+    readonly topicsPerClient: number;
+    readonly tickMs: number;
+    readonly timeoutMs: number;
+    /** The restarts of each repetition: the graceful stop then SIGKILL, and SIGKILL at once. */
+    readonly restarts: readonly ('graceful' | 'kill')[];
+  };
+  /** Connections holding `exact` topics and one glob each, for the RSS per subscribed connection. */
+  readonly subscribed: { readonly connections: number; readonly exact: number };
+  /** The in-process capability figures: events per run of the event pipeline, messages per client dispatch run. */
+  readonly capabilities: { readonly events: number; readonly clientMessages: number };
   readonly profileMs: number;
   /** Past this, measurements not yet started are skipped (the report lists them). */
   readonly budgetMs: number;
   /** The whole run is stopped past this. */
   readonly deadlineMs: number;
+  /** What the waits for a quiet machine before each window may add up to over the run. */
+  readonly quietBudgetMs: number;
 }
 
 export interface RampConfig {
@@ -64,11 +80,30 @@ export const FULL: BenchConfig = {
   },
   connections: { sizes: [5_000, 19_000], concurrency: 64 },
   patterns: { globs: [0, 1_000, 10_000], subscribers: 100, topicsPerSubscriber: 200, durationMs: 1_500 },
+  storm: {
+    clients: 10_000,
+    topics: 50,
+    topicsPerClient: 5,
+    tickMs: 500,
+    timeoutMs: 20_000,
+    restarts: ['graceful', 'kill'],
+  },
+  subscribed: { connections: 19_000, exact: 10 },
+  capabilities: { events: 20_000, clientMessages: 200_000 },
   profileMs: 2_000,
-  budgetMs: 13.5 * 60_000,
-  deadlineMs: 20 * 60_000,
+  // With the scale and storm scenarios a full run takes about 22 minutes here.
+  budgetMs: 23.5 * 60_000,
+  deadlineMs: 30 * 60_000,
+  quietBudgetMs: 90_000,
 };
 
+/**
+ * `--quick` has to stay under 4 minutes with the storm, subscribed-memory and capability
+ * scenarios in it: its sustained and cross-instance windows are shorter than they were (700 ms,
+ * ramp steps of 600 ms), its waits for a quiet machine add up to 15 s at most (90 s in a full
+ * run), its storm has 1,000 clients and one restart (SIGKILL), and it profiles the burst and the
+ * accept only.
+ */
 export const QUICK: BenchConfig = {
   quick: true,
   reps: 1,
@@ -76,20 +111,24 @@ export const QUICK: BenchConfig = {
   sustained: {
     subscribers: 1_000,
     rates: [10, 50, 200, 1_000],
-    durationMs: 1_000,
-    ramp: { factor: 2, maxSteps: 4, stepMs: 800, capRate: 40_000 },
+    durationMs: 700,
+    ramp: { factor: 2, maxSteps: 3, stepMs: 600, capRate: 40_000 },
   },
   cross: {
     subscribers: 1_000,
     rates: [50, 200],
-    durationMs: 1_000,
+    durationMs: 700,
     externalRate: 200,
-    floodMs: 1_000,
-    ramp: { factor: 2, maxSteps: 3, stepMs: 800, capRate: 40_000 },
+    floodMs: 800,
+    ramp: { factor: 2, maxSteps: 3, stepMs: 600, capRate: 40_000 },
   },
   connections: { sizes: [2_000, 5_000], concurrency: 64 },
   patterns: { globs: [0, 1_000], subscribers: 100, topicsPerSubscriber: 200, durationMs: 1_000 },
+  storm: { clients: 1_000, topics: 50, topicsPerClient: 5, tickMs: 500, timeoutMs: 15_000, restarts: ['kill'] },
+  subscribed: { connections: 5_000, exact: 10 },
+  capabilities: { events: 5_000, clientMessages: 50_000 },
   profileMs: 2_000,
-  budgetMs: 5 * 60_000,
-  deadlineMs: 8 * 60_000,
+  budgetMs: 3.2 * 60_000,
+  deadlineMs: 4.5 * 60_000,
+  quietBudgetMs: 15_000,
 };

@@ -111,6 +111,11 @@ function cpuCount(): number {
 /** What awaitQuiet may spend waiting over the whole run, so a busy shared machine cannot stretch it without bound. */
 let quietBudgetMs = 90_000;
 
+/** Sets that budget (the run's config: less for `--quick`, which has to stay under 4 minutes). */
+export function setQuietBudget(ms: number): void {
+  quietBudgetMs = ms;
+}
+
 /**
  * Waits (at most `maxWaitMs`, and within the run's overall waiting budget) until processes
  * outside the benchmark use less than `limitPct` of a core over a 200 ms sample, so a window

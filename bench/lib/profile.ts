@@ -118,3 +118,89 @@ export function summarizeProfile(dir: string, fromUs: number, toUs: number, topC
       .map(([area, us]) => ({ area, selfMs: us / 1000, share: us / busyUs })),
   };
 }
+
+/** Who a sample's time belongs to: the first of these a stack meets, from its leaf up. */
+export interface Owner {
+  readonly owner: string;
+  readonly test: (url: string) => boolean;
+}
+
+/** The innermost package of a script URL (ws nested under @nestjs/platform-ws is ws), or ''. */
+function packageOf(url: string): string {
+  const nm = url.lastIndexOf('node_modules/');
+  if (nm < 0) return '';
+  return /^((?:@[^/]+\/)?[^/]+)/.exec(url.slice(nm + 'node_modules/'.length))?.[1] ?? '';
+}
+
+const inPackages =
+  (...names: string[]) =>
+  (url: string): boolean =>
+    names.includes(packageOf(url));
+
+/** The accept path's owners: what a handshake's server time is spent on. */
+export const ACCEPT_OWNERS: readonly Owner[] = [
+  {
+    owner: 'token verification (@nestjs/jwt, jsonwebtoken, jws, jwa)',
+    test: inPackages('@nestjs/jwt', 'jsonwebtoken', 'jws', 'jwa'),
+  },
+  {
+    owner: "Nest's upgrade path (@nestjs/platform-ws, @nestjs/websockets, rxjs)",
+    test: inPackages('@nestjs/platform-ws', '@nestjs/websockets', 'rxjs'),
+  },
+  { owner: 'nestjs-wse handshake and gateway (and the writes they make)', test: (u) => u.includes('/dist-bench/src/') },
+  { owner: 'ws (upgrade, 101 response, socket setup)', test: inPackages('ws') },
+];
+
+/**
+ * Inclusive shares of the busy samples between `fromUs` and `toUs` per owner: each sample goes to
+ * the first owner found walking its stack from the leaf up (a crypto call under jsonwebtoken is
+ * token verification; `new URL` under Nest's upgrade listener is Nest's), else to "Node (net,
+ * http parser, GC)".
+ */
+export function ownerShares(
+  dir: string,
+  fromUs: number,
+  toUs: number,
+  owners: readonly Owner[],
+): { readonly owner: string; readonly share: number }[] {
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .sort();
+  if (files.length === 0) throw new Error(`no .cpuprofile in ${dir}`);
+  const profile = JSON.parse(readFileSync(join(dir, files[files.length - 1]), 'utf8')) as CpuProfile & {
+    readonly nodes: readonly (CpuProfileNode & { readonly children?: readonly number[] })[];
+  };
+  const byId = new Map<number, CpuProfileNode>();
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) {
+    byId.set(node.id, node);
+    for (const child of node.children ?? []) parent.set(child, node.id);
+  }
+  const rest = 'Node (net, http parser, streams, GC)';
+  const totals = new Map<string, number>();
+  let busy = 0;
+  let at = profile.startTime;
+  for (let i = 0; i < profile.samples.length; i++) {
+    at += profile.timeDeltas[i];
+    if (at < fromUs || at > toUs) continue;
+    const delta = profile.timeDeltas[i + 1] ?? 0;
+    let id: number | undefined = profile.samples[i];
+    if (byId.get(id)?.callFrame.functionName === '(idle)') continue;
+    busy += delta;
+    let owner = rest;
+    while (id !== undefined) {
+      const url = byId.get(id)?.callFrame.url ?? '';
+      const found = owners.find((o) => o.test(url));
+      if (found !== undefined) {
+        owner = found.owner;
+        break;
+      }
+      id = parent.get(id);
+    }
+    totals.set(owner, (totals.get(owner) ?? 0) + delta);
+  }
+  return [...owners.map((o) => o.owner), rest].map((owner) => ({
+    owner,
+    share: (totals.get(owner) ?? 0) / Math.max(1, busy),
+  }));
+}

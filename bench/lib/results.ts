@@ -21,13 +21,27 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
+/** A measured curve: rows of numbers, the first the time in ms (the storm's clients over time). */
+export interface Series {
+  readonly scenario: string;
+  readonly case: string;
+  readonly system: string;
+  readonly rep: number;
+  readonly points: readonly (readonly number[])[];
+}
+
 export class Results {
   readonly measurements: Measurement[] = [];
+  readonly series: Series[] = [];
   /** Notes the run wants in the report (failures, skipped cases), in order. */
   readonly notes: string[] = [];
 
   add(scenario: string, kase: string, system: string, rep: number, values: Record<string, number>): void {
     this.measurements.push({ scenario, case: kase, system, rep, values });
+  }
+
+  addSeries(scenario: string, kase: string, system: string, rep: number, points: readonly (readonly number[])[]): void {
+    this.series.push({ scenario, case: kase, system, rep, points });
   }
 
   note(text: string): void {

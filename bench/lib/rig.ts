@@ -22,6 +22,8 @@ export const REDIS_TOOL_SCRIPT = fileURLToPath(new URL('../procs/redis-tool.js',
 export const PROTOCOL: Record<SystemKind, WireProtocol> = {
   'ws-naive': 'ws',
   'ws-prebuilt': 'ws',
+  // Its first frame is a `server_ready`, as nestjs-wse's.
+  'b-jwt': 'wse',
   socketio: 'socketio',
   wse: 'wse',
   'wse-base': 'wse',
@@ -36,6 +38,7 @@ export interface ServerOptions {
   readonly redisUrl?: string;
   readonly jwtSecret?: string;
   readonly execArgv?: readonly string[];
+  readonly port?: number;
   readonly redisRouting?: RedisRouting;
   readonly redisClusterNodes?: readonly string[];
 }
@@ -61,6 +64,7 @@ export class Server {
           jwtSecret: options.jwtSecret,
           redisRouting: options.redisRouting,
           redisClusterNodes: options.redisClusterNodes,
+          port: options.port,
         },
         30_000,
       );

@@ -5,10 +5,11 @@
  */
 import jwt from 'jsonwebtoken';
 import { io as socketIoClient, type Socket as SocketIoSocket } from 'socket.io-client';
-import type { ClientApi, ClientSnapshot, ConnectParams, ConnectResult, TopicPlan } from '../lib/apis.js';
+import type { ClientApi, ClientSnapshot, ConnectParams, ConnectResult, StormSnapshot, TopicPlan } from '../lib/apis.js';
 import { clockMs } from '../lib/clock.js';
 import { serve } from '../lib/ipc.js';
 import { handshakeSteps, LoadConnection, ReceiveCounters } from './load-connection.js';
+import { stormArm, stormCloseAll, stormConnect, stormSnapshot } from './storm-clients.js';
 
 /** Topics per subscription message: nestjs-wse's default `maxTopicsPerSubscription`. */
 const TOPICS_PER_MESSAGE = 100;
@@ -24,6 +25,12 @@ function topicsOf(plan: TopicPlan, index: number): string[] {
       return [];
     case 'same':
       return [...plan.topics];
+    case 'mixed': {
+      const topics: string[] = [];
+      for (let k = 0; k < plan.exact; k++) topics.push(plan.exactPrefix + ((index * plan.exact + k) % plan.pool));
+      topics.push(`${plan.globPrefix}${index}:*`);
+      return topics;
+    }
     case 'range': {
       const topics: string[] = [];
       const first = plan.start + index * plan.perConnection;
@@ -63,7 +70,9 @@ const api: ClientApi = {
       );
     }
     const sameSteps =
-      params.topics.kind === 'range' ? undefined : handshakeSteps(params.protocol, chunks(topicsOf(params.topics, 0)));
+      params.topics.kind === 'range' || params.topics.kind === 'mixed'
+        ? undefined
+        : handshakeSteps(params.protocol, chunks(topicsOf(params.topics, 0)));
     return new Promise((resolve) => {
       const startMs = clockMs();
       const cpuStart = cpuUs();
@@ -108,6 +117,20 @@ const api: ClientApi = {
       if (params.count === 0) resolve({ opened: 0, failed: 0, startMs, endMs: startMs, cpuUs: 0 });
       else launch();
     });
+  },
+
+  stormConnect,
+
+  async stormArm(): Promise<void> {
+    stormArm();
+  },
+
+  async stormSnapshot({ times }): Promise<StormSnapshot> {
+    return stormSnapshot(times);
+  },
+
+  async stormCloseAll(): Promise<void> {
+    stormCloseAll();
   },
 
   async reset({ sampleEvery }): Promise<void> {

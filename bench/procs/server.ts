@@ -21,6 +21,7 @@ import { runBurst, runFlood, runPaced } from '../lib/loops.js';
 import { startSystem, type BenchSystem } from './systems.js';
 
 let system: BenchSystem | undefined;
+let ticker: { timer: NodeJS.Timeout | undefined; published: number } | undefined;
 
 function running(): BenchSystem {
   if (system === undefined) throw new Error('start() first');
@@ -106,6 +107,36 @@ const api: ServerApi = {
 
   async monotonicUs(): Promise<number> {
     return Number(process.hrtime.bigint() / 1000n);
+  },
+
+  async shutdown(): Promise<void> {
+    await running().shutdown();
+  },
+
+  async startTicker({ topics, everyMs, maxMs }): Promise<void> {
+    const s = running();
+    clearInterval(ticker?.timer);
+    const state = { timer: undefined as NodeJS.Timeout | undefined, published: 0 };
+    const stopAt = Date.now() + maxMs;
+    let seq = 0;
+    state.timer = setInterval(() => {
+      if (Date.now() > stopAt) clearInterval(state.timer);
+      const now = clockMs();
+      // The topic in the payload: a client tells which of its topics a message came on.
+      for (const topic of topics) {
+        const message = benchMessage(seq++, now);
+        s.publishLocal(topic, { t: 'bench', p: { ...message.p, topic } } as BenchMessage);
+      }
+      state.published += topics.length;
+    }, everyMs);
+    ticker = state;
+  },
+
+  async stopTicker(): Promise<number> {
+    clearInterval(ticker?.timer);
+    const published = ticker?.published ?? 0;
+    ticker = undefined;
+    return published;
   },
 };
 

@@ -1,10 +1,13 @@
 import 'reflect-metadata';
-import { createServer, type Server as HttpServer } from 'node:http';
+import { createSecretKey, randomUUID, type KeyObject } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { createAdapter } from '@socket.io/redis-adapter';
+import { parseCookie } from 'cookie';
 import { Redis } from 'ioredis';
+import jwt, { type JwtPayload } from 'jsonwebtoken';
 import { Server as SocketIoServer } from 'socket.io';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { pathToFileURL } from 'node:url';
@@ -31,17 +34,86 @@ export interface BenchSystem {
   dropped(): number;
   /** Resolves once Redis (when configured) is connected and subscribed. */
   ready(): Promise<void>;
+  /** A graceful stop as the application would do it: every connection closed with a restart code. */
+  shutdown(): Promise<void>;
+}
+
+/** nestjs-wse's `server_ready` with the same fields (and so the same size for the same user id). */
+function readyFrame(userId: string | null): string {
+  return JSON.stringify({
+    c: 'WSE',
+    t: 'server_ready',
+    p: {
+      message: 'Connection established',
+      details: {
+        version: 1,
+        features: {
+          subscriptions: true,
+          patterns: true,
+          server_ping: true,
+          redis: false,
+          category_prefix: true,
+          sync_request: true,
+          msgpack: true,
+          compression: true,
+          url_topics: true,
+          encryption: false,
+          recovery: false,
+        },
+        connection_id: randomUUID(),
+        server_time: new Date().toISOString(),
+        user_id: userId,
+      },
+    },
+    v: 1,
+  });
+}
+
+/** The token where nestjs-wse looks for it: cookie `access_token`, then `Authorization: Bearer`, then `?token=`. */
+function handshakeToken(request: IncomingMessage): string | undefined {
+  const cookieHeader = request.headers.cookie;
+  if (cookieHeader) {
+    const fromCookie = parseCookie(cookieHeader).access_token;
+    if (fromCookie) return fromCookie;
+  }
+  const authorization = request.headers.authorization;
+  if (authorization) {
+    const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization);
+    if (match) return match[1];
+  }
+  const url = request.url ?? '';
+  const queryStart = url.indexOf('?');
+  if (queryStart >= 0) {
+    const fromQuery = new URLSearchParams(url.slice(queryStart + 1)).get('token');
+    if (fromQuery) return fromQuery;
+  }
+  return undefined;
+}
+
+/** HS256 only, `exp` required: the checks nestjs-wse makes by default. */
+function verifyHandshake(request: IncomingMessage, key: KeyObject): JwtPayload | undefined {
+  const token = handshakeToken(request);
+  if (token === undefined) return undefined;
+  try {
+    const claims = jwt.verify(token, key, { algorithms: ['HS256'] });
+    return typeof claims === 'object' && typeof claims.exp === 'number' ? claims : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function startSystem(params: ServerStartParams): Promise<BenchSystem> {
   switch (params.system) {
     case 'ws-naive':
     case 'ws-prebuilt':
-      return PlainWsSystem.start(params.system, params.redisUrl);
+      return PlainWsSystem.start(params.system, params.redisUrl, undefined, params.port);
+    case 'b-jwt':
+      if (params.jwtSecret === undefined) throw new Error('b-jwt needs a jwtSecret');
+      return PlainWsSystem.start('ws-prebuilt', params.redisUrl, params.jwtSecret, params.port);
     case 'socketio':
-      return SocketIoSystem.start(params.redisUrl);
+      return SocketIoSystem.start(params.redisUrl, params.jwtSecret, params.port);
     case 'wse':
-      return WseSystem.start(current, params.redisUrl, params.jwtSecret, undefined, scaleOptions(params));
+      return WseSystem.start(current, params.redisUrl, params.jwtSecret, undefined, scaleOptions(params), params.port);
     case 'wse-base':
       return WseSystem.start(await baselineLibrary(), params.redisUrl, params.jwtSecret);
     case 'wse-history':
@@ -53,8 +125,14 @@ export async function startSystem(params: ServerStartParams): Promise<BenchSyste
   }
 }
 
-async function listen(server: HttpServer): Promise<number> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+async function listen(server: HttpServer, port = 0): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
   return (server.address() as AddressInfo).port;
 }
 
@@ -92,14 +170,48 @@ class PlainWsSystem implements BenchSystem {
 
   readonly path = '/ws';
 
-  static async start(kind: 'ws-naive' | 'ws-prebuilt', redisUrl: string | undefined): Promise<PlainWsSystem> {
+  /**
+   * With `jwtSecret`, the same-work baseline `b-jwt`: the upgrade reads the token where
+   * nestjs-wse reads it, verifies it with jsonwebtoken (the key a KeyObject made once, as
+   * nestjs-wse does), refuses with 401 before the 101, and the first frame is a `server_ready`
+   * of the same fields and size as nestjs-wse's.
+   */
+  static async start(
+    kind: 'ws-naive' | 'ws-prebuilt',
+    redisUrl: string | undefined,
+    jwtSecret?: string,
+    port?: number,
+  ): Promise<PlainWsSystem> {
     const server = createServer();
-    const wss = new WebSocketServer({ server, path: '/ws', perMessageDeflate: false });
-    const port = await listen(server);
-    const system = new PlainWsSystem(kind === 'ws-naive', wss, port);
-    wss.on('connection', (ws) => system.onConnection(ws));
+    if (jwtSecret === undefined) {
+      const wss = new WebSocketServer({ server, path: '/ws', perMessageDeflate: false });
+      const system = new PlainWsSystem(kind === 'ws-naive', wss, await listen(server, port));
+      wss.on('connection', (ws) => system.onConnection(ws));
+      if (redisUrl !== undefined) system.connectRedis(redisUrl);
+      return system;
+    }
+    const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
+    const system = new PlainWsSystem(kind === 'ws-naive', wss, await listen(server, port));
+    const key = createSecretKey(Buffer.from(jwtSecret, 'utf8'));
+    server.on('upgrade', (request, socket, head) => {
+      const path = request.url === undefined ? '' : request.url.split('?', 1)[0];
+      const claims = path === '/ws' ? verifyHandshake(request, key) : undefined;
+      if (claims === undefined) {
+        socket.end('HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
+      wss.handleUpgrade(request, socket, head, (ws) => {
+        ws.send(readyFrame(typeof claims.sub === 'string' ? claims.sub : null));
+        system.onConnection(ws);
+      });
+    });
     if (redisUrl !== undefined) system.connectRedis(redisUrl);
     return system;
+  }
+
+  async shutdown(): Promise<void> {
+    for (const ws of this.wss.clients) ws.close(1012, 'service restart');
+    this.wss.close();
   }
 
   private onConnection(ws: WebSocket): void {
@@ -198,10 +310,40 @@ class SocketIoSystem implements BenchSystem {
     readonly port: number,
   ) {}
 
-  static async start(redisUrl: string | undefined): Promise<SocketIoSystem> {
+  /**
+   * With `jwtSecret`, a JWT check in the middleware (`io.use`), where Socket.IO's documentation
+   * puts authentication: the token of `auth.token`, the `Authorization` header or `?token=`,
+   * verified with jsonwebtoken (HS256, `exp` required) before the namespace connect is answered.
+   */
+  static async start(redisUrl: string | undefined, jwtSecret?: string, port?: number): Promise<SocketIoSystem> {
     const server = createServer();
     const io = new SocketIoServer(server, { transports: ['websocket'], serveClient: false, perMessageDeflate: false });
-    const system = new SocketIoSystem(io, await listen(server));
+    const system = new SocketIoSystem(io, await listen(server, port));
+    if (jwtSecret !== undefined) {
+      const key = createSecretKey(Buffer.from(jwtSecret, 'utf8'));
+      io.use((socket, next) => {
+        const fromAuth = (socket.handshake.auth as { token?: unknown }).token;
+        const header = socket.handshake.headers.authorization;
+        const fromQuery = socket.handshake.query.token;
+        const token =
+          typeof fromAuth === 'string' && fromAuth !== ''
+            ? fromAuth
+            : header !== undefined && /^Bearer\s+/i.test(header)
+              ? header.replace(/^Bearer\s+/i, '').trim()
+              : typeof fromQuery === 'string'
+                ? fromQuery
+                : undefined;
+        try {
+          if (token === undefined) throw new Error('no token');
+          const claims = jwt.verify(token, key, { algorithms: ['HS256'] });
+          if (typeof claims !== 'object' || typeof claims.exp !== 'number') throw new Error('no exp');
+          (socket.data as { userId?: unknown }).userId = claims.sub;
+          next();
+        } catch {
+          next(new Error('unauthorized'));
+        }
+      });
+    }
     io.on('connection', (socket) => {
       socket.on('subscribe', (topics: unknown, ack: unknown) => {
         if (Array.isArray(topics)) void socket.join(topics as string[]);
@@ -238,6 +380,10 @@ class SocketIoSystem implements BenchSystem {
 
   connections(): number {
     return this.io.engine.clientsCount;
+  }
+
+  async shutdown(): Promise<void> {
+    await this.io.close();
   }
 
   dropped(): number {
@@ -311,6 +457,7 @@ class WseSystem implements BenchSystem {
     jwtSecret: string | undefined,
     recovery?: WseModuleOptions['recovery'],
     scale: ScaleRedisOptions = {},
+    fixedPort = 0,
   ): Promise<WseSystem> {
     const redis: ScaleRedisOptions | undefined =
       scale.cluster !== undefined ? scale : redisUrl === undefined ? undefined : { ...scale, url: redisUrl };
@@ -326,7 +473,7 @@ class WseSystem implements BenchSystem {
     Module({ imports: [lib.WseModule.forRoot(options)] })(BenchAppModule);
     const app = await NestFactory.create(BenchAppModule, { logger: false, abortOnError: false });
     app.useWebSocketAdapter(new lib.WseWsAdapter(app));
-    await app.listen(0, '127.0.0.1');
+    await app.listen(fixedPort, '127.0.0.1');
     const port = (app.getHttpServer().address() as AddressInfo).port;
     const publisher = app.get(lib.WsePublisher);
     const admin = (lib.WseAdmin === undefined ? publisher : app.get(lib.WseAdmin)) as WseOperations;
@@ -364,9 +511,9 @@ class WseSystem implements BenchSystem {
     await waitFor(() => this.admin.redisConnected(), 'nestjs-wse Redis');
   }
 
-  /** Kept for symmetry with the others; the process exits at the end of a run. */
-  close(): Promise<void> {
-    return this.app.close();
+  /** Nest's shutdown: the gateway closes every connection with the shutdown code (1012 by default). */
+  async shutdown(): Promise<void> {
+    await this.app.close();
   }
 }
 

@@ -4,15 +4,23 @@ import { awaitQuiet, cpuMark, cpuSplit } from '../lib/cpu.js';
 import { LoadClients, Server, teardown } from '../lib/rig.js';
 import { errorText, selected, type Context, withinBudget } from './common.js';
 
-export const CONNECTION_SYSTEMS = ['ws', 'socketio', 'wse-anon', 'wse-jwt'] as const;
+/**
+ * `b-jwt` and `socketio-jwt` do the accept work nestjs-wse does with a secret (a token read and
+ * verified per handshake; `b-jwt` also sends a first frame of `server_ready`'s size).
+ */
+export const CONNECTION_SYSTEMS = ['ws', 'b-jwt', 'socketio', 'socketio-jwt', 'wse-anon', 'wse-jwt'] as const;
 export type ConnectionSystem = (typeof CONNECTION_SYSTEMS)[number];
+
+const WITH_JWT: ReadonlySet<ConnectionSystem> = new Set(['b-jwt', 'socketio-jwt', 'wse-jwt']);
 
 /** Systems measured at the large size too. */
 export const LARGE_SIZE_SYSTEMS: ReadonlySet<ConnectionSystem> = new Set(['ws', 'wse-jwt']);
 
 const SYSTEM_OF: Record<ConnectionSystem, SystemKind> = {
   ws: 'ws-prebuilt',
+  'b-jwt': 'b-jwt',
   socketio: 'socketio',
+  'socketio-jwt': 'socketio',
   'wse-anon': 'wse',
   'wse-jwt': 'wse',
 };
@@ -29,7 +37,7 @@ export async function connectionsScenario(ctx: Context): Promise<void> {
   for (let rep = 1; rep <= reps; rep++) {
     for (const label of selected(ctx, CONNECTION_SYSTEMS)) {
       if (!withinBudget(ctx, `connections, ${label}, repetition ${rep}`)) continue;
-      const jwtSecret = label === 'wse-jwt' ? ctx.jwtSecret : undefined;
+      const jwtSecret = WITH_JWT.has(label) ? ctx.jwtSecret : undefined;
       let server: Server | undefined;
       let clients: LoadClients | undefined;
       try {
@@ -55,6 +63,8 @@ export async function connectionsScenario(ctx: Context): Promise<void> {
           rate: first.rate,
           failed: first.failed,
           serverCpuPct: (uAccept.cpuUs - u0.cpuUs) / 10 / first.wallMs,
+          // The server's own work per handshake, whatever bounded the rate.
+          serverCpuUsPerConnection: (uAccept.cpuUs - u0.cpuUs) / Math.max(1, first.opened),
           clientCpuPct: first.clientCpuUs / 10 / first.wallMs,
           foreignCpuPct: cpu.foreign,
           kernelCpuPct: cpu.kernel,

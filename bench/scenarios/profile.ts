@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { summarizeProfile, type ProfileSummary } from '../lib/profile.js';
+import { ACCEPT_OWNERS, ownerShares, summarizeProfile, type Owner, type ProfileSummary } from '../lib/profile.js';
 import { LoadClients, Server, teardown } from '../lib/rig.js';
 import { RedisServer } from '../../test/support/redis-server.js';
 import { errorText, type Context } from './common.js';
@@ -9,6 +9,8 @@ import { errorText, type Context } from './common.js';
 export interface TitledProfile {
   readonly title: string;
   readonly summary?: ProfileSummary;
+  /** Inclusive shares per owner (the accept profile: Nest's upgrade path, token check, ...). */
+  readonly owners?: readonly { readonly owner: string; readonly share: number }[];
   readonly error?: string;
 }
 
@@ -16,7 +18,7 @@ export interface TitledProfile {
 async function profiled(
   title: string,
   body: (server: Server, clients: LoadClients) => Promise<{ fromUs: number; toUs: number }>,
-  options: { redisUrl?: string; jwtSecret?: string } = {},
+  options: { redisUrl?: string; jwtSecret?: string; owners?: readonly Owner[] } = {},
 ): Promise<TitledProfile> {
   const dir = mkdtempSync(join(os.tmpdir(), 'wse-bench-prof-'));
   let server: Server | undefined;
@@ -25,7 +27,8 @@ async function profiled(
     [server, clients] = await Promise.all([
       Server.start({
         system: 'wse',
-        ...options,
+        redisUrl: options.redisUrl,
+        jwtSecret: options.jwtSecret,
         execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=250'],
       }),
       LoadClients.start(),
@@ -33,7 +36,8 @@ async function profiled(
     const { fromUs, toUs } = await body(server, clients);
     // The profile is written when the process exits by itself.
     await server.child.shutdown(15_000);
-    return { title, summary: summarizeProfile(dir, fromUs, toUs) };
+    const owners = options.owners === undefined ? undefined : ownerShares(dir, fromUs, toUs, options.owners);
+    return { title, summary: summarizeProfile(dir, fromUs, toUs), owners };
   } catch (error) {
     return { title, error: errorText(error) };
   } finally {
@@ -68,50 +72,54 @@ export async function profileScenario(ctx: Context): Promise<TitledProfile[]> {
     },
   );
   const { subscribers, topicsPerSubscriber } = ctx.config.patterns;
-  const patterns = await profiled(
-    `publishLocal over ${(subscribers * topicsPerSubscriber).toLocaleString('en')} topics with 1,000 prefix-anchored globs present (scenario 5), ${ms} ms`,
-    async (server, clients) => {
-      await clients.connectAll(server, subscribers, {
-        kind: 'range',
-        prefix: 'user:',
-        suffix: ':events',
-        start: 0,
-        perConnection: topicsPerSubscriber,
-      });
-      await clients.connectAll(server, 1, {
-        kind: 'range',
-        prefix: 'user:',
-        suffix: ':*',
-        start: 1_000_000,
-        perConnection: 1_000,
-      });
-      const fromUs = await server.child.call('monotonicUs', null);
-      await clients.measure(server, [], 1, 63, () =>
-        server.child.call('burst', {
-          topics: { prefix: 'user:', count: subscribers * topicsPerSubscriber, suffix: ':events' },
-          perTurn: 32,
-          durationMs: ms,
-          via: 'local',
-        }),
-      );
-      return { fromUs, toUs: await server.child.call('monotonicUs', null) };
-    },
-  );
-  const redis = await RedisServer.launch();
-  let flood: TitledProfile;
-  try {
-    flood = await profiled(
-      `one instance publishing into Redis in a loop (scenario 3), ${ms} ms`,
-      async (server) => {
+  const patterns = async (): Promise<TitledProfile> =>
+    profiled(
+      `publishLocal over ${(subscribers * topicsPerSubscriber).toLocaleString('en')} topics with 1,000 prefix-anchored globs present (scenario 5), ${ms} ms`,
+      async (server, clients) => {
+        await clients.connectAll(server, subscribers, {
+          kind: 'range',
+          prefix: 'user:',
+          suffix: ':events',
+          start: 0,
+          perConnection: topicsPerSubscriber,
+        });
+        await clients.connectAll(server, 1, {
+          kind: 'range',
+          prefix: 'user:',
+          suffix: ':*',
+          start: 1_000_000,
+          perConnection: 1_000,
+        });
         const fromUs = await server.child.call('monotonicUs', null);
-        await server.child.call('flood', { topic: 'bench:flood', durationMs: ms, perTurn: 512, window: 20_000 });
+        await clients.measure(server, [], 1, 63, () =>
+          server.child.call('burst', {
+            topics: { prefix: 'user:', count: subscribers * topicsPerSubscriber, suffix: ':events' },
+            perTurn: 32,
+            durationMs: ms,
+            via: 'local',
+          }),
+        );
         return { fromUs, toUs: await server.child.call('monotonicUs', null) };
       },
-      { redisUrl: redis.url },
     );
-  } finally {
-    await redis.stop();
-  }
+  const flood = async (): Promise<TitledProfile> => {
+    const redis = await RedisServer.launch();
+    try {
+      return await profiled(
+        `one instance publishing into Redis in a loop (scenario 3), ${ms} ms`,
+        async (server) => {
+          const fromUs = await server.child.call('monotonicUs', null);
+          await server.child.call('flood', { topic: 'bench:flood', durationMs: ms, perTurn: 512, window: 20_000 });
+          return { fromUs, toUs: await server.child.call('monotonicUs', null) };
+        },
+        { redisUrl: redis.url },
+      );
+    } finally {
+      await redis.stop();
+    }
+  };
+  // --quick profiles the burst and the accept only (it has to stay under 4 minutes).
+  const middle = ctx.config.quick ? [] : [await patterns(), await flood()];
   const accept = await profiled(
     `accepting ${ctx.config.connections.sizes[0].toLocaleString('en')} connections with JWT (scenario 4)`,
     async (server, clients) => {
@@ -119,12 +127,13 @@ export async function profileScenario(ctx: Context): Promise<TitledProfile[]> {
       await clients.connectAll(server, ctx.config.connections.sizes[0], { kind: 'none' }, { jwtSecret: ctx.jwtSecret });
       return { fromUs, toUs: await server.child.call('monotonicUs', null) };
     },
-    { jwtSecret: ctx.jwtSecret },
+    { jwtSecret: ctx.jwtSecret, owners: ACCEPT_OWNERS },
   );
-  const all = [fanout, patterns, flood, accept];
+  const all = [fanout, ...middle, accept];
   for (const p of all) {
     ctx.log(`  profile: ${p.title}`);
     if (p.summary === undefined) ctx.results.note(`profile (${p.title}): ${p.error ?? 'unknown error'}`);
+    for (const o of p.owners ?? []) ctx.log(`    ${(o.share * 100).toFixed(1).padStart(5)}%  (inclusive) ${o.owner}`);
     for (const e of p.summary?.top.slice(0, 8) ?? []) {
       ctx.log(`    ${(e.share * 100).toFixed(1).padStart(5)}%  ${e.name}  ${e.location}`);
     }
