@@ -1,8 +1,8 @@
 /** How long the client waits before each reconnect attempt. */
 export interface WseBackoffOptions {
-  /** Upper bound of the first wait (the one right after a connection is lost). @default 2000 */
+  /** Upper bound of the first wait (the one right after a connection is lost). @default 1000 */
   initialDelayMs: number;
-  /** The bound grows by this factor with each failed attempt. @default 2 */
+  /** The bound grows by this factor with each failed attempt. @default 1.5 */
   factor: number;
   /** The bound never grows past this. @default 30000 */
   maxDelayMs: number;
@@ -10,8 +10,8 @@ export interface WseBackoffOptions {
 
 /** The defaults of {@link WseBackoffOptions}. */
 export const WSE_BACKOFF_DEFAULTS: Readonly<WseBackoffOptions> = Object.freeze({
-  initialDelayMs: 2000,
-  factor: 2,
+  initialDelayMs: 1000,
+  factor: 1.5,
   maxDelayMs: 30_000,
 });
 
@@ -22,7 +22,10 @@ export const WSE_BACKOFF_DEFAULTS: Readonly<WseBackoffOptions> = Object.freeze({
  * Why full jitter: when a server restarts, every client it had loses its connection in the same
  * instant. With a fixed or lightly jittered schedule they all come back in the same instant too,
  * and again at each step. Drawn from the whole range, 10,000 clients arrive spread over the first
- * 2 s (about 5,000 a second), those refused again over the next 4 s, and so on.
+ * second, those refused (the server still starting) over the next 1.5 s, then 2.25 s, and so on.
+ * The bound grows by 1.5, not 2: a server back after a restart of a few seconds is reached within
+ * a few seconds more (with 2, the bounds pass 8 s by then), while the arrivals stay spread over
+ * a window that widens with every failure.
  * Pure: `random` is a parameter (`Math.random` in the client), so tests check exact delays.
  */
 export function reconnectDelay(failures: number, options: WseBackoffOptions, random: () => number): number {

@@ -36,7 +36,7 @@ export interface WseClientOptions {
   WebSocket?: WseWebSocketConstructor;
   /** Connect from the constructor; otherwise call `connect()`. @default true */
   autoConnect?: boolean;
-  /** Reconnect waits, full jitter. @default { initialDelayMs: 2000, factor: 2, maxDelayMs: 30000 } */
+  /** Reconnect waits, full jitter. @default { initialDelayMs: 1000, factor: 1.5, maxDelayMs: 30000 } */
   backoff?: Partial<WseBackoffOptions>;
   /**
    * The server pings every `ping_interval` ms (told in `server_ready` or `server_hello`); a

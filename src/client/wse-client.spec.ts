@@ -12,6 +12,8 @@ import type {
 
 /** random() for the specs: 0.5, so every backoff wait is half its bound (1000, 2000, 4000 ms…). */
 const HALF = () => 0.5;
+/** The specs' backoff (bounds 2000, 4000, 8000 ms…), so the waits are round numbers whatever the defaults. */
+const SPEC_BACKOFF = { initialDelayMs: 2000, factor: 2, maxDelayMs: 30_000 };
 
 interface Harness {
   client: WseClient;
@@ -27,7 +29,13 @@ let harnesses: Harness[] = [];
 
 function start(options: Partial<WseClientOptions> = {}): Harness {
   const fake = fakeWebSocket();
-  const client = new WseClient({ url: 'ws://server.test/wse', WebSocket: fake.WebSocket, random: HALF, ...options });
+  const client = new WseClient({
+    url: 'ws://server.test/wse',
+    WebSocket: fake.WebSocket,
+    random: HALF,
+    backoff: SPEC_BACKOFF,
+    ...options,
+  });
   const harness: Harness = {
     client,
     sockets: fake.sockets,
@@ -222,7 +230,7 @@ describe('WseClient', () => {
       const draws = [0.9, 0.1, 0.5, 0.999, 0.25];
       const harness = start({
         random: () => draws.shift() ?? 0.5,
-        backoff: { initialDelayMs: 1000, maxDelayMs: 5000 },
+        backoff: { initialDelayMs: 1000, factor: 2, maxDelayMs: 5000 },
       });
       await advance();
       const waits: (number | undefined)[] = [];
