@@ -4,6 +4,15 @@ import type { BenchConfig } from './config.js';
 import type { MachineInfo } from './machine.js';
 import type { Results, Summary } from './results.js';
 import { scaleSection, scaleTargets } from './report-scale.js';
+import { WSE_BACKOFF_DEFAULTS } from '../../src/client/backoff.js';
+
+/** WseClient's default reconnect bounds in seconds, as the storm ran them: "1, 1.5, 2.25". */
+function wseBackoffBounds(count: number): string {
+  const { initialDelayMs, factor, maxDelayMs } = WSE_BACKOFF_DEFAULTS;
+  return Array.from({ length: count }, (_, i) => Math.min(maxDelayMs, initialDelayMs * factor ** i) / 1000)
+    .map((bound) => String(Math.round(bound * 100) / 100))
+    .join(', ');
+}
 
 /** Everything about the run that is not a measurement. */
 export interface RunInfo {
@@ -837,7 +846,8 @@ function stormSection(r: Results, run: RunInfo): string[] {
       "stop (nestjs-wse: Nest's `app.close()`, which closes every connection with 1012; Socket.IO: " +
       '`io.close()`), then the process is killed. A new server process listens on ' +
       'the same port. The clients reconnect with their **default** backoff, untuned: WseClient full jitter, a ' +
-      'uniform wait in [0, min(30 s, 2 s x 2^failures)); socket.io-client 1 s doubling to 5 s at most, ±50 % ' +
+      `uniform wait in [0, min(${WSE_BACKOFF_DEFAULTS.maxDelayMs / 1000} s, ${WSE_BACKOFF_DEFAULTS.initialDelayMs / 1000} s x ` +
+      `${WSE_BACKOFF_DEFAULTS.factor}^failures)); socket.io-client 1 s doubling to 5 s at most, ±50 % ` +
       'jitter. WseClient resubscribes by itself; for Socket.IO the application does it in its `connect` handler. The ' +
       `new server publishes one message to each topic every ${storm.tickMs} ms. Times run from the start of the ` +
       'restart (so they include the stop and the new process starting up, as a real restart does) until 99 % of the ' +
@@ -886,9 +896,9 @@ function stormLimit(r: Results, kind: string, system: string): string {
   if (!Number.isFinite(cpu)) return 'n/a';
   const backoff =
     system === 'wse'
-      ? "WseClient's default backoff: full jitter, a wait drawn from [0, 2 s) then [0, 4 s), [0, 8 s) after each " +
-        'failed attempt, spreads the returns over several seconds on purpose (a client that tried while the server ' +
-        'was still down waits up to 4 s more, one that failed twice up to 8 s)'
+      ? `WseClient's default backoff: full jitter, a wait drawn from [0, b) with b = ${wseBackoffBounds(4)} s… after ` +
+        'each failed attempt, spreads the returns over several seconds on purpose (a client that tried while the ' +
+        'server was still down waits up to the next bound more)'
       : "socket.io-client's default backoff: 1 s ±50 %, doubling to 5 s at most";
   const server = cpu >= 85 ? `the server's CPU (peak ${pct(cpu)} over a 200 ms sample), and ` : '';
   return `${server}${backoff}; the server peaked at ${pct(cpu)} of a core; 99 % were back ${sec(afterUp)} s after it listened`;

@@ -71,6 +71,12 @@ const HOLD_LIMIT = 10_000;
  * recorded in the in-memory history, which stamps it (`tp`, `e`, `o`) once. Plain topics pay
  * one field check for it.
  *
+ * Routing (CONTRACT section 9): in interest routing InterestRouting tells the broker what this
+ * instance follows and lets one copy of a message through however many of its subscriptions it
+ * came by; with a Redis Cluster a message comes by the topic's shard (for the connections
+ * holding the topic) or by the classic bus (for those holding a matching glob, which
+ * GlobDirectory makes the publishers send), and `deliverClustered` keeps the two apart.
+ *
  * Recovery (`recover()`): the connection's live messages on the topic are held from before the
  * history is read until the caller has subscribed it again and sent the replay, then released
  * behind it, minus what the replay already covered (by offset). Whatever the store's latency,
@@ -101,7 +107,7 @@ export class WseNode implements OnModuleInit {
     const registry = this.registry;
     const stats = this.redis.stats;
     const interest = this.interest;
-    interest?.start(this.globs === undefined ? undefined : () => this.globs?.changed());
+    interest?.start(() => this.globs?.changed());
     this.globs?.start();
     const clustered = this.globs !== undefined;
     this.redis.setMessageHandler((topic, payload, glob) => {
