@@ -1,4 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import { quitQuietly } from './quit-quietly.js';
 import type { ResolvedRedisCluster, ResolvedRedisOptions } from '../../config/wse-module-options.interface.js';
 import { Backoff } from '../../reliability/backoff.js';
 import type { CircuitBreaker } from '../../reliability/circuit-breaker.js';
@@ -250,16 +251,4 @@ interface ConfirmedSubscriptions {
     readonly subscribe: Readonly<Record<string, true>>;
     readonly psubscribe: Readonly<Record<string, true>>;
   };
-}
-
-async function quitQuietly(connection: Redis): Promise<void> {
-  if (connection.status === 'ready') {
-    try {
-      await connection.quit();
-      return;
-    } catch {
-      // fall through to a hard disconnect
-    }
-  }
-  connection.disconnect(false);
 }

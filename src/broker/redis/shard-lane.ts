@@ -1,5 +1,6 @@
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, type ClusterOptions } from 'ioredis';
+import { quitQuietly } from './quit-quietly.js';
 import type { ResolvedRedisCluster } from '../../config/wse-module-options.interface.js';
 
 /** One master of the cluster, as the health body reports it (`redis_shards`). */
@@ -211,16 +212,4 @@ function bySlot(channels: readonly string[]): Map<number, string[]> {
     else group.push(channel);
   }
   return groups;
-}
-
-async function quitQuietly(connection: Cluster): Promise<void> {
-  if (connection.status === 'ready') {
-    try {
-      await connection.quit();
-      return;
-    } catch {
-      // fall through to a hard disconnect
-    }
-  }
-  connection.disconnect(false);
 }
