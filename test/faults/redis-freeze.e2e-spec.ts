@@ -96,8 +96,14 @@ describe.each(ROUTINGS)(
       expect(anomaliesOf(result, [...ANOMALIES, 'unknownPartial'])).toEqual({});
       expect(result.deliveredToAll + dlq.drained.length).toBe(result.sent);
       // A freeze of 8 s at 500/s: most of the freeze's messages are refused at once as
-      // not_answering; only what was on its way when Redis stopped has an unknown outcome.
-      expect(Object.keys(result.dlqByReason).sort()).toEqual(['not_answering', UNKNOWN_REASON]);
+      // not_answering; only what was on its way when Redis stopped has an unknown outcome. Right
+      // after SIGCONT Redis answers again before the probe has come back through the subscriber:
+      // a publish in that moment is refused as not_delivering (sent nowhere, as the others).
+      const reasons = Object.keys(result.dlqByReason).sort();
+      expect(reasons).toEqual(expect.arrayContaining(['not_answering', UNKNOWN_REASON]));
+      expect(reasons.filter((reason) => !['not_answering', 'not_delivering', UNKNOWN_REASON].includes(reason))).toEqual(
+        [],
+      );
     });
 
     it('counts on the publishing instance what happened: published + dead-lettered = accepted, and B published nothing', () => {
