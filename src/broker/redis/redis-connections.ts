@@ -94,6 +94,8 @@ export class RedisConnections implements InterestCommands {
     options: ResolvedRedisOptions,
     connBreaker: CircuitBreaker,
     events: ConnectionEvents,
+    /** This instance's id (the cluster's slot markers carry it). */
+    instanceId = '',
   ) {
     const subscriberPolicy = new ReconnectPolicy(new Backoff(options.reconnect), connBreaker);
     this.subscriberPolicy = subscriberPolicy;
@@ -120,7 +122,7 @@ export class RedisConnections implements InterestCommands {
         ? undefined
         : new ShardLane(
             target,
-            { intervalMs: options.probeIntervalMs, timeoutMs: options.probeTimeoutMs },
+            { instanceId, intervalMs: options.probeIntervalMs, timeoutMs: options.probeTimeoutMs },
             {
               onMessage: (channel, payload) => events.onMessage(channel, payload, undefined),
               onMoved: (channels) => {

@@ -622,39 +622,45 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
       },
     );
     this.probe = probe;
-    this.connections = new RedisConnections(target, this.options, this.connBreaker, {
-      onMessage: (channel, payload, pattern) => {
-        this.stats.received++;
-        // The prefix is known to be there (every subscription starts with it); only the topic is decoded.
-        const glob = pattern === undefined ? undefined : pattern.slice(this.escapedPrefix.length);
-        this.onMessage(channel.toString('utf8', this.prefixBytes), payload, glob);
+    this.connections = new RedisConnections(
+      target,
+      this.options,
+      this.connBreaker,
+      {
+        onMessage: (channel, payload, pattern) => {
+          this.stats.received++;
+          // The prefix is known to be there (every subscription starts with it); only the topic is decoded.
+          const glob = pattern === undefined ? undefined : pattern.slice(this.escapedPrefix.length);
+          this.onMessage(channel.toString('utf8', this.prefixBytes), payload, glob);
+        },
+        onProbe: (channel, payload) => {
+          // Barriers ride on the probe channels too; the probes of every version ignore them.
+          if (payload.startsWith(BARRIER_MARK)) this.barriers.get(payload)?.();
+          else if (payload.startsWith(GLOBS_MARK)) this.globsArrived(channel, payload);
+          else {
+            probe.onMessage(channel, payload);
+            if (payload.startsWith(BYE_MARK)) this.globsArrived(channel, `${GLOBS_MARK}[]`);
+          }
+        },
+        onSubscriberConnected: () => probe.subscriberConnected(),
+        onSubscriberActive: () => probe.subscriberActive(),
+        onSubscriberLost: () => probe.subscriberLost(),
+        onPublisherReady: () => {
+          this.pipeline.onConnected();
+          probe.publisherReady();
+        },
+        onPublisherLost: () => probe.publisherLost(),
+        onSubscribeFailed: (message) => this.logger.error(redisMessages.subscribeFailed(message)),
+        onError: (role, message) => this.logger.warn(redisMessages.connectionError(role, message)),
+        onReconnectAttempt: () => this.stats.reconnectCount++,
+        onShardsMoved: (channels) => {
+          const topics = channels.map((channel) => channel.slice(this.options.prefix.length));
+          this.logger.warn(redisMessages.shardsMoved(topics.length));
+          this.onResync(0, topics);
+        },
       },
-      onProbe: (channel, payload) => {
-        // Barriers ride on the probe channels too; the probes of every version ignore them.
-        if (payload.startsWith(BARRIER_MARK)) this.barriers.get(payload)?.();
-        else if (payload.startsWith(GLOBS_MARK)) this.globsArrived(channel, payload);
-        else {
-          probe.onMessage(channel, payload);
-          if (payload.startsWith(BYE_MARK)) this.globsArrived(channel, `${GLOBS_MARK}[]`);
-        }
-      },
-      onSubscriberConnected: () => probe.subscriberConnected(),
-      onSubscriberActive: () => probe.subscriberActive(),
-      onSubscriberLost: () => probe.subscriberLost(),
-      onPublisherReady: () => {
-        this.pipeline.onConnected();
-        probe.publisherReady();
-      },
-      onPublisherLost: () => probe.publisherLost(),
-      onSubscribeFailed: (message) => this.logger.error(redisMessages.subscribeFailed(message)),
-      onError: (role, message) => this.logger.warn(redisMessages.connectionError(role, message)),
-      onReconnectAttempt: () => this.stats.reconnectCount++,
-      onShardsMoved: (channels) => {
-        const topics = channels.map((channel) => channel.slice(this.options.prefix.length));
-        this.logger.warn(redisMessages.shardsMoved(topics.length));
-        this.onResync(0, topics);
-      },
-    });
+      this.instanceId,
+    );
     if (this.interestRouting) this.interest.attach(this.connections);
     this.pipeline.start();
     probe.start();

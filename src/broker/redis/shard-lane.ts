@@ -1,4 +1,5 @@
 import calculateSlot from 'cluster-key-slot';
+import type { EventEmitter } from 'node:events';
 import { Cluster, type ClusterOptions } from 'ioredis';
 import { quitQuietly } from './quit-quietly.js';
 import type { ResolvedRedisCluster } from '../../config/wse-module-options.interface.js';
@@ -41,16 +42,26 @@ export class ShardLane {
   private readonly owners = new Map<number, string>();
   /** Subscribed channels by slot. */
   private readonly channelsBySlot = new Map<number, Set<string>>();
-  private subscribersReadySeen = false;
   /** Whether each master (`host:port`) answered its last PING in time. */
   private readonly answering = new Map<string, boolean>();
   private readonly checkTimer: NodeJS.Timeout;
+  /** Slots being subscribed again on their new owner by `followMoves` (one attempt at a time). */
+  private readonly following = new Set<number>();
+  /** Each subscribed slot's marker channel (see `followMoves`); absent where none hashes there. */
+  private readonly markerChannels = new Map<number, string>();
+  /** Markers on their way back, by payload. */
+  private readonly markers = new Map<string, () => void>();
+  private markerSeq = 0;
+  /** Slots whose subscriptions a master dropped (a slot move); proven live again by `followMoves`. */
+  private readonly dropped = new Set<number>();
+  private readonly events: ShardLaneEvents;
 
   constructor(
     cluster: ResolvedRedisCluster,
-    private readonly check: { readonly intervalMs: number; readonly timeoutMs: number },
+    private readonly check: { readonly instanceId: string; readonly intervalMs: number; readonly timeoutMs: number },
     events: ShardLaneEvents,
   ) {
+    this.events = events;
     const nodes = cluster.nodes.map((node) => ({ host: node.host, port: node.port }));
     const redisOptions = { username: cluster.username, password: cluster.password, connectTimeout: 5000 };
     // The slot map is read again every 5 s as well: a master that came back (or a new owner) is
@@ -70,16 +81,22 @@ export class ShardLane {
       redisOptions: { ...redisOptions, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false },
     });
     this.subscriber = new Cluster(nodes, { ...common, shardedSubscribers: true });
-    this.subscriber.on('smessageBuffer', (channel: Buffer, payload: Buffer) => events.onMessage(channel, payload));
-    this.subscriber.on('subscribersReady', () => {
-      // The first is the start; each later one follows a change of the cluster's slots.
-      if (!this.subscribersReadySeen) {
-        this.subscribersReadySeen = true;
-        this.recordOwners();
+    this.subscriber.on('smessageBuffer', (channel: Buffer, payload: Buffer) => {
+      if (
+        channel.length > MARKER_PREFIX_BYTES &&
+        channel.toString('latin1', 0, MARKER_PREFIX_BYTES) === MARKER_PREFIX
+      ) {
+        this.markers.get(payload.toString('utf8'))?.();
         return;
       }
-      const moved = this.recordOwners();
-      if (moved.length > 0) events.onMoved(moved);
+      events.onMessage(channel, payload);
+    });
+    // ioredis reports a master's unsolicited `sunsubscribe` (a slot moved away from it) only to
+    // its own subscriber group, by the event 'moved' on an emitter the Cluster keeps; which slot
+    // it was is not said, so every subscribed slot is proven live again (and told) after it.
+    const group = (this.subscriber as unknown as { subscriberGroupEmitter?: EventEmitter }).subscriberGroupEmitter;
+    group?.on('moved', () => {
+      for (const slot of this.channelsBySlot.keys()) this.dropped.add(slot);
     });
     for (const connection of [this.publisher, this.subscriber]) {
       connection.on('error', (error: Error) => events.onError(error.message));
@@ -89,7 +106,10 @@ export class ShardLane {
       () => undefined, // retried by ioredis, reported via 'error'
     );
     this.subscriber.connect().catch(() => undefined);
-    this.checkTimer = setInterval(() => this.checkShards(), check.intervalMs);
+    this.checkTimer = setInterval(() => {
+      this.checkShards();
+      this.followMoves();
+    }, check.intervalMs);
     this.checkTimer.unref();
   }
 
@@ -98,9 +118,20 @@ export class ShardLane {
     return this.publisher.spublish(channel, payload).then(Number);
   }
 
-  /** `SSUBSCRIBE`s the channels, one command per slot they fall in. */
+  /**
+   * `SSUBSCRIBE`s the channels, one command per slot they fall in; the first channels of a slot
+   * bring the slot's marker channel with them (see `followMoves`).
+   */
   async subscribe(channels: string[]): Promise<void> {
     const groups = bySlot(channels);
+    for (const [slot, group] of groups) {
+      if (this.channelsBySlot.has(slot)) continue;
+      const marker = this.markerChannelOf(slot, group[0]);
+      if (marker !== undefined) {
+        this.markerChannels.set(slot, marker);
+        group.push(marker);
+      }
+    }
     await Promise.all([...groups].map(([, group]) => this.subscriber.ssubscribe(...group)));
     for (const [slot, group] of groups) {
       let set = this.channelsBySlot.get(slot);
@@ -110,7 +141,8 @@ export class ShardLane {
         const owner = this.ownerOf(slot);
         if (owner !== undefined) this.owners.set(slot, owner);
       }
-      for (const channel of group) set.add(channel);
+      const marker = this.markerChannels.get(slot);
+      for (const channel of group) if (channel !== marker) set.add(channel);
     }
   }
 
@@ -123,6 +155,10 @@ export class ShardLane {
       if (set.size === 0) {
         this.channelsBySlot.delete(slot);
         this.owners.delete(slot);
+        this.dropped.delete(slot);
+        const marker = this.markerChannels.get(slot);
+        this.markerChannels.delete(slot);
+        if (marker !== undefined) group.push(marker);
       }
     }
     await Promise.all([...groups].map(([, group]) => this.subscriber.sunsubscribe(...group)));
@@ -182,23 +218,84 @@ export class ShardLane {
     await Promise.all([quitQuietly(this.publisher), quitQuietly(this.subscriber)]);
   }
 
-  /** Notes the owner of every slot holding a subscribed channel; returns the channels whose owner changed. */
-  private recordOwners(): string[] {
-    const moved: string[] = [];
+  /**
+   * Slot moves (resharding, `CLUSTER SETSLOT`). The old owner drops its sharded subscribers of a
+   * moved slot (an unsolicited `sunsubscribe`) and ioredis subscribes them again on the owner it
+   * then reads from the slot map, which a node that has not heard of the move yet can still name
+   * wrongly. So each probe interval this compares the owner of every subscribed slot in the
+   * publisher's map (which MOVED replies to the publishes keep current) with the owner the slot
+   * was last proven on, and takes every slot a master dropped (`dropped`, see the constructor).
+   * For a slot that moved it subscribes the slot's channels again (an
+   * SSUBSCRIBE reaching the wrong node is answered MOVED, which makes ioredis read the map again)
+   * and publishes a marker on the slot's marker channel: once the marker is back, this instance's
+   * subscriptions of that slot are live on the master that took the SPUBLISH, and only then are
+   * their clients told (`onMoved`, a `resync`), so a message published after it is not missed.
+   * A marker that does not come back within the probe timeout is tried again next interval.
+   */
+  private followMoves(): void {
     for (const [slot, channels] of this.channelsBySlot) {
       const owner = this.ownerOf(slot);
       const before = this.owners.get(slot);
-      if (owner !== undefined) this.owners.set(slot, owner);
-      if (before !== undefined && owner !== undefined && before !== owner) moved.push(...channels);
+      const dropped = this.dropped.has(slot);
+      if (owner === undefined || (owner === before && !dropped) || this.following.has(slot)) continue;
+      if (before === undefined && !dropped) {
+        this.owners.set(slot, owner); // the map was not loaded when the slot was subscribed
+        continue;
+      }
+      this.following.add(slot);
+      const group = [...channels];
+      const marker = this.markerChannels.get(slot);
+      this.subscriber.ssubscribe(...group, ...(marker === undefined ? [] : [marker])).catch(() => undefined);
+      this.provenLive(marker).then((live) => {
+        this.following.delete(slot);
+        if (!live || this.channelsBySlot.get(slot) !== channels) return;
+        this.owners.set(slot, owner);
+        this.dropped.delete(slot);
+        this.events.onMoved(group.filter((channel) => channels.has(channel)));
+      });
     }
-    return moved;
   }
 
-  /** The master that owns `slot` in the subscriber's view of the cluster (`host:port`). */
+  /** Publishes a marker on `channel` and resolves true once it came back, false after the probe timeout. */
+  private provenLive(channel: string | undefined): Promise<boolean> {
+    // Without a marker channel (no name of ours hashes to the slot) the move is told at once.
+    if (channel === undefined) return Promise.resolve(true);
+    const token = `${this.check.instanceId}:${++this.markerSeq}`;
+    return new Promise<boolean>((resolve) => {
+      const done = (live: boolean): void => {
+        clearTimeout(timer);
+        this.markers.delete(token);
+        resolve(live);
+      };
+      const timer = setTimeout(() => done(false), this.check.timeoutMs);
+      timer.unref();
+      this.markers.set(token, () => done(true));
+      this.publisher.spublish(channel, token).catch(() => done(false));
+    });
+  }
+
+  /**
+   * This instance's marker channel for `slot`: a name outside the topic space that hashes to the
+   * slot, built from one of the slot's channels (its hash tag, or the channel as one).
+   */
+  private markerChannelOf(slot: number, channel: string): string | undefined {
+    const base = `${MARKER_PREFIX}${this.check.instanceId}:`;
+    for (const name of [`${base}{${channel}}`, base + channel]) if (calculateSlot(name) === slot) return name;
+    return undefined;
+  }
+
+  /**
+   * The master that owns `slot` (`host:port`), in the publisher's map of the cluster: the one
+   * MOVED replies keep current.
+   */
   private ownerOf(slot: number): string | undefined {
-    return this.subscriber.slots[slot]?.[0];
+    return this.publisher.slots[slot]?.[0];
   }
 }
+
+/** Starts the marker channels (outside every topic prefix, as the probes' channels). */
+const MARKER_PREFIX = '__wse_slot__:';
+const MARKER_PREFIX_BYTES = MARKER_PREFIX.length;
 
 /** Slots of a Redis Cluster. */
 const SLOTS = 16_384;
