@@ -5,13 +5,13 @@ import type { AddressInfo } from 'node:net';
 import { Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { createAdapter } from '@socket.io/redis-adapter';
-import { parseCookie } from 'cookie';
 import { Redis } from 'ioredis';
 import jwt, { type JwtPayload } from 'jsonwebtoken';
 import { Server as SocketIoServer } from 'socket.io';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { pathToFileURL } from 'node:url';
 import * as current from '../../src/index.js';
+import { findHandshakeToken } from '../../src/transport/auth/token-source.js';
 import type { WseModuleOptions } from '../../src/index.js';
 import type { BenchMessage } from '../lib/clock.js';
 import type { ServerStartParams, SystemKind } from '../lib/apis.js';
@@ -69,30 +69,10 @@ function readyFrame(userId: string | null): string {
   });
 }
 
-/** The token where nestjs-wse looks for it: cookie `access_token`, then `Authorization: Bearer`, then `?token=`. */
-function handshakeToken(request: IncomingMessage): string | undefined {
-  const cookieHeader = request.headers.cookie;
-  if (cookieHeader) {
-    const fromCookie = parseCookie(cookieHeader).access_token;
-    if (fromCookie) return fromCookie;
-  }
-  const authorization = request.headers.authorization;
-  if (authorization) {
-    const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization);
-    if (match) return match[1];
-  }
-  const url = request.url ?? '';
-  const queryStart = url.indexOf('?');
-  if (queryStart >= 0) {
-    const fromQuery = new URLSearchParams(url.slice(queryStart + 1)).get('token');
-    if (fromQuery) return fromQuery;
-  }
-  return undefined;
-}
-
 /** HS256 only, `exp` required: the checks nestjs-wse makes by default. */
 function verifyHandshake(request: IncomingMessage, key: KeyObject): JwtPayload | undefined {
-  const token = handshakeToken(request);
+  // The same lookup as nestjs-wse's (its own function): the baseline does the same work.
+  const token = findHandshakeToken(request, 'access_token');
   if (token === undefined) return undefined;
   try {
     const claims = jwt.verify(token, key, { algorithms: ['HS256'] });

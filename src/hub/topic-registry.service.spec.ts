@@ -367,4 +367,34 @@ describe('TopicRegistryService', () => {
       expect(registry.patternCount).toBe(0);
     });
   });
+
+  describe('interest (what this instance follows) and the cluster lanes', () => {
+    it('tells the listener of the first holder and the last leaver of each topic and glob, not of the others', () => {
+      const told: string[] = [];
+      registry.setInterestListener((name, glob, present) =>
+        told.push(`${present ? '+' : '-'}${glob ? 'glob' : 'topic'} ${name}`),
+      );
+      connect('a', ['t:1', 'g:*']);
+      connect('b', ['t:1', 'g:*']);
+      expect(told).toEqual(['+topic t:1', '+glob g:*']);
+      registry.unsubscribeConnection('a', ['t:1']);
+      registry.unregister('a');
+      expect(told).toEqual(['+topic t:1', '+glob g:*']);
+      registry.unregister('b');
+      expect(told).toEqual(['+topic t:1', '+glob g:*', '-topic t:1', '-glob g:*']);
+      expect(registry.heldGlobs()).toEqual([]);
+    });
+
+    it('delivers the shard copy to exact holders and the classic copy to glob holders, each connection once', () => {
+      const exact = connect('exact', ['room:7']);
+      const glob = connect('glob', ['room:*', '*:7']);
+      const both = connect('both', ['room:7', 'room:*']);
+      expect(registry.deliverExact('room:7', payload('s'))).toBe(2);
+      expect(registry.deliverGlobs('room:7', payload('c'), true)).toBe(1);
+      expect([exact.payloads(), glob.payloads(), both.payloads()]).toEqual([['s'], ['c'], ['s']]);
+      // The shard's subscription not live yet: the classic copy serves the exact holders too.
+      expect(registry.deliverGlobs('room:7', payload('c2'), false)).toBe(2);
+      expect(both.payloads()).toEqual(['s', 'c2']);
+    });
+  });
 });

@@ -88,11 +88,6 @@ export class TopicRegistryService<S extends TopicSubscriber = TopicSubscriber & 
     return this.patterns.sources();
   }
 
-  /** True when some local connection holds `topic` itself (not through a glob). */
-  hasExact(topic: string): boolean {
-    return this.exact.has(topic);
-  }
-
   /** The globs held locally that match `topic` (the pattern index's cached answer: no allocation). */
   globsMatching(topic: string): readonly PatternEntry<S>[] {
     return this.patterns.matching(topic);

@@ -23,7 +23,8 @@ export class GlobDirectory {
   /** Globs followed by the other instances; the entries' subscribers are instance ids. */
   private readonly peers = new PatternIndex<string>();
   private readonly peerGlobs = new Map<string, { globs: readonly string[]; seenAt: number }>();
-  private announceScheduled = false;
+  /** The announcement of this tick's changes, until it has gone out. */
+  private scheduled: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -51,21 +52,30 @@ export class GlobDirectory {
     return this.registry.globsMatching(topic).length > 0 || this.peers.matching(topic).length > 0;
   }
 
-  /** The local globs changed: announce them in the next tick. */
+  /** The local globs changed: announce them in the next tick (once for every change of the tick). */
   changed(): void {
-    if (this.announceScheduled) return;
-    this.announceScheduled = true;
-    setImmediate(() => {
-      this.announceScheduled = false;
-      void this.announce();
+    this.scheduled ??= new Promise<void>((resolve) => {
+      setImmediate(() => {
+        this.scheduled = undefined;
+        void this.announce().then(resolve);
+      });
     });
   }
 
   /**
-   * Announces the local globs now and resolves once Redis has handed the announcement to every
-   * instance (see RedisPubSubService.announceGlobs): a glob subscription is answered after it.
+   * Resolves once the local globs as they are now have reached every instance (a glob
+   * subscription is answered after it): the announcement already scheduled for this tick's
+   * changes, or a new one.
    */
-  announce(): Promise<void> {
+  announced(): Promise<void> {
+    return this.scheduled ?? this.announce();
+  }
+
+  /**
+   * Announces the local globs now and resolves once Redis has handed the announcement to every
+   * instance (see RedisPubSubService.announceGlobs).
+   */
+  private announce(): Promise<void> {
     return this.redis.announceGlobs(this.registry.heldGlobs());
   }
 

@@ -158,7 +158,7 @@ export class WseNode implements OnModuleInit {
     // Cluster: a new glob must also be known to the publishers before its answer.
     const globs = this.globs;
     if (globs === undefined || !topics.some(isTopicPattern)) return listening;
-    return (listening ?? Promise.resolve()).then(() => globs.announce());
+    return Promise.all([listening, globs.announced()]).then(() => undefined);
   }
 
   /**

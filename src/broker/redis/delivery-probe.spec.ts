@@ -197,6 +197,21 @@ describe('DeliveryProbe', () => {
       expect(host.events).toEqual(['delivering', 'down: not_receiving']);
     });
 
+    it("waits for the probe instead when a reply counts only its node's subscribers (a cluster's classic bus)", async () => {
+      probe.stop();
+      probe = new DeliveryProbe({ ...OPTIONS, repliesCountEveryone: false }, host, () => Date.now());
+      probe.start();
+      await prove();
+      jest.advanceTimersByTime(1_000);
+      const sent = host.last;
+      sent.answer(0); // the PUBLISH ran on a node where this instance's subscriber is not
+      await Promise.resolve();
+      expect(host.replaced).toBe(0);
+      probe.onMessage(sent.channel, sent.payload);
+      expect(probe.isDelivering).toBe(true);
+      expect(host.events).toEqual(['delivering']);
+    });
+
     it('discards a probe sent before the subscriber (re)subscribed and sends a fresh one', async () => {
       await prove();
       jest.advanceTimersByTime(1_000); // probe 2 pending

@@ -340,6 +340,19 @@ describe('PublishPipeline', () => {
       });
     });
 
+    it('counts no pub_breaker failure for a command Redis ran with only some messages refused (a cluster shard down)', async () => {
+      create({ publishAttempts: 1 });
+      for (let i = 0; i < 12; i++) {
+        publish(`ok${i}`, `refused${i}`);
+        await flush();
+        sender.sent[i].resolve([2, 'CLUSTERDOWN the shard is down']);
+        await flush();
+      }
+      expect(host.reasons()).toEqual(Array.from({ length: 12 }, () => 'publish_failed'));
+      expect(host.published).toBe(12);
+      expect(breaker.state).toBe('CLOSED');
+    });
+
     it('never resends a command lost with its connection: outcome_unknown at once', async () => {
       publish('a', 'b');
       await flush();

@@ -1,5 +1,4 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import { quitQuietly } from './quit-quietly.js';
 import type { ResolvedRedisCluster, ResolvedRedisOptions } from '../../config/wse-module-options.interface.js';
 import { Backoff } from '../../reliability/backoff.js';
 import type { CircuitBreaker } from '../../reliability/circuit-breaker.js';
@@ -8,6 +7,7 @@ import { defineHistoryCommands, type HistoryCommands } from './history-scripts.j
 import type { InterestCommands, InterestKind } from './interest-subscriptions.js';
 import { definePublishBatch, type BatchPublisher } from './publish-batch.js';
 import { rotatingConnector } from './node-rotation.js';
+import { quitQuietly } from './quit-quietly.js';
 import { ReconnectPolicy } from './reconnect-policy.js';
 import { ShardLane, type ShardState } from './shard-lane.js';
 
@@ -95,7 +95,7 @@ export class RedisConnections implements InterestCommands {
     connBreaker: CircuitBreaker,
     events: ConnectionEvents,
     /** This instance's id (the cluster's slot markers carry it). */
-    instanceId = '',
+    instanceId: string,
   ) {
     const subscriberPolicy = new ReconnectPolicy(new Backoff(options.reconnect), connBreaker);
     this.subscriberPolicy = subscriberPolicy;
