@@ -54,22 +54,42 @@ export class RedisHistory {
 
   /**
    * The arguments of one `wsePublishHistoryBatch` command for `messages`, in order: key count,
-   * keys, then expected receivers, size, ttlMs, nonce, and channel, topic JSON, payload or tail
-   * per message.
+   * keys (stream, meta of each history topic, once), then expected receivers, size, ttlMs, nonce,
+   * the number of history topics and their JSON, and channel, topic number (0: plain), payload
+   * or tail per message.
    */
   batchArguments(expected: number, messages: readonly BatchMessage[]): (string | number | Buffer)[] {
+    const numbers = new Map<string, number>();
     const keys: string[] = [];
-    const args: (string | number | Buffer)[] = [expected, this.options.size, this.options.ttlMs, this.nonce];
+    const topicsJson: string[] = [];
+    const perMessage: (string | number | Buffer)[] = [];
     for (const message of messages) {
-      if (message.topic === undefined) {
-        args.push(message.channel, '', message.payload);
+      const topic = message.topic;
+      if (topic === undefined) {
+        perMessage.push(message.channel, 0, message.payload);
         continue;
       }
-      const { stream, meta } = historyKeys(this.options.prefix, message.topic);
-      keys.push(stream, meta);
-      args.push(message.channel, JSON.stringify(message.topic), tailOf(message.payload));
+      let number = numbers.get(topic);
+      if (number === undefined) {
+        number = numbers.size + 1;
+        numbers.set(topic, number);
+        const { stream, meta } = historyKeys(this.options.prefix, topic);
+        keys.push(stream, meta);
+        topicsJson.push(JSON.stringify(topic));
+      }
+      perMessage.push(message.channel, number, tailOf(message.payload));
     }
-    return [keys.length, ...keys, ...args];
+    return [
+      keys.length,
+      ...keys,
+      expected,
+      this.options.size,
+      this.options.ttlMs,
+      this.nonce,
+      topicsJson.length,
+      ...topicsJson,
+      ...perMessage,
+    ];
   }
 
   private async call(topic: string, since: number, epoch: string): Promise<(string | number)[]> {
