@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { ACCEPT_OWNERS, ownerShares, summarizeProfile, type Owner, type ProfileSummary } from '../lib/profile.js';
-import { LoadClients, Server, teardown } from '../lib/rig.js';
+import type { RedisRouting, RedisToolApi } from '../lib/apis.js';
+import { Child } from '../lib/ipc.js';
+import { LoadClients, REDIS_TOOL_SCRIPT, Server, teardown } from '../lib/rig.js';
 import { RedisServer } from '../../test/support/redis-server.js';
 import { errorText, type Context } from './common.js';
 
@@ -18,7 +20,7 @@ export interface TitledProfile {
 async function profiled(
   title: string,
   body: (server: Server, clients: LoadClients) => Promise<{ fromUs: number; toUs: number }>,
-  options: { redisUrl?: string; jwtSecret?: string; owners?: readonly Owner[] } = {},
+  options: { redisUrl?: string; redisRouting?: RedisRouting; jwtSecret?: string; owners?: readonly Owner[] } = {},
 ): Promise<TitledProfile> {
   const dir = mkdtempSync(join(os.tmpdir(), 'wse-bench-prof-'));
   let server: Server | undefined;
@@ -28,6 +30,7 @@ async function profiled(
       Server.start({
         system: 'wse',
         redisUrl: options.redisUrl,
+        redisRouting: options.redisRouting,
         jwtSecret: options.jwtSecret,
         execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=250'],
       }),
@@ -118,8 +121,35 @@ export async function profileScenario(ctx: Context): Promise<TitledProfile[]> {
       await redis.stop();
     }
   };
+  const receive = async (): Promise<TitledProfile> => {
+    const redis = await RedisServer.launch();
+    const tool = await Child.spawn<RedisToolApi>('redis-tool', REDIS_TOOL_SCRIPT);
+    const topics = { prefix: 'scale:', count: 250, suffix: '' };
+    const rate = 10_000;
+    try {
+      return await profiled(
+        `receiving from Redis and delivering, interest routing: an outside PUBLISH at ${rate.toLocaleString('en')} msg/s over ${topics.count} topics, one connection each (scenario 7 (a2)), ${ms} ms`,
+        async (server, clients) => {
+          await clients.connectAll(server, topics.count, { kind: 'range', ...topics, start: 0, perConnection: 1 });
+          const fromUs = await server.child.call('monotonicUs', null);
+          await tool.call('externalPacedTopics', {
+            port: redis.port,
+            channelPrefix: 'wse:',
+            topics,
+            rate,
+            durationMs: ms,
+          });
+          return { fromUs, toUs: await server.child.call('monotonicUs', null) };
+        },
+        { redisUrl: redis.url, redisRouting: 'interest' },
+      );
+    } finally {
+      await tool.kill();
+      await redis.stop();
+    }
+  };
   // --quick profiles the burst and the accept only (it has to stay under 4 minutes).
-  const middle = ctx.config.quick ? [] : [await patterns(), await flood()];
+  const middle = ctx.config.quick ? [] : [await patterns(), await flood(), await receive()];
   const accept = await profiled(
     `accepting ${ctx.config.connections.sizes[0].toLocaleString('en')} connections with JWT (scenario 4)`,
     async (server, clients) => {
