@@ -114,12 +114,18 @@ describe('history scripts on a real redis-server', () => {
     await append(redis, store, [
       { topic: TOPIC, channel: PREFIX + TOPIC, payload: '{"t":"m","p":{"x":"ü"}}' },
       { topic: TOPIC, channel: PREFIX + TOPIC, payload: Buffer.from('{}') },
+      { topic: TOPIC, channel: PREFIX + TOPIC, payload: Buffer.from('{ "n":[1]}') },
+      { topic: TOPIC, channel: PREFIX + TOPIC, payload: '{ \n}' },
+      { topic: TOPIC, channel: PREFIX + TOPIC, payload: Buffer.from('{\t }') },
     ]);
-    await eventually(() => texts.length === 2, 2_000, 'two messages');
+    await eventually(() => texts.length === 5, 2_000, 'five messages');
     const epoch = (JSON.parse(texts[0]) as Stamped).e;
     expect(texts).toEqual([
       `{"tp":"${TOPIC}","e":"${epoch}","o":1,"t":"m","p":{"x":"ü"}}`,
       `{"tp":"${TOPIC}","e":"${epoch}","o":2}`,
+      `{"tp":"${TOPIC}","e":"${epoch}","o":3, "n":[1]}`,
+      `{"tp":"${TOPIC}","e":"${epoch}","o":4}`,
+      `{"tp":"${TOPIC}","e":"${epoch}","o":5}`,
     ]);
   });
 

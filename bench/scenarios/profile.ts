@@ -20,7 +20,13 @@ export interface TitledProfile {
 async function profiled(
   title: string,
   body: (server: Server, clients: LoadClients) => Promise<{ fromUs: number; toUs: number }>,
-  options: { redisUrl?: string; redisRouting?: RedisRouting; jwtSecret?: string; owners?: readonly Owner[] } = {},
+  options: {
+    system?: 'wse' | 'wse-history';
+    redisUrl?: string;
+    redisRouting?: RedisRouting;
+    jwtSecret?: string;
+    owners?: readonly Owner[];
+  } = {},
 ): Promise<TitledProfile> {
   const dir = mkdtempSync(join(os.tmpdir(), 'wse-bench-prof-'));
   let server: Server | undefined;
@@ -28,7 +34,7 @@ async function profiled(
   try {
     [server, clients] = await Promise.all([
       Server.start({
-        system: 'wse',
+        system: options.system ?? 'wse',
         redisUrl: options.redisUrl,
         redisRouting: options.redisRouting,
         jwtSecret: options.jwtSecret,
@@ -105,17 +111,17 @@ export async function profileScenario(ctx: Context): Promise<TitledProfile[]> {
         return { fromUs, toUs: await server.child.call('monotonicUs', null) };
       },
     );
-  const flood = async (): Promise<TitledProfile> => {
+  const flood = async (history = false): Promise<TitledProfile> => {
     const redis = await RedisServer.launch();
     try {
       return await profiled(
-        `one instance publishing into Redis in a loop (scenario 3), ${ms} ms`,
+        `one instance publishing into Redis in a loop${history ? ', history topics' : ''} (scenario ${history ? 6 : 3}), ${ms} ms`,
         async (server) => {
           const fromUs = await server.child.call('monotonicUs', null);
           await server.child.call('flood', { topic: 'bench:flood', durationMs: ms, perTurn: 512, window: 20_000 });
           return { fromUs, toUs: await server.child.call('monotonicUs', null) };
         },
-        { redisUrl: redis.url },
+        { redisUrl: redis.url, system: history ? 'wse-history' : 'wse' },
       );
     } finally {
       await redis.stop();
@@ -149,7 +155,7 @@ export async function profileScenario(ctx: Context): Promise<TitledProfile[]> {
     }
   };
   // --quick profiles the burst and the accept only (it has to stay under 4 minutes).
-  const middle = ctx.config.quick ? [] : [await patterns(), await flood(), await receive()];
+  const middle = ctx.config.quick ? [] : [await patterns(), await flood(), await flood(true), await receive()];
   const accept = await profiled(
     `accepting ${ctx.config.connections.sizes[0].toLocaleString('en')} connections with JWT (scenario 4)`,
     async (server, clients) => {

@@ -22,7 +22,7 @@ import type { Redis } from 'ioredis';
  * receivers, size, ttlMs, nonce, the number of history topics, each history topic as JSON text
  * (in the order of KEYS), then three per message: channel, the number of its topic in KEYS'
  * order (0 for a plain message), and the payload (plain) or its tail (history: the payload after
- * its `{`, with a leading comma unless the object is empty).
+ * its `{`, or `}` alone for an empty object; the script puts the stamp's comma before any other).
  *
  * A history message takes the topic's next offset, is stamped, added to the stream with id
  * `<offset>-<now in ms>`, and the stamped payload is PUBLISHed; a plain one is PUBLISHed as it is. Offsets
@@ -69,7 +69,13 @@ local function historic(i, j, channel, tail)
     stamps[j] = '{"tp":' .. ARGV[5 + j] .. ',"e":"' .. epochs[j] .. '","o":'
   end
   local nextOffset = offset + 1
-  local stamped = stamps[j] .. nextOffset .. tail
+  -- The tail is the payload after its '{': '}' for an empty object, else its first field on.
+  local stamped
+  if string.byte(tail, 1) == 125 then
+    stamped = stamps[j] .. nextOffset .. tail
+  else
+    stamped = stamps[j] .. nextOffset .. ',' .. tail
+  end
   local added = redis.pcall('XADD', stream, nextOffset .. '-' .. nowMs, 'd', stamped)
   if type(added) == 'table' and added.err then error(added.err) end
   local receivers = redis.pcall('PUBLISH', channel, stamped)

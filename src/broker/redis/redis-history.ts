@@ -100,22 +100,15 @@ export class RedisHistory {
   }
 }
 
-/** The payload after its opening brace, with the comma the stamp needs unless the object is empty. */
+/**
+ * The payload after its opening brace, as a view (no copy): `}` for an empty object, whatever
+ * white space it held (the script adds the comma the stamp needs before any other tail).
+ */
 function tailOf(payload: string | Buffer): string | Buffer {
-  if (typeof payload === 'string') {
-    return /^\{\s*\}$/.test(payload) ? '}' : `,${payload.slice(1)}`;
-  }
-  let empty = true;
+  if (typeof payload === 'string') return /^\{\s*\}$/.test(payload) ? '}' : payload.slice(1);
   for (let i = 1; i < payload.length - 1; i++) {
     const c = payload[i];
-    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) {
-      empty = false;
-      break;
-    }
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return payload.subarray(1);
   }
-  if (empty) return '}';
-  const tail = Buffer.allocUnsafe(payload.length);
-  tail[0] = 0x2c;
-  payload.copy(tail, 1, 1);
-  return tail;
+  return '}';
 }
