@@ -256,7 +256,7 @@ function outsideBounds(r: Results): string[] {
   }
   const instancesFor = (ratio: number): number => Math.ceil((ratio * (receive + deliver) - deliver) / receive);
   return [
-    `**What bounds interest routing here.** With the publishers outside, an instance spends R per message it ` +
+    `**Receiving against delivering.** With the publishers outside, an instance spends R per message it ` +
       `receives and D per delivery, so a delivery costs 4R + D with \`pattern\` and R + D with \`interest\`. ` +
       `From the two rows: R = ${f.us(receive)} µs (receiving a message and dropping it: ioredis reads the reply, ` +
       `the instance looks its channel up and finds nobody; the payload is not parsed) and D = ${f.us(deliver)} µs ` +
