@@ -22,6 +22,7 @@ import { isScriptRefused, publishPipelined, type BatchReply } from './publish-ba
 import { PublishPipeline, type CommandSender, type RedisPayload, type Refusal } from './publish-pipeline.js';
 import { escapeGlob, RedisConnections } from './redis-connections.js';
 import type { ShardState } from './shard-lane.js';
+import { isRedirection, LATE, publishByMaster } from './sharded-batch.js';
 import { RedisHistory } from './redis-history.js';
 import { RedisStats } from './redis-stats.js';
 
@@ -492,42 +493,45 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
   }
 
   /**
-   * A cluster's batch: each message as an `SPUBLISH` to its shard (ioredis pipelines those of one
-   * tick per master), and the messages whose topic a glob follows somewhere also as one classic
-   * batch (the script, on the classic bus). Each SPUBLISH waits at most half the publish
-   * timeout, so a shard that is down delays only its own messages: they are refused (and
-   * retried) when it refused them, `partial` when it did not answer in time or their classic
-   * copy went out alone, the others succeed.
+   * A cluster's batch: grouped by the master owning each message's slot, one script call of
+   * SPUBLISHes per master (sharded-batch.ts), and the messages whose topic a glob follows
+   * somewhere also as one classic batch (the script, on the classic bus). A message its master's
+   * script could not publish (its slot is not there: a stale slot map, a migration) goes again
+   * alone as an `SPUBLISH`, which ioredis routes and redirects. Each master's command waits at
+   * most half the publish timeout (one timer per batch), so a shard that is down delays only its
+   * own messages: they are refused (and retried) when it refused them, `partial` when it did not
+   * answer in time or their classic copy went out alone, the others succeed.
    */
   private async publishSharded(args: RedisPayload[]): Promise<BatchReply> {
     const shards = this.connections!.shards!;
     const count = args.length / 2;
-    // Each message's outcome: undefined once its shard answered, its error text if refused, LATE
-    // until then. One timer for the whole batch, not one per message.
-    const outcomes = new Array<string | undefined>(count).fill(LATE);
     const classic: RedisPayload[] = [];
-    const classicOf = new Array<boolean>(count).fill(false);
-    let unanswered = count;
-    const answered = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, Math.max(1, Math.floor(this.options.publishTimeoutMs / 2)));
-      const settle = (i: number, outcome: string | undefined): void => {
-        outcomes[i] = outcome;
-        if (--unanswered > 0) return;
-        clearTimeout(timer);
-        resolve();
-      };
-      for (let i = 0; i < count; i++) {
-        const channel = args[2 * i] as string;
-        shards.publish(channel, args[2 * i + 1]).then(
-          () => settle(i, undefined),
-          (error: unknown) => settle(i, error instanceof Error ? error.message : String(error)),
-        );
-        if (this.globFollowed(channel.slice(this.options.prefix.length))) {
-          classic.push(channel, args[2 * i + 1]);
-          classicOf[i] = true;
-        }
+    let classicOf: boolean[] | undefined;
+    for (let i = 0; i < count; i++) {
+      const channel = args[2 * i] as string;
+      if (this.globFollowed(channel.slice(this.options.prefix.length))) {
+        classic.push(channel, args[2 * i + 1]);
+        (classicOf ??= new Array<boolean>(count).fill(false))[i] = true;
       }
-    });
+    }
+    const sent = publishByMaster(
+      count,
+      {
+        grouped: shards.grouped,
+        ownerOf: (i) => shards.ownerOfChannel(args[2 * i] as string),
+        group: (indexes) => {
+          const part = new Array<RedisPayload>(indexes.length * 2);
+          for (let j = 0; j < indexes.length; j++) {
+            part[2 * j] = args[2 * indexes[j]];
+            part[2 * j + 1] = args[2 * indexes[j] + 1];
+          }
+          return shards.publishGroup(part);
+        },
+        alone: (i) => shards.publish(args[2 * i] as string, args[2 * i + 1]),
+        sendAlone: (error) => this.shardScriptRefused(error) || isRedirection(error),
+      },
+      Math.max(1, Math.floor(this.options.publishTimeoutMs / 2)),
+    );
     const classicDone =
       classic.length === 0
         ? Promise.resolve(true)
@@ -535,15 +539,30 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
             (reply) => reply.length === 0,
             () => false,
           );
-    const [, classicOk] = await Promise.all([answered, classicDone]);
+    const [outcomes, classicOk] = await Promise.all([sent, classicDone]);
     const reply: (number | string)[] = [];
     for (let i = 0; i < count; i++) {
       const outcome = outcomes[i];
-      if (outcome === undefined && (classicOk || !classicOf[i])) continue;
-      if (outcome !== undefined && outcome !== LATE && !(classicOf[i] && classicOk)) reply.push(i + 1, outcome);
+      const copied = classicOf?.[i] === true;
+      if (outcome === undefined && (classicOk || !copied)) continue;
+      if (outcome !== undefined && outcome !== LATE && !(copied && classicOk)) reply.push(i + 1, outcome);
       else reply.push(-(i + 1), 0);
     }
     return reply;
+  }
+
+  /**
+   * True when Redis refused a master's batch script itself (an ACL without EVAL, or without the
+   * key its first channel is declared as): from then on each message is its own SPUBLISH.
+   */
+  private shardScriptRefused(error: unknown): boolean {
+    if (!isScriptRefused(error) && !(error instanceof Error && /^NOPERM\b/.test(error.message))) return false;
+    const shards = this.connections?.shards;
+    if (shards?.grouped === true) {
+      this.logger.warn(redisMessages.scriptRefused((error as Error).message));
+      shards.grouped = false;
+    }
+    return true;
   }
 
   private async publishOneSharded(channel: string, payload: RedisPayload): Promise<number> {
@@ -690,8 +709,6 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
 }
 
 const SKIPPED: unique symbol = Symbol('skipped');
-/** A sharded publish that got no answer in time: it may still be delivered. */
-const LATE = 'no answer from the shard in time';
 
 /** Starts a barrier marker: never the probes' `wse1 ` version prefix, so they ignore it. */
 const BARRIER_MARK = 'barrier ';
