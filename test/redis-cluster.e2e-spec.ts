@@ -458,6 +458,7 @@ describe('Redis Cluster mode: delivery across three shards', () => {
     expect(exactOnA.with('#g')).toEqual([textOf('glob:7', 'g')]);
     expect(unrelated.messages).toEqual([textOf('other:1', 'g')]);
   }, 30_000);
+
   it('delivers a message whose slot moved to another master after the batch was grouped, alone through the redirection', async () => {
     // Last in this block: it moves a slot. T and U share a master at first; T's slot then moves.
     const candidates = Array.from({ length: 64 }, (_, i) => `stale:${i}`);

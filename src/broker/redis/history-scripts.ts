@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /**
  * History of history topics in Redis (CONTRACT section 11), shared by every instance.
@@ -109,6 +109,100 @@ end
 return out`;
 
 /**
+ * The history batch on one master of a Redis Cluster: the script above, with the messages'
+ * keys in the arguments and SPUBLISH instead of PUBLISH. A topic's keys are on its channel's
+ * slot (slot-tags.ts), so a message's keys and channel are on one master; the messages of one
+ * call are on several slots of that master, which a script may touch when it says so
+ * (`allow-cross-slot-keys`, Redis 7) and only on slots this node serves. Redis takes declared
+ * keys of one slot only, so the one declared key is the first message's channel (ioredis routes
+ * the call by it); a message whose slot is not on this node fails alone inside the script
+ * ("non local key") and leaves no trace, to be sent again by itself.
+ *
+ * ARGV: expected receivers, size, ttlMs, nonce, then six per message: channel, the topic as
+ * JSON text (empty for a plain message), the payload (plain) or its tail (history), the stream
+ * and meta keys (empty for a plain message), and `1` when the message also goes on the classic
+ * bus (a glob follows its topic somewhere: a PUBLISH on a cluster node reaches every node's
+ * subscribers), empty otherwise. The classic copy carries the same stamped payload; when only
+ * the copy is refused the message is reported as reaching -1 receivers (short). Reply as the
+ * standalone batch's.
+ */
+const CLUSTER_PUBLISH_HISTORY_BATCH_LUA = `#!lua flags=allow-cross-slot-keys
+local expected = tonumber(ARGV[1])
+local size = ARGV[2]
+local ttl = ARGV[3]
+local now = redis.call('TIME')
+local nowMs = now[1] * 1000 + math.floor(now[2] / 1000)
+local fresh = string.format('%x%05x', now[1], now[2]) .. ARGV[4]
+local out = {}
+local epochs, offsets, streams = {}, {}, {}
+local function copied(channel, payload, classic, receivers)
+  if classic == '' then return receivers end
+  local reply = redis.pcall('PUBLISH', channel, payload)
+  if type(reply) == 'table' and reply.err then return -1 end
+  return receivers
+end
+local function historic(i, stream, meta, channel, topicJson, tail, classic)
+  local offset = offsets[meta]
+  if offset == nil then
+    local state = redis.call('HMGET', meta, 'e', 'o')
+    if not state[1] then
+      epochs[meta] = fresh .. '.' .. i
+      redis.call('DEL', stream)
+      redis.call('HSET', meta, 'e', epochs[meta], 'o', 0)
+      offset = 0
+    else
+      epochs[meta] = state[1]
+      offset = tonumber(state[2]) or 0
+    end
+    streams[meta] = stream
+  end
+  local nextOffset = offset + 1
+  local stamped = '{"tp":' .. topicJson .. ',"e":"' .. epochs[meta] .. '","o":' .. nextOffset .. tail
+  local added = redis.pcall('XADD', stream, 'MAXLEN', '=', size, nextOffset .. '-0', 't', nowMs, 'd', stamped)
+  if type(added) == 'table' and added.err then
+    offsets[meta] = offset
+    error(added.err)
+  end
+  local receivers = redis.pcall('SPUBLISH', channel, stamped)
+  if type(receivers) == 'table' and receivers.err then
+    redis.call('XDEL', stream, added)
+    offsets[meta] = offset
+    error(receivers.err)
+  end
+  offsets[meta] = nextOffset
+  return copied(channel, stamped, classic, receivers)
+end
+for i = 1, (#ARGV - 4) / 6 do
+  local at = 4 + 6 * (i - 1)
+  local channel = ARGV[at + 1]
+  local topicJson = ARGV[at + 2]
+  local body = ARGV[at + 3]
+  local classic = ARGV[at + 6]
+  local ok, receivers
+  if topicJson == '' then
+    receivers = redis.pcall('SPUBLISH', channel, body)
+    ok = not (type(receivers) == 'table' and receivers.err)
+    if not ok then receivers = receivers.err else receivers = copied(channel, body, classic, receivers) end
+  else
+    ok, receivers = pcall(historic, i, ARGV[at + 4], ARGV[at + 5], channel, topicJson, body, classic)
+    if not ok and type(receivers) == 'table' then receivers = receivers.err end
+  end
+  if not ok then
+    out[#out + 1] = i
+    out[#out + 1] = tostring(receivers)
+  elseif receivers < expected then
+    out[#out + 1] = -i
+    out[#out + 1] = receivers
+  end
+end
+for meta, offset in pairs(offsets) do
+  redis.call('HSET', meta, 'o', offset)
+  redis.call('PEXPIRE', streams[meta], ttl)
+  redis.call('PEXPIRE', meta, ttl)
+end
+return out`;
+
+/**
  * Reads a topic's position and, when `since` >= 0, the messages after it. KEYS: stream, meta.
  * ARGV: ttlMs, nonce, since (-1: position only), the client's epoch, maxReplay. Starts the
  * topic's history when it has none (as appending would), so a position handed out stays valid.
@@ -180,7 +274,21 @@ export function defineHistoryCommands(redis: Redis): asserts redis is HistoryCom
   redis.defineCommand('wseHistoryRead', { numberOfKeys: 2, lua: READ_LUA });
 }
 
-/** The two keys of a topic's history. */
+/** The history commands on a cluster's client (see `defineClusterHistoryCommands`). */
+export interface ClusterHistoryCommands extends Cluster {
+  /** Key: the first message's channel; then expected receivers, size, ttlMs, nonce, six per message. */
+  wseClusterHistoryBatch(firstChannel: string, ...args: (string | number | Buffer)[]): Promise<HistoryBatchReply>;
+  /** As `HistoryCommands.wseHistoryRead`, routed by the stream key's slot. */
+  wseHistoryRead(...keysAndArgs: (string | number)[]): Promise<(string | number)[]>;
+}
+
+/** Defines the cluster's history commands on its client (ioredis routes each by its first key). */
+export function defineClusterHistoryCommands(cluster: Cluster): asserts cluster is ClusterHistoryCommands {
+  cluster.defineCommand('wseClusterHistoryBatch', { numberOfKeys: 1, lua: CLUSTER_PUBLISH_HISTORY_BATCH_LUA });
+  cluster.defineCommand('wseHistoryRead', { numberOfKeys: 2, lua: READ_LUA });
+}
+
+/** The two keys of a topic's history (standalone Redis; a cluster's are in slot-tags.ts). */
 export function historyKeys(prefix: string, topic: string): { stream: string; meta: string } {
   return { stream: `${prefix}{${topic}}:h`, meta: `${prefix}{${topic}}:m` };
 }

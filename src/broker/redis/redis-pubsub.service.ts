@@ -22,8 +22,8 @@ import { isScriptRefused, publishPipelined, type BatchReply } from './publish-ba
 import { PublishPipeline, type CommandSender, type RedisPayload, type Refusal } from './publish-pipeline.js';
 import { escapeGlob, RedisConnections } from './redis-connections.js';
 import type { ShardState } from './shard-lane.js';
-import { isRedirection, LATE, publishByMaster } from './sharded-batch.js';
-import { RedisHistory } from './redis-history.js';
+import { isRedirection, LATE, outcomeOfOne, PUBLISHED, publishByMaster, SHORT } from './sharded-batch.js';
+import { RedisHistory, type BatchMessage } from './redis-history.js';
 import { RedisStats } from './redis-stats.js';
 
 export type { RedisPayload } from './publish-pipeline.js';
@@ -141,8 +141,15 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
         size: wseOptions.recovery.size,
         ttlMs: wseOptions.recovery.ttlMs,
         maxReplay: wseOptions.recovery.maxReplay,
+        clustered: this.options.cluster !== undefined,
       },
-      () => (this.connections?.publisherReady === true ? this.connections.publisher : undefined),
+      () => {
+        const connections = this.connections;
+        if (connections === undefined) return undefined;
+        if (connections.shards !== undefined)
+          return connections.shards.ready ? connections.shards.publisher : undefined;
+        return connections.publisherReady ? connections.publisher : undefined;
+      },
     );
     this.url = this.options.url;
     this.cluster = this.options.cluster;
@@ -405,6 +412,17 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
     });
   }
 
+  /**
+   * The barrier a recovery of `topic` waits for after its history read: `barrier()`, or in a
+   * cluster a marker on the topic's slot, which travels the master and the sharded subscriber
+   * connection the topic's messages take.
+   */
+  historyBarrier(topic: string): Promise<void> {
+    const shards = this.connections?.shards;
+    if (shards === undefined) return this.barrier();
+    return shards.ready ? shards.barrier(this.options.prefix + topic) : Promise.resolve();
+  }
+
   /** Returns and removes every DLQ entry, oldest first. */
   getDlqEntries(): DeadLetter[] {
     return this.dlq.drain();
@@ -487,8 +505,10 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
       publishBatch: clustered
         ? (_expected, args) => this.publishSharded(args)
         : (expected, args) => this.publishBatch(expected, args),
-      publishHistoryBatch: (expected, messages) =>
-        this.connections!.publisher.wsePublishHistoryBatch(...this.history.batchArguments(expected, messages)),
+      publishHistoryBatch: clustered
+        ? (_expected, messages) => this.publishShardedHistory(messages)
+        : (expected, messages) =>
+            this.connections!.publisher.wsePublishHistoryBatch(...this.history.batchArguments(expected, messages)),
     };
   }
 
@@ -527,7 +547,7 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
           }
           return shards.publishGroup(part);
         },
-        alone: (i) => shards.publish(args[2 * i] as string, args[2 * i + 1]),
+        alone: (i) => shards.publish(args[2 * i] as string, args[2 * i + 1]).then(PUBLISHED),
         sendAlone: (error) => this.shardScriptRefused(error) || isRedirection(error),
       },
       Math.max(1, Math.floor(this.options.publishTimeoutMs / 2)),
@@ -547,6 +567,43 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
       if (outcome === undefined && (classicOk || !copied)) continue;
       if (outcome !== undefined && outcome !== LATE && !(copied && classicOk)) reply.push(i + 1, outcome);
       else reply.push(-(i + 1), 0);
+    }
+    return reply;
+  }
+
+  /**
+   * A cluster's batch holding messages on history topics: grouped by master as `publishSharded`,
+   * each group one history script call (history-scripts.ts) that numbers, keeps and SPUBLISHes
+   * the messages of its master and PUBLISHes the stamped copy on the classic bus of those a glob
+   * follows; a message refused inside it (its slot is not there) goes again alone, as a script
+   * call of its own routed by ioredis. Outcomes as `publishSharded`'s.
+   */
+  private async publishShardedHistory(messages: readonly BatchMessage[]): Promise<BatchReply> {
+    const shards = this.connections!.shards!;
+    const publisher = shards.publisher;
+    const count = messages.length;
+    const classic = new Array<boolean>(count);
+    for (let i = 0; i < count; i++)
+      classic[i] = this.globFollowed(messages[i].channel.slice(this.options.prefix.length));
+    const outcomes = await publishByMaster(
+      count,
+      {
+        grouped: true,
+        ownerOf: (i) => shards.ownerOfChannel(messages[i].channel),
+        group: (indexes) =>
+          publisher.wseClusterHistoryBatch(...this.history.clusterArguments(messages, indexes, classic)),
+        alone: (i) =>
+          publisher.wseClusterHistoryBatch(...this.history.clusterArguments(messages, [i], classic)).then(outcomeOfOne),
+        sendAlone: isRedirection,
+      },
+      Math.max(1, Math.floor(this.options.publishTimeoutMs / 2)),
+    );
+    const reply: (number | string)[] = [];
+    for (let i = 0; i < count; i++) {
+      const outcome = outcomes[i];
+      if (outcome === undefined) continue;
+      if (outcome === LATE || outcome === SHORT) reply.push(-(i + 1), 0);
+      else reply.push(i + 1, outcome);
     }
     return reply;
   }

@@ -4,6 +4,7 @@ import { Cluster, type ClusterOptions } from 'ioredis';
 import type { BatchReply } from './publish-batch.js';
 import { quitQuietly } from './quit-quietly.js';
 import { defineShardPublishBatch, type ShardBatchPublisher } from './sharded-batch.js';
+import { defineClusterHistoryCommands, type ClusterHistoryCommands } from './history-scripts.js';
 import type { ResolvedRedisCluster } from '../../config/wse-module-options.interface.js';
 
 /** One master of the cluster, as the health body reports it (`redis_shards`). */
@@ -38,7 +39,7 @@ export interface ShardLaneEvents {
  * tick are grouped by slot here.
  */
 export class ShardLane {
-  readonly publisher: ShardBatchPublisher;
+  readonly publisher: ShardBatchPublisher & ClusterHistoryCommands;
   /**
    * Whether batches go as one script call per master (sharded-batch.ts); false from the first
    * time Redis refused the script (an ACL without EVAL), each message then being its own SPUBLISH.
@@ -88,6 +89,7 @@ export class ShardLane {
       redisOptions: { ...redisOptions, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false },
     });
     defineShardPublishBatch(publisher);
+    defineClusterHistoryCommands(publisher);
     this.publisher = publisher;
     this.subscriber = new Cluster(nodes, { ...common, shardedSubscribers: true });
     this.subscriber.on('smessageBuffer', (channel: Buffer, payload: Buffer) => {
@@ -133,6 +135,16 @@ export class ShardLane {
    */
   publishGroup(args: (string | Buffer)[]): Promise<BatchReply> {
     return this.publisher.wseShardPublishBatch(args[0] as string, 0, ...args);
+  }
+
+  /**
+   * Resolves once everything published on `channel`'s slot before this call has reached this
+   * instance's sharded subscriber: a marker SPUBLISHed now on the slot's marker channel comes
+   * back behind them (one master, one subscriber connection, in order). At once when none of
+   * this instance's subscriptions is on that slot; after the probe timeout at the latest.
+   */
+  async barrier(channel: string): Promise<void> {
+    await this.provenLive(this.markerChannels.get(calculateSlot(channel)));
   }
 
   /** The master (`host:port`) owning `channel`'s slot in the publisher's slot map; undefined when unknown. */

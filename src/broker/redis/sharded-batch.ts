@@ -43,6 +43,17 @@ export function defineShardPublishBatch(cluster: Cluster): asserts cluster is Sh
 
 /** A sharded publish that got no answer in time: it may still be delivered. */
 export const LATE = 'no answer from the shard in time';
+/** A message published on its shard whose copy on the classic bus (for the globs) was refused. */
+export const SHORT = 'its copy for the glob subscribers was refused';
+
+/** Resolves `alone` for a message that went out. */
+export const PUBLISHED = (): undefined => undefined;
+
+/** A one-message batch reply as the message's outcome (see `publishByMaster`). */
+export function outcomeOfOne(reply: BatchReply): string | undefined {
+  if (reply.length === 0) return undefined;
+  return Number(reply[0]) > 0 ? String(reply[1]) : SHORT;
+}
 
 /** How `publishByMaster` sends the messages of one batch (index 0 .. count - 1). */
 export interface ByMasterSender {
@@ -52,8 +63,11 @@ export interface ByMasterSender {
   ownerOf(index: number): string | undefined;
   /** One command with these messages, all on one master (first one routes it); the batch reply. */
   group(indexes: readonly number[]): Promise<BatchReply>;
-  /** Message `index` alone, routed by ioredis (which follows MOVED and ASK). */
-  alone(index: number): Promise<unknown>;
+  /**
+   * Message `index` alone, routed by ioredis (which follows MOVED and ASK): resolves with its
+   * outcome (undefined: published; SHORT; an error text), rejects when refused.
+   */
+  alone(index: number): Promise<string | undefined>;
   /**
    * Whether a rejected group command ran none of its messages and they should go alone instead
    * (a redirection, scripts refused); otherwise they are refused with its error.
@@ -65,8 +79,8 @@ export interface ByMasterSender {
  * Publishes `count` messages on a cluster: grouped by the master owning each one's slot, one
  * command per master with two messages or more, and alone whatever is the only one of its
  * master, has no known owner or failed inside its group. Resolves
- * with each message's outcome: undefined once published, the error text when refused, or LATE
- * when no answer came within `waitMs` (one timer for the whole batch), so a master that is down
+ * with each message's outcome: undefined once published, the error text when refused, SHORT when
+ * only its classic copy was refused, or LATE when no answer came within `waitMs` (one timer for the whole batch), so a master that is down
  * delays only its own messages.
  */
 export function publishByMaster(
@@ -92,7 +106,7 @@ export function publishByMaster(
     };
     const alone = (index: number): void => {
       sender.alone(index).then(
-        () => settle(index, undefined),
+        (outcome) => settle(index, outcome),
         (error: unknown) => settle(index, errorText(error)),
       );
     };
@@ -121,15 +135,17 @@ export function publishByMaster(
             for (let j = 0; j < indexes.length; j++) settle(indexes[j], undefined);
             return;
           }
-          // Only refusals are listed (expected receivers are 0 here); each goes again alone.
-          const refused = new Set<number>();
+          // Expected receivers are 0 here: a refused message (it goes again alone) or a short one
+          // (its classic copy was refused) is listed.
+          const listed = new Map<number, boolean>();
           for (let r = 0; r + 1 < reply.length; r += 2) {
             const position = Number(reply[r]);
-            if (position > 0) refused.add(position - 1);
+            listed.set(Math.abs(position) - 1, position > 0);
           }
           for (let j = 0; j < indexes.length; j++) {
-            if (refused.has(j)) alone(indexes[j]);
-            else settle(indexes[j], undefined);
+            const refused = listed.get(j);
+            if (refused === true) alone(indexes[j]);
+            else settle(indexes[j], refused === false ? SHORT : undefined);
           }
         },
         (error: unknown) => {
