@@ -257,6 +257,36 @@ describe('Redis Cluster mode: history topics', () => {
     await sleep(200);
     expect(stampedOf(back)).toEqual([]);
   }, 20_000);
+  it("lists a moved slot's history topic with its current position in the resync, and numbers on from there", async () => {
+    // Last in this block: it moves a slot.
+    const topic = 'hist:moving';
+    const channel = prefix + topic;
+    const slot = calculateSlot(channel);
+    const from = await cluster.ownerOfSlot(slot);
+    const to = cluster.nodes.find((node) => node !== from)!;
+    const client = await connect(b);
+    await subscribe(client, [topic]);
+    for (let n = 1; n <= 5; n++) a.publisher.publish(topic, { n });
+    await eventually(() => stampedOf(client, topic).length === 5, 5_000, 'five messages before the move');
+    await cluster.migrateSlot(slot, to);
+    const resyncOf = ():
+      { topics: string[]; recovery?: Record<string, { epoch: string; offset: number }> } | undefined =>
+      client.frames
+        .map((f) => f.json as { t?: string; p?: { reason?: string; topics: string[]; recovery?: never } } | undefined)
+        .find((json) => json?.t === 'resync' && json.p?.reason === 'shard_moved')?.p;
+    await eventually(() => resyncOf() !== undefined, 15_000, 'the shard_moved resync');
+    const resync = resyncOf()!;
+    const { meta } = clusterHistoryKeys(prefix, topic);
+    expect(resync.topics).toEqual([topic]);
+    expect(resync.recovery?.[topic]).toEqual({
+      epoch: stampedOf(client, topic)[0].e,
+      offset: Number(await to.server.command('HGET', meta, 'o')),
+    });
+    // The history moved with its slot: numbering goes on from there on the new master.
+    a.publisher.publish(topic, { n: 6 });
+    await eventually(() => stampedOf(client, topic).length === 6, 5_000, 'the sixth message after the move');
+    expect(stampedOf(client, topic).map((m) => m.o)).toEqual([1, 2, 3, 4, 5, 6]);
+  }, 30_000);
 });
 
 describe('Redis Cluster mode: history topics with a shard killed', () => {
