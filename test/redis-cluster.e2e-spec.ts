@@ -746,3 +746,88 @@ describe('Redis Cluster mode: a slot migrated mid-stream (CLUSTER SETSLOT)', () 
     expect(rig.receivers.flatMap((r) => r.unexpected)).toEqual([]);
   });
 });
+
+describe('Redis Cluster mode: a user without scripting (ACL without EVAL)', () => {
+  let cluster: RedisCluster;
+  let a: RedisApp;
+  let b: RedisApp;
+  const prefix = uniquePrefix('acl');
+  const clients: TestClient[] = [];
+
+  beforeAll(async () => {
+    cluster = await RedisCluster.launch();
+    for (const node of cluster.nodes) {
+      await node.server.command(
+        'ACL',
+        'SETUSER',
+        'noscript',
+        'on',
+        '>pw',
+        '~*',
+        '&*',
+        '+@all',
+        '-eval',
+        '-evalsha',
+        '-eval_ro',
+        '-evalsha_ro',
+        '-script',
+      );
+    }
+    const nodes = cluster.nodes.map((node) => `redis://noscript:pw@127.0.0.1:${node.port}`);
+    a = await startRedisApp({ cluster: { nodes }, prefix } as ClusterRedisOptions, APP_OPTIONS);
+    b = await startRedisApp({ cluster: { nodes }, prefix } as ClusterRedisOptions, APP_OPTIONS);
+    await Promise.all([
+      healthUntil(a, delivering, 15_000, 'A delivering through the cluster'),
+      healthUntil(b, delivering, 15_000, 'B delivering through the cluster'),
+    ]);
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(clients.splice(0).map((client) => client.close()));
+    await a?.close();
+    await b?.close();
+    await cluster?.stop();
+  });
+
+  it('publishes every message of a tick as its own SPUBLISH from the first refusal on, nothing lost', async () => {
+    const topics = Array.from({ length: 30 }, (_, i) => `acl:${i}`);
+    const { client } = await TestClient.ready(b.wsUrl);
+    clients.push(client);
+    const onB = new Inbox(client);
+    await client.subscribe(topics);
+    const deadline = Date.now() + 5_000;
+    while ((await cluster.shardNumSubs(topics.map((t) => prefix + t))).some((n) => n !== 1)) {
+      if (Date.now() > deadline) throw new Error('the 30 topics were not subscribed in 5 s');
+      await sleep(50);
+    }
+    const spublish = async (): Promise<number> =>
+      (await Promise.all(cluster.nodes.map((node) => commandCalls(node, 'spublish')))).reduce((x, y) => x + y, 0);
+    const before = await spublish();
+    // Two ticks: the first meets the refusal, the second goes per message from the start.
+    for (const round of [0, 1]) {
+      for (let n = 0; n < 5; n++)
+        for (const topic of topics) a.publisher.publish(topic, payloadOf(topic, `r${round}n${n}`));
+      await sleep(100);
+    }
+    await eventually(() => onB.with('#r').length >= 300, 10_000, `300 messages (got ${onB.with('#r').length})`);
+    await sleep(200);
+    expect(repeated(onB.with('#r'))).toEqual([]);
+    expect(onB.with('#r')).toHaveLength(300);
+    for (const topic of topics) {
+      const got = onB.messages.filter((m) => m.includes(`"${topic}#`));
+      expect(got).toEqual(
+        [0, 1].flatMap((round) => Array.from({ length: 5 }, (_, n) => textOf(topic, `r${round}n${n}`))),
+      );
+    }
+    expect((await spublish()) - before).toBe(300);
+    // The script was tried (and refused by the ACL) before the switch, on a master of the first tick.
+    const refusals = await Promise.all(
+      cluster.nodes.map(async (node) => {
+        const info = parseInfo(String(await node.server.command('INFO', 'errorstats')));
+        return Number(/count=(\d+)/.exec(info.errorstat_NOPERM ?? '')?.[1] ?? 0);
+      }),
+    );
+    expect(refusals.reduce((x, y) => x + y, 0)).toBeGreaterThanOrEqual(1);
+    expect(a.redis.dlqSize).toBe(0);
+    expect(counter(a, 'redis_publish_errors')).toBe(0);
+  }, 30_000);
+});
