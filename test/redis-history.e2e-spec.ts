@@ -114,12 +114,18 @@ describe('history scripts on a real redis-server', () => {
     await append(redis, store, [
       { topic: TOPIC, channel: PREFIX + TOPIC, payload: '{"t":"m","p":{"x":"ü"}}' },
       { topic: TOPIC, channel: PREFIX + TOPIC, payload: Buffer.from('{}') },
+      { topic: TOPIC, channel: PREFIX + TOPIC, payload: Buffer.from('{ "n":[1]}') },
+      { topic: TOPIC, channel: PREFIX + TOPIC, payload: '{ \n}' },
+      { topic: TOPIC, channel: PREFIX + TOPIC, payload: Buffer.from('{\t }') },
     ]);
-    await eventually(() => texts.length === 2, 2_000, 'two messages');
+    await eventually(() => texts.length === 5, 2_000, 'five messages');
     const epoch = (JSON.parse(texts[0]) as Stamped).e;
     expect(texts).toEqual([
       `{"tp":"${TOPIC}","e":"${epoch}","o":1,"t":"m","p":{"x":"ü"}}`,
       `{"tp":"${TOPIC}","e":"${epoch}","o":2}`,
+      `{"tp":"${TOPIC}","e":"${epoch}","o":3, "n":[1]}`,
+      `{"tp":"${TOPIC}","e":"${epoch}","o":4}`,
+      `{"tp":"${TOPIC}","e":"${epoch}","o":5}`,
     ]);
   });
 
@@ -182,6 +188,43 @@ describe('history scripts on a real redis-server', () => {
     const read = await store.read(TOPIC, epoch, 6);
     expect(read.recovered && read.entries.map((e) => (JSON.parse(e.toString()) as Stamped).o)).toEqual([7, 8, 9, 10]);
     expect(await redis.xlen(`${PREFIX}{${TOPIC}}:h`)).toBe(4);
+  });
+
+  it("sends a topic's keys once per command, however its messages interleave, and numbers each topic apart", async () => {
+    const redis = await connect();
+    const store = history(redis, { size: 3 });
+    const received = await listen();
+    const topics = ['a', 'b', 'c'];
+    const items = Array.from({ length: 12 }, (_, i) => message(i + 1, topics[i % 3]));
+    const args = store.batchArguments(0, items);
+    expect(args[0]).toBe(6);
+    expect(args.slice(1, 7)).toEqual(topics.flatMap((t) => [`${PREFIX}{${t}}:h`, `${PREFIX}{${t}}:m`]));
+    expect(await redis.wsePublishHistoryBatch(...args)).toEqual([]);
+    await eventually(() => received.length === 12, 2_000, 'twelve messages');
+    expect(received.map((m) => [m.tp, m.o, m.n])).toEqual(
+      items.map((item, i) => [item.topic, Math.floor(i / 3) + 1, i + 1]),
+    );
+    for (const topic of topics) {
+      expect(await redis.xlen(`${PREFIX}{${topic}}:h`)).toBe(3);
+      expect(await store.position(topic)).toMatchObject({ offset: 4 });
+    }
+  });
+
+  it('reads a history written in the earlier entry format (id <offset>-0, the time in a field t)', async () => {
+    const redis = await connect();
+    const store = history(redis, { ttlMs: 60_000 });
+    const stream = `${PREFIX}{${TOPIC}}:h`;
+    const now = Date.now();
+    for (let o = 1; o <= 3; o++) {
+      await redis.xadd(stream, `${o}-0`, 't', String(now), 'd', `{"tp":"${TOPIC}","e":"old","o":${o}}`);
+    }
+    await redis.hset(`${PREFIX}{${TOPIC}}:m`, 'e', 'old', 'o', 3);
+    const read = await store.read(TOPIC, 'old', 1);
+    expect(read.recovered && read.entries.map((e) => (JSON.parse(e.toString()) as Stamped).o)).toEqual([2, 3]);
+    // Appending goes on from there, in the current format, and both read together.
+    await append(redis, store, [message(4)]);
+    const after = await store.read(TOPIC, 'old', 2);
+    expect(after.recovered && after.entries.map((e) => (JSON.parse(e.toString()) as Stamped).o)).toEqual([3, 4]);
   });
 
   it('refuses more than maxReplay, another epoch and an offset ahead', async () => {

@@ -263,4 +263,12 @@ export interface RedisToolApi {
     readonly rate: number;
     readonly durationMs: number;
   }): Promise<LoopResult>;
+  /** The same over a stream of topics: message n on `PUBLISH <prefix><topic n>`. */
+  externalPacedTopics(params: {
+    readonly port: number;
+    readonly channelPrefix: string;
+    readonly topics: TopicStream;
+    readonly rate: number;
+    readonly durationMs: number;
+  }): Promise<LoopResult>;
 }

@@ -68,7 +68,7 @@ export function scaleTargets(r: Results): Target[] {
 
 export function scaleSection(r: Results): string[] {
   const has = (kase: string): boolean => r.measurements.some((m) => m.scenario === 'scale' && m.case === kase);
-  if (!has('routing') && !has('shards') && !has('churn')) return [];
+  if (!has('routing') && !has('outside') && !has('shards') && !has('churn')) return [];
   const cell = (kase: string, system: string, metric: string, format: (x: number) => string): string =>
     f.cell(r.summary('scale', kase, system, metric), format);
   const lines: string[] = ['## 7. Scaling out: interest routing and Redis Cluster', ''];
@@ -111,9 +111,45 @@ export function scaleSection(r: Results): string[] {
         `${f.us(r.med('scale', 'routing', 'interest', 'cpuUsPerDelivery'))} µs with \`interest\`); what is left ` +
         'is the publishing side (serializing, the pipeline, the batch command) and the one delivery, the same in ' +
         'both modes, and the 2-core machine is full in both (see "limited by"). A deployment whose publishers are ' +
-        'other processes (PUBLISH from a backend) keeps only the receiving side on the instances, and each ' +
-        'instance then reads a quarter of the messages it reads with `pattern` (not measured here).',
+        'other processes (PUBLISH from a backend) keeps only the receiving side on the instances: that is (a2).',
       '',
+    );
+  }
+
+  if (has('outside')) {
+    const pattern = r.med('scale', 'outside', 'pattern', 'cpuUsPerDelivery');
+    const rows = ['pattern', 'interest'].map((system) => [
+      ROUTING_LABEL[system],
+      cell('outside', system, 'deliveriesPerSec', f.perSec),
+      [0, 1, 2, 3].map((i) => f.pct(r.med('scale', 'outside', system, `instance${i}CpuPct`))).join(' / '),
+      cell('outside', system, 'cpuUsPerDelivery', f.us),
+      f.ratio(pattern / r.med('scale', 'outside', system, 'cpuUsPerDelivery')),
+      cell('outside', system, 'redisCpuPct', f.pct),
+      cell('outside', system, 'held', (x) => f.pct(x * 100)),
+      limitedBy(r, 'outside', system, 4),
+    ]);
+    lines.push(
+      '(a2) The same four instances and topics, with the publisher outside them: one process sends plain ' +
+        '`PUBLISH wse:<topic>` at a fixed rate over all the topics (as a backend would), so the instances only ' +
+        'receive and deliver. With `pattern` each instance receives every message; with `interest` a quarter. ' +
+        'An instance on a machine of its own is bounded by its CPU per delivery, so the ratio of the two is the ' +
+        'ratio of the deployments’ capacities (on this 2-core machine the fixed rate leaves room, see "limited by").',
+      '',
+      f.table(
+        [
+          'routing',
+          'deliveries/s (the offered rate)',
+          'CPU of each instance (median)',
+          'instance CPU µs/delivery',
+          'capacity vs pattern',
+          'redis-server CPU',
+          'delivered',
+          'limited by',
+        ],
+        rows,
+      ),
+      '',
+      ...outsideBounds(r),
     );
   }
 
@@ -199,4 +235,37 @@ export function scaleSection(r: Results): string[] {
     );
   }
   return lines;
+}
+
+/**
+ * What (a2) says about capacity: with the publishers outside, an instance pays R per message it
+ * receives and D per delivery, so per delivery `pattern` costs 4R + D and `interest` R + D.
+ */
+function outsideBounds(r: Results): string[] {
+  const pattern = r.med('scale', 'outside', 'pattern', 'cpuUsPerDelivery');
+  const interest = r.med('scale', 'outside', 'interest', 'cpuUsPerDelivery');
+  if (!Number.isFinite(pattern) || !Number.isFinite(interest)) return [];
+  const receive = (pattern - interest) / 3;
+  const deliver = interest - receive;
+  if (!(receive > 0) || !(deliver > 0)) {
+    return [
+      `**What (a2) shows.** Per delivery ${f.us(pattern)} µs with \`pattern\` and ${f.us(interest)} µs with ` +
+        '`interest`: in this run the difference is within the noise, so it does not separate the cost of receiving ' +
+        'a message from the cost of delivering it.',
+      '',
+    ];
+  }
+  const instancesFor = (ratio: number): number => Math.ceil((ratio * (receive + deliver) - deliver) / receive);
+  return [
+    `**What bounds interest routing here.** With the publishers outside, an instance spends R per message it ` +
+      `receives and D per delivery, so a delivery costs 4R + D with \`pattern\` and R + D with \`interest\`. ` +
+      `From the two rows: R = ${f.us(receive)} µs (receiving a message and dropping it: ioredis reads the reply, ` +
+      `the instance looks its channel up and finds nobody; the payload is not parsed) and D = ${f.us(deliver)} µs ` +
+      '(the delivery: the frame, the write round, one socket write per message at this rate, and the kernel’s ' +
+      `loopback send). The capacity ratio of N instances is (N·R + D) / (R + D): ${f.ratio((4 * receive + deliver) / (receive + deliver))} ` +
+      `for four, and 2.5x from about ${instancesFor(2.5)} instances on. Interest routing removes the receiving, ` +
+      'which is the cheap part of an instance’s work here; what it removes for certain is Redis’s egress and ' +
+      'each instance’s ingest bandwidth, three quarters of both with four instances.',
+    '',
+  ];
 }

@@ -50,22 +50,37 @@ const api: RedisToolApi = {
     return { count: counter.count, firstMs: counter.firstMs, lastMs: counter.lastMs };
   },
 
-  async externalPaced({ port, channel, rate, durationMs }): Promise<LoopResult> {
-    const redis = new Redis({ host: '127.0.0.1', port, enableAutoPipelining: true });
-    redis.on('error', () => undefined);
-    const pending: Promise<unknown>[] = [];
-    try {
-      await redis.ping();
-      return await runPaced(rate, durationMs, (seq, scheduled) => {
-        pending.push(redis.publish(channel, JSON.stringify(benchMessage(seq, scheduled))).catch(() => undefined));
-      });
-    } finally {
-      // Every publish answered before QUIT: with auto-pipelining a QUIT sent in the same tick as
-      // the last PUBLISH would overtake it.
-      await Promise.all(pending);
-      await redis.quit().catch(() => redis.disconnect());
-    }
+  externalPaced({ port, channel, rate, durationMs }): Promise<LoopResult> {
+    return publishPaced(port, () => channel, rate, durationMs);
+  },
+
+  externalPacedTopics({ port, channelPrefix, topics, rate, durationMs }): Promise<LoopResult> {
+    const { prefix, count, suffix } = topics;
+    return publishPaced(port, (seq) => channelPrefix + prefix + (seq % count) + suffix, rate, durationMs);
   },
 };
+
+/** `PUBLISH <channel of seq> <payload>` at a fixed rate, on a connection of its own. */
+async function publishPaced(
+  port: number,
+  channelOf: (seq: number) => string,
+  rate: number,
+  durationMs: number,
+): Promise<LoopResult> {
+  const redis = new Redis({ host: '127.0.0.1', port, enableAutoPipelining: true });
+  redis.on('error', () => undefined);
+  const pending: Promise<unknown>[] = [];
+  try {
+    await redis.ping();
+    return await runPaced(rate, durationMs, (seq, scheduled) => {
+      pending.push(redis.publish(channelOf(seq), JSON.stringify(benchMessage(seq, scheduled))).catch(() => undefined));
+    });
+  } finally {
+    // Every publish answered before QUIT: with auto-pipelining a QUIT sent in the same tick as
+    // the last PUBLISH would overtake it.
+    await Promise.all(pending);
+    await redis.quit().catch(() => redis.disconnect());
+  }
+}
 
 serve(api);

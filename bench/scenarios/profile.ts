@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { ACCEPT_OWNERS, ownerShares, summarizeProfile, type Owner, type ProfileSummary } from '../lib/profile.js';
-import { LoadClients, Server, teardown } from '../lib/rig.js';
+import type { RedisRouting, RedisToolApi } from '../lib/apis.js';
+import { Child } from '../lib/ipc.js';
+import { LoadClients, REDIS_TOOL_SCRIPT, Server, teardown } from '../lib/rig.js';
 import { RedisServer } from '../../test/support/redis-server.js';
 import { errorText, type Context } from './common.js';
 
@@ -18,7 +20,13 @@ export interface TitledProfile {
 async function profiled(
   title: string,
   body: (server: Server, clients: LoadClients) => Promise<{ fromUs: number; toUs: number }>,
-  options: { redisUrl?: string; jwtSecret?: string; owners?: readonly Owner[] } = {},
+  options: {
+    system?: 'wse' | 'wse-history';
+    redisUrl?: string;
+    redisRouting?: RedisRouting;
+    jwtSecret?: string;
+    owners?: readonly Owner[];
+  } = {},
 ): Promise<TitledProfile> {
   const dir = mkdtempSync(join(os.tmpdir(), 'wse-bench-prof-'));
   let server: Server | undefined;
@@ -26,8 +34,9 @@ async function profiled(
   try {
     [server, clients] = await Promise.all([
       Server.start({
-        system: 'wse',
+        system: options.system ?? 'wse',
         redisUrl: options.redisUrl,
+        redisRouting: options.redisRouting,
         jwtSecret: options.jwtSecret,
         execArgv: ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=250'],
       }),
@@ -102,24 +111,51 @@ export async function profileScenario(ctx: Context): Promise<TitledProfile[]> {
         return { fromUs, toUs: await server.child.call('monotonicUs', null) };
       },
     );
-  const flood = async (): Promise<TitledProfile> => {
+  const flood = async (history = false): Promise<TitledProfile> => {
     const redis = await RedisServer.launch();
     try {
       return await profiled(
-        `one instance publishing into Redis in a loop (scenario 3), ${ms} ms`,
+        `one instance publishing into Redis in a loop${history ? ', history topics' : ''} (scenario ${history ? 6 : 3}), ${ms} ms`,
         async (server) => {
           const fromUs = await server.child.call('monotonicUs', null);
           await server.child.call('flood', { topic: 'bench:flood', durationMs: ms, perTurn: 512, window: 20_000 });
           return { fromUs, toUs: await server.child.call('monotonicUs', null) };
         },
-        { redisUrl: redis.url },
+        { redisUrl: redis.url, system: history ? 'wse-history' : 'wse' },
       );
     } finally {
       await redis.stop();
     }
   };
+  const receive = async (): Promise<TitledProfile> => {
+    const redis = await RedisServer.launch();
+    const tool = await Child.spawn<RedisToolApi>('redis-tool', REDIS_TOOL_SCRIPT);
+    const topics = { prefix: 'scale:', count: 250, suffix: '' };
+    const rate = 10_000;
+    try {
+      return await profiled(
+        `receiving from Redis and delivering, interest routing: an outside PUBLISH at ${rate.toLocaleString('en')} msg/s over ${topics.count} topics, one connection each (scenario 7 (a2)), ${ms} ms`,
+        async (server, clients) => {
+          await clients.connectAll(server, topics.count, { kind: 'range', ...topics, start: 0, perConnection: 1 });
+          const fromUs = await server.child.call('monotonicUs', null);
+          await tool.call('externalPacedTopics', {
+            port: redis.port,
+            channelPrefix: 'wse:',
+            topics,
+            rate,
+            durationMs: ms,
+          });
+          return { fromUs, toUs: await server.child.call('monotonicUs', null) };
+        },
+        { redisUrl: redis.url, redisRouting: 'interest' },
+      );
+    } finally {
+      await tool.kill();
+      await redis.stop();
+    }
+  };
   // --quick profiles the burst and the accept only (it has to stay under 4 minutes).
-  const middle = ctx.config.quick ? [] : [await patterns(), await flood()];
+  const middle = ctx.config.quick ? [] : [await patterns(), await flood(), await flood(true), await receive()];
   const accept = await profiled(
     `accepting ${ctx.config.connections.sizes[0].toLocaleString('en')} connections with JWT (scenario 4)`,
     async (server, clients) => {

@@ -1,8 +1,9 @@
 import { Redis } from 'ioredis';
-import type { LoopResult, RedisRouting, TopicStream } from '../lib/apis.js';
+import type { LoopResult, RedisRouting, RedisToolApi, TopicStream } from '../lib/apis.js';
 import { sleep } from '../lib/clock.js';
 import { awaitQuiet, cpuMark, cpuSplit, registerBenchPid, unregisterBenchPid } from '../lib/cpu.js';
-import { LoadClients, Server, teardown } from '../lib/rig.js';
+import { Child } from '../lib/ipc.js';
+import { LoadClients, REDIS_TOOL_SCRIPT, Server, teardown } from '../lib/rig.js';
 import { RedisCluster } from '../../test/support/redis-cluster.js';
 import { RedisServer } from '../../test/support/redis-server.js';
 import { errorText, processCpuUs, sampleEvery, withinBudget, type Context } from './common.js';
@@ -15,7 +16,11 @@ import { errorText, processCpuUs, sampleEvery, withinBudget, type Context } from
  *     flooding Redis with publishes spread over all 4T topics. With `pattern` routing every
  *     instance receives every message and drops three in four; with `interest` each receives
  *     only its own. Figures: deliveries/s (each message has one recipient, so this is the
- *     deployment's publish capacity), each instance's CPU, redis-server's.
+ *     deployment's publish capacity), each instance's CPU, redis-server's. Then, on the same
+ *     instances, the publishers outside (`outside`): one process of plain `PUBLISH wse:<topic>`
+ *     at a fixed rate over the same topics, so the instances only receive and deliver; their CPU
+ *     per delivery is what each instance's share of a deployment's capacity costs (instances on
+ *     machines of their own are bounded by it).
  * (b) `shards`: two instances under the same fixed load (a paced rate over 2T topics), on one
  *     redis-server (`pattern`, `interest`) and on a local 3-master Redis Cluster. Figures: CPU
  *     seconds per message of each redis-server process (/proc/<pid>/stat utime + stime) and the
@@ -39,6 +44,9 @@ interface ScaleSizes {
   readonly perTurn: number;
   /** Publishes in flight per instance. */
   readonly window: number;
+  /** (a), publishers outside: msg/s offered by the outside publisher, and for how long. */
+  readonly outsideRate: number;
+  readonly outsideMs: number;
   /** (b): topics per instance, two instances. */
   readonly shardTopicsPerInstance: number;
   /** (b): msg/s each of the two instances publishes. */
@@ -53,6 +61,8 @@ const FULL_SIZES: ScaleSizes = {
   floodMs: 1_500,
   perTurn: 256,
   window: 4_000,
+  outsideRate: 40_000,
+  outsideMs: 2_000,
   shardTopicsPerInstance: 300,
   shardRate: 4_000,
   shardMs: 2_500,
@@ -64,6 +74,8 @@ const QUICK_SIZES: ScaleSizes = {
   floodMs: 1_000,
   perTurn: 256,
   window: 4_000,
+  outsideRate: 20_000,
+  outsideMs: 1_000,
   shardTopicsPerInstance: 150,
   shardRate: 3_000,
   shardMs: 1_000,
@@ -78,15 +90,18 @@ export async function scaleScenario(ctx: Context): Promise<void> {
   const { reps } = ctx.config;
   const single = await RedisServer.launch();
   let cluster: RedisCluster | undefined;
+  let tool: Child<RedisToolApi> | undefined;
   const pids: number[] = [];
   try {
     pids.push(single.pid!);
     registerBenchPid(single.pid!);
+    tool = await Child.spawn<RedisToolApi>('redis-tool', REDIS_TOOL_SCRIPT);
+    const t = tool;
     for (let rep = 1; rep <= reps; rep++) {
       for (const routing of ROUTINGS) {
         if (!withinBudget(ctx, `scale routing, ${routing}, repetition ${rep}`)) continue;
         await guarded(ctx, `scale routing, ${routing}, repetition ${rep}`, () =>
-          routingRun(ctx, sizes, single, routing, rep),
+          routingRun(ctx, sizes, single, t, routing, rep),
         );
       }
     }
@@ -114,6 +129,7 @@ export async function scaleScenario(ctx: Context): Promise<void> {
     }
   } finally {
     for (const pid of pids) unregisterBenchPid(pid);
+    await tool?.kill();
     await cluster?.stop();
     await single.stop();
   }
@@ -160,6 +176,7 @@ async function routingRun(
   ctx: Context,
   sizes: ScaleSizes,
   redis: RedisServer,
+  tool: Child<RedisToolApi>,
   routing: RedisRouting,
   rep: number,
 ): Promise<void> {
@@ -207,6 +224,25 @@ async function routingRun(
         `(published ${m.published}, delivered ${(m.held * 100).toFixed(1)}%), instances ` +
         `${[0, 1, 2, 3].map((i) => `${m[`instance${i}CpuPct`].toFixed(0)}%`).join(' ')}, redis ${m.redis0CpuPct.toFixed(0)}%, ` +
         `clients ${m.clientCpuPct.toFixed(0)}%`,
+    );
+
+    // The same instances and topics, the publisher outside: the instances only receive and deliver.
+    const outside = (durationMs: number) => async () => [
+      await tool.call('externalPacedTopics', {
+        port: redis.port,
+        channelPrefix: 'wse:',
+        topics: stream,
+        rate: sizes.outsideRate,
+        durationMs,
+      }),
+    ];
+    await window(c, servers, [redis.pid!], outside(300), 0, true); // warm-up, not recorded
+    const o = await window(c, servers, [redis.pid!], outside(sizes.outsideMs), sizes.outsideRate);
+    ctx.results.add('scale', 'outside', routing, rep, o);
+    ctx.log(
+      `  scale outside ${routing} #${rep}: ${Math.round(o.deliveriesPerSec)} deliveries/s ` +
+        `(delivered ${(o.held * 100).toFixed(1)}%), instances ${o.cpuUsPerDelivery.toFixed(2)} µs/delivery, ` +
+        `redis ${o.redis0CpuPct.toFixed(0)}%`,
     );
   } finally {
     await teardown(servers, clients);

@@ -3,30 +3,34 @@ import type { Cluster, Redis } from 'ioredis';
 /**
  * History of history topics in Redis (CONTRACT section 11), shared by every instance.
  *
- * Per topic, two keys with the same hash tag (so one script may touch both in a cluster too):
+ * Per topic, two keys with the same hash tag (in a Redis Cluster `<prefix>{<tag>}<topic>:m` and
+ * `:h` instead, on the slot of the topic's channel: slot-tags.ts):
  * - `<prefix>{<topic>}:m`, a hash: `e` the epoch, `o` the last offset given out;
- * - `<prefix>{<topic>}:h`, a stream of the last `size` stamped messages, entry id `<offset>-0`,
- *   fields `t` (Redis time in ms when appended) and `d` (the stamped payload).
+ * - `<prefix>{<topic>}:h`, a stream of the last `size` stamped messages, entry id
+ *   `<offset>-<Redis time in ms when appended>`, one field `d` (the stamped payload). (Entries
+ *   written before this format have id `<offset>-0` and the time in a field `t`; both are read.)
  * Both expire `ttlMs` after the last append. The epoch is made by the script when the hash is
  * missing (Redis restarted empty, the key expired or was evicted): Redis time in microseconds
  * plus the calling instance's nonce, and the old stream is deleted with it, so an old offset
- * never points into a new sequence. Offsets come from HINCRBY inside the script that appends
+ * never points into a new sequence. Offsets are counted inside the script that appends
  * and publishes, so history order is delivery order on every instance, and no two messages of
  * one epoch share an offset.
  */
 
 /**
  * Publishes a batch in which some messages are on history topics, in order, as one command.
- * KEYS: stream, meta of each history message, in order. ARGV: expected receivers, size, ttlMs,
- * nonce, then three per message: channel, the topic as JSON text (empty for a plain message),
- * and the payload (plain) or its tail (history: the payload after its `{`, with a leading comma
- * unless the object is empty).
+ * KEYS: stream, meta of each history topic of the batch, once per topic. ARGV: expected
+ * receivers, size, ttlMs, nonce, the number of history topics, each history topic as JSON text
+ * (in the order of KEYS), then three per message: channel, the number of its topic in KEYS'
+ * order (0 for a plain message), and the payload (plain) or its tail (history: the payload after
+ * its `{`, or `}` alone for an empty object; the script puts the stamp's comma before any other).
  *
- * A history message takes the topic's next offset, is stamped, added to the stream trimmed to
- * `size` (XADD MAXLEN =, id `<offset>-0`), and the stamped payload is PUBLISHed; a plain one is
- * PUBLISHed as it is. Offsets are counted in the script and written back once per topic, with
- * `ttlMs` set again on both keys, after the last message (a message costs one XADD and one
- * PUBLISH: the per-message HINCRBY and PEXPIREs made Redis the bottleneck of history topics).
+ * A history message takes the topic's next offset, is stamped, added to the stream with id
+ * `<offset>-<now in ms>`, and the stamped payload is PUBLISHed; a plain one is PUBLISHed as it is. Offsets
+ * are counted in the script and written back once per topic, the stream trimmed to `size`
+ * (XTRIM MAXLEN =) and `ttlMs` set again on both keys, after the last message: a message costs
+ * one XADD and one PUBLISH (the per-message HINCRBY, PEXPIREs and trimming made Redis the
+ * bottleneck of history topics), and a topic's keys and JSON travel once per batch.
  * Each message runs under pcall, and a history message refused at any step is undone (its
  * stream entry deleted, its offset not counted), so a refused message left no trace and a retry
  * cannot make two offsets for one message.
@@ -38,59 +42,64 @@ import type { Cluster, Redis } from 'ioredis';
 const PUBLISH_HISTORY_BATCH_LUA = `local expected = tonumber(ARGV[1])
 local size = ARGV[2]
 local ttl = ARGV[3]
+local topicCount = tonumber(ARGV[5])
 local now = redis.call('TIME')
 local nowMs = now[1] * 1000 + math.floor(now[2] / 1000)
 local fresh = string.format('%x%05x', now[1], now[2]) .. ARGV[4]
 local out = {}
-local key = 1
--- Per topic, once per call: its epoch and offset are read on its first message, counted here,
--- and written back (with the keys' expiry) after the last, so a message costs one XADD and one
--- PUBLISH. A message refused at either step leaves no trace: its stream entry is deleted and
--- its offset never counted. The call runs atomically, so nobody sees the counting in between.
-local epochs, offsets, streams = {}, {}, {}
-local function historic(i, stream, meta, channel, topicJson, tail)
-  local offset = offsets[meta]
+-- Per topic (its number j in KEYS' order), once per call: its epoch and offset are read on its
+-- first message, counted here, and written back (with the trim and the keys' expiry) after the
+-- last. A message refused at either step leaves no trace: its stream entry is deleted and its
+-- offset never counted. The call runs atomically, so nobody sees the counting in between.
+local epochs, offsets, stamps = {}, {}, {}
+local function historic(i, j, channel, tail)
+  local stream, meta = KEYS[2 * j - 1], KEYS[2 * j]
+  local offset = offsets[j]
   if offset == nil then
     local state = redis.call('HMGET', meta, 'e', 'o')
     if not state[1] then
-      epochs[meta] = fresh .. '.' .. i
+      epochs[j] = fresh .. '.' .. i
       redis.call('DEL', stream)
-      redis.call('HSET', meta, 'e', epochs[meta], 'o', 0)
+      redis.call('HSET', meta, 'e', epochs[j], 'o', 0)
       offset = 0
     else
-      epochs[meta] = state[1]
+      epochs[j] = state[1]
       offset = tonumber(state[2]) or 0
     end
-    streams[meta] = stream
+    offsets[j] = offset
+    stamps[j] = '{"tp":' .. ARGV[5 + j] .. ',"e":"' .. epochs[j] .. '","o":'
   end
   local nextOffset = offset + 1
-  local stamped = '{"tp":' .. topicJson .. ',"e":"' .. epochs[meta] .. '","o":' .. nextOffset .. tail
-  local added = redis.pcall('XADD', stream, 'MAXLEN', '=', size, nextOffset .. '-0', 't', nowMs, 'd', stamped)
-  if type(added) == 'table' and added.err then
-    offsets[meta] = offset
-    error(added.err)
+  -- The tail is the payload after its '{': '}' for an empty object, else its first field on.
+  local stamped
+  if string.byte(tail, 1) == 125 then
+    stamped = stamps[j] .. nextOffset .. tail
+  else
+    stamped = stamps[j] .. nextOffset .. ',' .. tail
   end
+  local added = redis.pcall('XADD', stream, nextOffset .. '-' .. nowMs, 'd', stamped)
+  if type(added) == 'table' and added.err then error(added.err) end
   local receivers = redis.pcall('PUBLISH', channel, stamped)
   if type(receivers) == 'table' and receivers.err then
     redis.call('XDEL', stream, added)
-    offsets[meta] = offset
     error(receivers.err)
   end
-  offsets[meta] = nextOffset
+  offsets[j] = nextOffset
   return receivers
 end
-for i = 1, (#ARGV - 4) / 3 do
-  local channel = ARGV[2 + 3 * i]
-  local topicJson = ARGV[3 + 3 * i]
-  local body = ARGV[4 + 3 * i]
+local first = 6 + topicCount
+for i = 1, (#ARGV - first + 1) / 3 do
+  local at = first + 3 * (i - 1)
+  local channel = ARGV[at]
+  local j = tonumber(ARGV[at + 1])
+  local body = ARGV[at + 2]
   local ok, receivers
-  if topicJson == '' then
+  if j == 0 then
     receivers = redis.pcall('PUBLISH', channel, body)
     ok = not (type(receivers) == 'table' and receivers.err)
     if not ok then receivers = receivers.err end
   else
-    ok, receivers = pcall(historic, i, KEYS[key], KEYS[key + 1], channel, topicJson, body)
-    key = key + 2
+    ok, receivers = pcall(historic, i, j, channel, body)
     if not ok and type(receivers) == 'table' then receivers = receivers.err end
   end
   if not ok then
@@ -101,90 +110,97 @@ for i = 1, (#ARGV - 4) / 3 do
     out[#out + 1] = receivers
   end
 end
-for meta, offset in pairs(offsets) do
+for j, offset in pairs(offsets) do
+  local stream, meta = KEYS[2 * j - 1], KEYS[2 * j]
   redis.call('HSET', meta, 'o', offset)
-  redis.call('PEXPIRE', streams[meta], ttl)
+  redis.call('XTRIM', stream, 'MAXLEN', '=', size)
+  redis.call('PEXPIRE', stream, ttl)
   redis.call('PEXPIRE', meta, ttl)
 end
 return out`;
 
 /**
- * The history batch on one master of a Redis Cluster: the script above, with the messages'
- * keys in the arguments and SPUBLISH instead of PUBLISH. A topic's keys are on its channel's
- * slot (slot-tags.ts), so a message's keys and channel are on one master; the messages of one
- * call are on several slots of that master, which a script may touch when it says so
+ * The history batch on one master of a Redis Cluster: the script above, with the topics' keys in
+ * the arguments and SPUBLISH instead of PUBLISH. A topic's keys are on its channel's slot
+ * (slot-tags.ts), so a message's keys and channel are on one master; the messages of one call
+ * are on several slots of that master, which a script may touch when it says so
  * (`allow-cross-slot-keys`, Redis 7) and only on slots this node serves. Redis takes declared
  * keys of one slot only, so the one declared key is the first message's channel (ioredis routes
- * the call by it); a message whose slot is not on this node fails alone inside the script
- * ("non local key") and leaves no trace, to be sent again by itself.
+ * the call by it); a message whose slot is not on this node fails alone inside the script ("non
+ * local key") and leaves no trace, to be sent again by itself.
  *
- * ARGV: expected receivers, size, ttlMs, nonce, then six per message: channel, the topic as
- * JSON text (empty for a plain message), the payload (plain) or its tail (history), the stream
- * and meta keys (empty for a plain message), and `1` when the message also goes on the classic
- * bus (a glob follows its topic somewhere: a PUBLISH on a cluster node reaches every node's
- * subscribers), empty otherwise. The classic copy carries the same stamped payload; when only
- * the copy is refused the message is reported as reaching -1 receivers (short). Reply as the
- * standalone batch's.
+ * ARGV: expected receivers, size, ttlMs, nonce, the number of history topics, three per topic
+ * (its JSON text, its stream and meta keys), then four per message: channel, the number of its
+ * topic (0 for a plain message), the payload (plain) or its tail (history, as above), and `1`
+ * when the message also goes on the classic bus (a glob follows its topic somewhere: a PUBLISH
+ * on a cluster node reaches every node's subscribers), empty otherwise. The classic copy carries
+ * the same stamped payload; when only the copy is refused the message is reported as reaching -1
+ * receivers (short). Reply as the standalone batch's.
  */
 const CLUSTER_PUBLISH_HISTORY_BATCH_LUA = `#!lua flags=allow-cross-slot-keys
 local expected = tonumber(ARGV[1])
 local size = ARGV[2]
 local ttl = ARGV[3]
+local topicCount = tonumber(ARGV[5])
 local now = redis.call('TIME')
 local nowMs = now[1] * 1000 + math.floor(now[2] / 1000)
 local fresh = string.format('%x%05x', now[1], now[2]) .. ARGV[4]
 local out = {}
-local epochs, offsets, streams = {}, {}, {}
+local epochs, offsets, stamps = {}, {}, {}
 local function copied(channel, payload, classic, receivers)
   if classic == '' then return receivers end
   local reply = redis.pcall('PUBLISH', channel, payload)
   if type(reply) == 'table' and reply.err then return -1 end
   return receivers
 end
-local function historic(i, stream, meta, channel, topicJson, tail, classic)
-  local offset = offsets[meta]
+local function historic(i, j, channel, tail, classic)
+  local stream, meta = ARGV[4 + 3 * j], ARGV[5 + 3 * j]
+  local offset = offsets[j]
   if offset == nil then
     local state = redis.call('HMGET', meta, 'e', 'o')
     if not state[1] then
-      epochs[meta] = fresh .. '.' .. i
+      epochs[j] = fresh .. '.' .. i
       redis.call('DEL', stream)
-      redis.call('HSET', meta, 'e', epochs[meta], 'o', 0)
+      redis.call('HSET', meta, 'e', epochs[j], 'o', 0)
       offset = 0
     else
-      epochs[meta] = state[1]
+      epochs[j] = state[1]
       offset = tonumber(state[2]) or 0
     end
-    streams[meta] = stream
+    offsets[j] = offset
+    stamps[j] = '{"tp":' .. ARGV[3 + 3 * j] .. ',"e":"' .. epochs[j] .. '","o":'
   end
   local nextOffset = offset + 1
-  local stamped = '{"tp":' .. topicJson .. ',"e":"' .. epochs[meta] .. '","o":' .. nextOffset .. tail
-  local added = redis.pcall('XADD', stream, 'MAXLEN', '=', size, nextOffset .. '-0', 't', nowMs, 'd', stamped)
-  if type(added) == 'table' and added.err then
-    offsets[meta] = offset
-    error(added.err)
+  local stamped
+  if string.byte(tail, 1) == 125 then
+    stamped = stamps[j] .. nextOffset .. tail
+  else
+    stamped = stamps[j] .. nextOffset .. ',' .. tail
   end
+  local added = redis.pcall('XADD', stream, nextOffset .. '-' .. nowMs, 'd', stamped)
+  if type(added) == 'table' and added.err then error(added.err) end
   local receivers = redis.pcall('SPUBLISH', channel, stamped)
   if type(receivers) == 'table' and receivers.err then
     redis.call('XDEL', stream, added)
-    offsets[meta] = offset
     error(receivers.err)
   end
-  offsets[meta] = nextOffset
+  offsets[j] = nextOffset
   return copied(channel, stamped, classic, receivers)
 end
-for i = 1, (#ARGV - 4) / 6 do
-  local at = 4 + 6 * (i - 1)
-  local channel = ARGV[at + 1]
-  local topicJson = ARGV[at + 2]
-  local body = ARGV[at + 3]
-  local classic = ARGV[at + 6]
+local first = 6 + 3 * topicCount
+for i = 1, (#ARGV - first + 1) / 4 do
+  local at = first + 4 * (i - 1)
+  local channel = ARGV[at]
+  local j = tonumber(ARGV[at + 1])
+  local body = ARGV[at + 2]
+  local classic = ARGV[at + 3]
   local ok, receivers
-  if topicJson == '' then
+  if j == 0 then
     receivers = redis.pcall('SPUBLISH', channel, body)
     ok = not (type(receivers) == 'table' and receivers.err)
     if not ok then receivers = receivers.err else receivers = copied(channel, body, classic, receivers) end
   else
-    ok, receivers = pcall(historic, i, ARGV[at + 4], ARGV[at + 5], channel, topicJson, body, classic)
+    ok, receivers = pcall(historic, i, j, channel, body, classic)
     if not ok and type(receivers) == 'table' then receivers = receivers.err end
   end
   if not ok then
@@ -195,9 +211,11 @@ for i = 1, (#ARGV - 4) / 6 do
     out[#out + 1] = receivers
   end
 end
-for meta, offset in pairs(offsets) do
+for j, offset in pairs(offsets) do
+  local stream, meta = ARGV[4 + 3 * j], ARGV[5 + 3 * j]
   redis.call('HSET', meta, 'o', offset)
-  redis.call('PEXPIRE', streams[meta], ttl)
+  redis.call('XTRIM', stream, 'MAXLEN', '=', size)
+  redis.call('PEXPIRE', stream, ttl)
   redis.call('PEXPIRE', meta, ttl)
 end
 return out`;
@@ -232,8 +250,9 @@ local entries = redis.call('XRANGE', KEYS[1], (since + 1) .. '-0', '+', 'COUNT',
 local expiredBefore = nowMs - ttl
 local first = nil
 for i = 1, #entries do
+  -- When it was appended: the entry id's sequence part, or its field t (the format before).
   local fields = entries[i][2]
-  local at = 0
+  local at = tonumber(string.match(entries[i][1], '-(%d+)$'))
   for f = 1, #fields, 2 do
     if fields[f] == 't' then at = tonumber(fields[f + 1]) end
   end
@@ -259,9 +278,9 @@ export type HistoryBatchReply = readonly (number | string)[];
 /** A connection with the history commands defined on it. */
 export interface HistoryCommands extends Redis {
   /**
-   * The number of keys, the keys (stream, meta of each history message), then expected
-   * receivers, size, ttlMs, nonce, and channel, topic JSON (empty: plain), payload or tail of
-   * each message.
+   * The number of keys, the keys (stream, meta of each history topic), then expected receivers,
+   * size, ttlMs, nonce, the number of history topics, their JSON, and channel, topic number (0:
+   * plain), payload or tail of each message.
    */
   wsePublishHistoryBatch(...numKeysKeysAndArgs: (string | number | Buffer)[]): Promise<HistoryBatchReply>;
   /** Keys: stream, meta; arguments: ttlMs, nonce, since, epoch, maxReplay. */
@@ -276,7 +295,7 @@ export function defineHistoryCommands(redis: Redis): asserts redis is HistoryCom
 
 /** The history commands on a cluster's client (see `defineClusterHistoryCommands`). */
 export interface ClusterHistoryCommands extends Cluster {
-  /** Key: the first message's channel; then expected receivers, size, ttlMs, nonce, six per message. */
+  /** Key: the first message's channel; then expected receivers, size, ttlMs, nonce, the topics, four per message. */
   wseClusterHistoryBatch(firstChannel: string, ...args: (string | number | Buffer)[]): Promise<HistoryBatchReply>;
   /** As `HistoryCommands.wseHistoryRead`, routed by the stream key's slot. */
   wseHistoryRead(...keysAndArgs: (string | number)[]): Promise<(string | number)[]>;

@@ -61,54 +61,87 @@ export class RedisHistory {
 
   /**
    * The arguments of one `wsePublishHistoryBatch` command for `messages`, in order: key count,
-   * keys, then expected receivers, size, ttlMs, nonce, and channel, topic JSON, payload or tail
-   * per message.
+   * keys (stream, meta of each history topic, once), then expected receivers, size, ttlMs, nonce,
+   * the number of history topics and their JSON, and channel, topic number (0: plain), payload
+   * or tail per message.
    */
   batchArguments(expected: number, messages: readonly BatchMessage[]): (string | number | Buffer)[] {
+    const numbers = new Map<string, number>();
     const keys: string[] = [];
-    const args: (string | number | Buffer)[] = [expected, this.options.size, this.options.ttlMs, this.nonce];
+    const topicsJson: string[] = [];
+    const perMessage: (string | number | Buffer)[] = [];
     for (const message of messages) {
-      if (message.topic === undefined) {
-        args.push(message.channel, '', message.payload);
+      const topic = message.topic;
+      if (topic === undefined) {
+        perMessage.push(message.channel, 0, message.payload);
         continue;
       }
-      const { stream, meta } = historyKeys(this.options.prefix, message.topic);
-      keys.push(stream, meta);
-      args.push(message.channel, JSON.stringify(message.topic), tailOf(message.payload));
+      let number = numbers.get(topic);
+      if (number === undefined) {
+        number = numbers.size + 1;
+        numbers.set(topic, number);
+        const { stream, meta } = historyKeys(this.options.prefix, topic);
+        keys.push(stream, meta);
+        topicsJson.push(JSON.stringify(topic));
+      }
+      perMessage.push(message.channel, number, tailOf(message.payload));
     }
-    return [keys.length, ...keys, ...args];
+    return [
+      keys.length,
+      ...keys,
+      expected,
+      this.options.size,
+      this.options.ttlMs,
+      this.nonce,
+      topicsJson.length,
+      ...topicsJson,
+      ...perMessage,
+    ];
   }
 
   /**
    * The arguments of one `wseClusterHistoryBatch` command (history-scripts.ts) for the messages
    * `indexes` of `messages`, all on one master: the first one's channel (the declared key), then
-   * expected receivers (0: interest routing), size, ttlMs, nonce, and six per message: channel,
-   * topic JSON, payload or tail, stream and meta keys, and `1` when `classic[index]` (its copy
-   * goes on the classic bus too).
+   * expected receivers (0: interest routing), size, ttlMs, nonce, the number of history topics,
+   * three per topic (its JSON, stream and meta keys), and four per message: channel, its topic's
+   * number (0: plain), payload or tail, and `1` when `classic[index]` (its copy goes on the
+   * classic bus too), empty otherwise.
    */
   clusterArguments(
     messages: readonly BatchMessage[],
     indexes: readonly number[],
     classic: readonly boolean[],
   ): [string, ...(string | number | Buffer)[]] {
-    const args: [string, ...(string | number | Buffer)[]] = [
+    const numbers = new Map<string, number>();
+    const perTopic: string[] = [];
+    const perMessage: (string | number | Buffer)[] = [];
+    for (const index of indexes) {
+      const message = messages[index];
+      const copy = classic[index] ? '1' : '';
+      const topic = message.topic;
+      if (topic === undefined) {
+        perMessage.push(message.channel, 0, message.payload, copy);
+        continue;
+      }
+      let number = numbers.get(topic);
+      if (number === undefined) {
+        number = numbers.size + 1;
+        numbers.set(topic, number);
+        const { stream, meta } = clusterHistoryKeys(this.options.prefix, topic);
+        perTopic.push(JSON.stringify(topic), stream, meta);
+      }
+      perMessage.push(message.channel, number, tailOf(message.payload), copy);
+    }
+    return [
       messages[indexes[0]].channel,
       0,
       this.options.size,
       this.options.ttlMs,
       this.nonce,
+      numbers.size,
+      ...perTopic,
+      ...perMessage,
     ];
-    for (const index of indexes) {
-      const message = messages[index];
-      const copy = classic[index] ? '1' : '';
-      if (message.topic === undefined) {
-        args.push(message.channel, '', message.payload, '', '', copy);
-        continue;
-      }
-      const { stream, meta } = clusterHistoryKeys(this.options.prefix, message.topic);
-      args.push(message.channel, JSON.stringify(message.topic), tailOf(message.payload), stream, meta, copy);
-    }
-    return args;
   }
 
   private async call(topic: string, since: number, epoch: string): Promise<(string | number)[]> {
@@ -121,22 +154,15 @@ export class RedisHistory {
   }
 }
 
-/** The payload after its opening brace, with the comma the stamp needs unless the object is empty. */
+/**
+ * The payload after its opening brace, as a view (no copy): `}` for an empty object, whatever
+ * white space it held (the script adds the comma the stamp needs before any other tail).
+ */
 function tailOf(payload: string | Buffer): string | Buffer {
-  if (typeof payload === 'string') {
-    return /^\{\s*\}$/.test(payload) ? '}' : `,${payload.slice(1)}`;
-  }
-  let empty = true;
+  if (typeof payload === 'string') return /^\{\s*\}$/.test(payload) ? '}' : payload.slice(1);
   for (let i = 1; i < payload.length - 1; i++) {
     const c = payload[i];
-    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) {
-      empty = false;
-      break;
-    }
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return payload.subarray(1);
   }
-  if (empty) return '}';
-  const tail = Buffer.allocUnsafe(payload.length);
-  tail[0] = 0x2c;
-  payload.copy(tail, 1, 1);
-  return tail;
+  return '}';
 }
