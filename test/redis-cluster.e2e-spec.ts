@@ -120,6 +120,13 @@ async function commandCalls(node: ClusterNode, command: string): Promise<number>
   return match ? Number(match[1]) : 0;
 }
 
+/** `INFO commandstats` rejected calls of `command` on one node (refused before running: MOVED, non-local key). */
+async function rejectedCalls(node: ClusterNode, command: string): Promise<number> {
+  const info = parseInfo(String(await node.server.command('INFO', 'commandstats')));
+  const match = /rejected_calls=(\d+)/.exec(info[`cmdstat_${command}`] ?? '');
+  return match ? Number(match[1]) : 0;
+}
+
 /** Client connections on a node that hold at least one shard channel (`CLIENT LIST` ssub > 0). */
 async function shardSubscriberConnections(node: ClusterNode): Promise<number> {
   const list = String(await node.server.command('CLIENT', 'LIST'));
@@ -363,6 +370,50 @@ describe('Redis Cluster mode: delivery across three shards', () => {
     expect(onB.messages).toEqual([payload]);
   });
 
+  it("sends a tick's messages as one script call per master, with one SPUBLISH per message inside it", async () => {
+    const topics = Array.from({ length: 30 }, (_, i) => `batch:${i}`);
+    const slots = await cluster.slotsOf(topics.map((t) => prefix + t));
+    const owners = await cluster.slotOwners();
+    const onNode = cluster.nodes.map((node) => topics.filter((_, i) => owners[slots[i]] === node).length);
+    expect(onNode.every((n) => n > 0)).toBe(true);
+    const onB = await connect(b, topics);
+    const deadline = Date.now() + 5_000;
+    while ((await cluster.shardNumSubs(topics.map((t) => prefix + t))).some((n) => n !== 1)) {
+      if (Date.now() > deadline) throw new Error('the 30 topics were not subscribed in 5 s');
+      await sleep(50);
+    }
+    const scripts = async (node: ClusterNode): Promise<number> =>
+      (await commandCalls(node, 'evalsha')) + (await commandCalls(node, 'eval'));
+    const before = await Promise.all(
+      cluster.nodes.map(async (node) => ({
+        scripts: await scripts(node),
+        spublish: await commandCalls(node, 'spublish'),
+      })),
+    );
+
+    // One tick: 10 messages on each topic, 300 in all.
+    for (let round = 0; round < 10; round++)
+      for (const topic of topics) a.publisher.publish(topic, payloadOf(topic, `b${round}`));
+
+    await eventually(() => onB.with('#b').length >= 300, 5_000, `300 messages (got ${onB.with('#b').length})`);
+    await sleep(200);
+    expect(onB.with('#b')).toHaveLength(300);
+    for (const topic of topics) {
+      const got = onB.messages.filter((m) => m.includes(`"${topic}#`));
+      expect(got).toEqual(Array.from({ length: 10 }, (_, round) => textOf(topic, `b${round}`)));
+    }
+    for (let n = 0; n < cluster.nodes.length; n++) {
+      const node = cluster.nodes[n];
+      // Every message is an SPUBLISH on its master (counted inside the script too) ...
+      expect((await commandCalls(node, 'spublish')) - before[n].spublish).toBe(onNode[n] * 10);
+      // ... and they travelled in a few script calls, not one command each.
+      const calls = (await scripts(node)) - before[n].scripts;
+      expect(calls).toBeGreaterThanOrEqual(1);
+      expect(calls).toBeLessThanOrEqual(2);
+    }
+    expect(a.redis.dlqSize).toBe(0);
+  }, 20_000);
+
   it('delivers to glob subscribers on either instance each matching message once, also to a connection following the topic and the glob', async () => {
     const globOnA = await connect(a, ['glob:*']);
     const globOnB = await connect(b, ['glob:*']);
@@ -406,6 +457,58 @@ describe('Redis Cluster mode: delivery across three shards', () => {
     }
     expect(exactOnA.with('#g')).toEqual([textOf('glob:7', 'g')]);
     expect(unrelated.messages).toEqual([textOf('other:1', 'g')]);
+  }, 30_000);
+
+  it('delivers a message whose slot moved to another master after the batch was grouped, alone through the redirection', async () => {
+    // Last in this block: it moves a slot. T and U share a master at first; T's slot then moves.
+    const candidates = Array.from({ length: 64 }, (_, i) => `stale:${i}`);
+    const slots = await cluster.slotsOf(candidates.map((t) => prefix + t));
+    const owners = await cluster.slotOwners();
+    const from = owners[slots[0]]!;
+    const other = candidates.findIndex((_, i) => i > 0 && owners[slots[i]] === from && slots[i] !== slots[0]);
+    expect(other).toBeGreaterThan(0);
+    const [t, u] = [candidates[0], candidates[other]];
+    const [tSlot, uSlot] = [slots[0], slots[other]];
+    const to = cluster.nodes.find((node) => node !== from)!;
+    const onB = await connect(b, [t, u]);
+    const subscribedOn = async (node: ClusterNode, topic: string): Promise<void> => {
+      const deadline = Date.now() + 10_000;
+      while ((await cluster.shardNumSubOn(node, prefix + topic)) !== 1) {
+        if (Date.now() > deadline) throw new Error(`${topic} not subscribed on ${node.address} in 10 s`);
+        await sleep(50);
+      }
+    };
+    await subscribedOn(from, t);
+    await subscribedOn(from, u);
+    await cluster.migrateSlot(tSlot, to);
+    await subscribedOn(to, t);
+    // B has proven its subscription live on the new owner (its marker SPUBLISH went there) and told its client.
+    await eventually(() => onB.resyncs.some((x) => x.topics.includes(t)), 10_000, 'the resync for the moved slot');
+    const spublishOnTarget = await commandCalls(to, 'spublish');
+    const scriptsOn = async (node: ClusterNode): Promise<number> =>
+      (await commandCalls(node, 'evalsha')) + (await commandCalls(node, 'eval'));
+    const scriptsOnSource = await scriptsOn(from);
+    const refusedOnSource = await rejectedCalls(from, 'spublish');
+
+    // A's publisher still routes T's slot to the old master when it groups the batch: the
+    // script there runs U's messages and refuses T's ("non local key"), which go again alone.
+    const slotMap = (a.redis as unknown as { connections: { shards: { publisher: { slots: string[][] } } } })
+      .connections.shards.publisher.slots;
+    slotMap[tSlot] = [...slotMap[uSlot]];
+    a.publisher.publish(u, payloadOf(u, 's1'));
+    a.publisher.publish(t, payloadOf(t, 's2'));
+    a.publisher.publish(u, payloadOf(u, 's3'));
+
+    await eventually(() => onB.with('#s').length >= 3, 5_000, `3 messages (got ${onB.with('#s').length})`);
+    await sleep(200);
+    expect(onB.messages.filter((m) => m.includes(`"${u}#`))).toEqual([textOf(u, 's1'), textOf(u, 's3')]);
+    expect(onB.messages.filter((m) => m.includes(`"${t}#`))).toEqual([textOf(t, 's2')]);
+    expect(await scriptsOn(from)).toBeGreaterThan(scriptsOnSource);
+    // T's SPUBLISH was refused twice on the old master (inside the script, then alone: MOVED)
+    // and ran on the new one.
+    expect(await rejectedCalls(from, 'spublish')).toBe(refusedOnSource + 2);
+    expect(await commandCalls(to, 'spublish')).toBeGreaterThan(spublishOnTarget);
+    expect(a.redis.dlqSize).toBe(0);
   }, 30_000);
 });
 
@@ -642,4 +745,89 @@ describe('Redis Cluster mode: a slot migrated mid-stream (CLUSTER SETSLOT)', () 
   it('sends nothing but numbered messages and resyncs', () => {
     expect(rig.receivers.flatMap((r) => r.unexpected)).toEqual([]);
   });
+});
+
+describe('Redis Cluster mode: a user without scripting (ACL without EVAL)', () => {
+  let cluster: RedisCluster;
+  let a: RedisApp;
+  let b: RedisApp;
+  const prefix = uniquePrefix('acl');
+  const clients: TestClient[] = [];
+
+  beforeAll(async () => {
+    cluster = await RedisCluster.launch();
+    for (const node of cluster.nodes) {
+      await node.server.command(
+        'ACL',
+        'SETUSER',
+        'noscript',
+        'on',
+        '>pw',
+        '~*',
+        '&*',
+        '+@all',
+        '-eval',
+        '-evalsha',
+        '-eval_ro',
+        '-evalsha_ro',
+        '-script',
+      );
+    }
+    const nodes = cluster.nodes.map((node) => `redis://noscript:pw@127.0.0.1:${node.port}`);
+    a = await startRedisApp({ cluster: { nodes }, prefix } as ClusterRedisOptions, APP_OPTIONS);
+    b = await startRedisApp({ cluster: { nodes }, prefix } as ClusterRedisOptions, APP_OPTIONS);
+    await Promise.all([
+      healthUntil(a, delivering, 15_000, 'A delivering through the cluster'),
+      healthUntil(b, delivering, 15_000, 'B delivering through the cluster'),
+    ]);
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(clients.splice(0).map((client) => client.close()));
+    await a?.close();
+    await b?.close();
+    await cluster?.stop();
+  });
+
+  it('publishes every message of a tick as its own SPUBLISH from the first refusal on, nothing lost', async () => {
+    const topics = Array.from({ length: 30 }, (_, i) => `acl:${i}`);
+    const { client } = await TestClient.ready(b.wsUrl);
+    clients.push(client);
+    const onB = new Inbox(client);
+    await client.subscribe(topics);
+    const deadline = Date.now() + 5_000;
+    while ((await cluster.shardNumSubs(topics.map((t) => prefix + t))).some((n) => n !== 1)) {
+      if (Date.now() > deadline) throw new Error('the 30 topics were not subscribed in 5 s');
+      await sleep(50);
+    }
+    const spublish = async (): Promise<number> =>
+      (await Promise.all(cluster.nodes.map((node) => commandCalls(node, 'spublish')))).reduce((x, y) => x + y, 0);
+    const before = await spublish();
+    // Two ticks: the first meets the refusal, the second goes per message from the start.
+    for (const round of [0, 1]) {
+      for (let n = 0; n < 5; n++)
+        for (const topic of topics) a.publisher.publish(topic, payloadOf(topic, `r${round}n${n}`));
+      await sleep(100);
+    }
+    await eventually(() => onB.with('#r').length >= 300, 10_000, `300 messages (got ${onB.with('#r').length})`);
+    await sleep(200);
+    expect(repeated(onB.with('#r'))).toEqual([]);
+    expect(onB.with('#r')).toHaveLength(300);
+    for (const topic of topics) {
+      const got = onB.messages.filter((m) => m.includes(`"${topic}#`));
+      expect(got).toEqual(
+        [0, 1].flatMap((round) => Array.from({ length: 5 }, (_, n) => textOf(topic, `r${round}n${n}`))),
+      );
+    }
+    expect((await spublish()) - before).toBe(300);
+    // The script was tried (and refused by the ACL) before the switch, on a master of the first tick.
+    const refusals = await Promise.all(
+      cluster.nodes.map(async (node) => {
+        const info = parseInfo(String(await node.server.command('INFO', 'errorstats')));
+        return Number(/count=(\d+)/.exec(info.errorstat_NOPERM ?? '')?.[1] ?? 0);
+      }),
+    );
+    expect(refusals.reduce((x, y) => x + y, 0)).toBeGreaterThanOrEqual(1);
+    expect(a.redis.dlqSize).toBe(0);
+    expect(counter(a, 'redis_publish_errors')).toBe(0);
+  }, 30_000);
 });

@@ -195,11 +195,12 @@ export function scaleSection(r: Results): string[] {
         rows,
       ),
       '',
-      '**What bounds the cluster here.** Each message is its own `SPUBLISH` on its master (the masters own ' +
-        'different slots, so one command cannot carry the messages of a tick as the single Redis’s batch script ' +
-        'does): a message costs a master more than it costs one Redis inside a script, so three masters share the ' +
-        'work at more than a third each, and the instances pay a command, a promise and ioredis’s slot routing ' +
-        'per message instead of one script call per tick.',
+      '**What bounds the cluster here.** The messages of a tick are grouped by the master owning each ' +
+        'channel’s slot, and each master gets one script call of `SPUBLISH`es (a plain `SPUBLISH` when it has ' +
+        'a single message of the tick). At this paced rate a tick holds only a few messages per master, against ' +
+        'the whole tick in one script on a single Redis, so a master spreads its cost per command over fewer ' +
+        'messages and three masters share the work at more than a third each; the instances pay one command and ' +
+        'one promise per master and tick instead of one per message.',
       '',
     );
   }

@@ -495,11 +495,11 @@ describe('redis routing and cluster (issue 15)', () => {
     if (path !== 'redis.routing') expect(problem?.value).toBe('<hidden>');
   });
 
-  it('refuses history topics in cluster mode, for now, saying so', () => {
-    expect(
-      configErrorOf({ redis: { cluster: { nodes: ['a:1'] } }, recovery: { topics: ['chat:*'] } }).problems,
-    ).toEqual([
-      { path: 'recovery.topics', rule: 'history topics are not available with redis.cluster yet', value: ['chat:*'] },
-    ]);
+  it('takes history topics in cluster mode', () => {
+    const resolved = resolveWseOptions(
+      withAuthMode({ redis: { cluster: { nodes: ['a:1'] } }, recovery: { topics: ['chat:*'] } }),
+    );
+    expect(resolved.recovery.topics).toEqual(['chat:*']);
+    expect(resolved.redis.cluster?.nodes).toEqual([{ host: 'a', port: 1 }]);
   });
 });

@@ -153,11 +153,6 @@ export function resolveWseOptions(input: WseModuleOptions = {}): ResolvedWseOpti
     shutdownCloseCode: check.closeCode('shutdownCloseCode', input.shutdownCloseCode ?? WSE_DEFAULTS.shutdownCloseCode),
     systemFrames: resolveSystemFrames(check.section('systemFrames', input.systemFrames), check),
   };
-  if (resolved.redis.cluster !== undefined && resolved.recovery.topics.length > 0) {
-    // The history script keeps a topic's keys and publishes in one step, which a cluster allows
-    // only when the keys and the channel share a slot: not so yet.
-    check.fail('recovery.topics', 'history topics are not available with redis.cluster yet', resolved.recovery.topics);
-  }
   if (problems.length > 0) throw new WseConfigError(problems);
   return Object.freeze(resolved);
 }

@@ -104,7 +104,7 @@ export class TopicHistoryService implements OnModuleInit, OnApplicationShutdown 
    * Redis's history, read so that a recovery can merge it with the live messages: the read's
    * reply comes on the publisher connection and can overtake messages it already counts that
    * are still on their way to the subscriber, so the read is followed by a barrier through
-   * Pub/Sub (RedisPubSubService.barrier); after it, every message up to the read's offset has
+   * Pub/Sub (RedisPubSubService.historyBarrier; in a cluster on the topic's slot); after it, every message up to the read's offset has
    * arrived here and the hold has it. Positions need no barrier: a live message at or before a
    * reported position is no loss.
    */
@@ -112,7 +112,7 @@ export class TopicHistoryService implements OnModuleInit, OnApplicationShutdown 
     position: (topic) => this.redis.history.position(topic),
     read: async (topic, epoch, offset) => {
       const read = await this.redis.history.read(topic, epoch, offset);
-      await this.redis.barrier();
+      await this.redis.historyBarrier(topic);
       return read;
     },
   };

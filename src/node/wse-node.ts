@@ -400,15 +400,40 @@ export class WseNode implements OnModuleInit {
 
   /**
    * Cluster: the slots of `topics` moved to another master; their messages published in the
-   * move reached no one here. Each connection holding one of them is told which.
+   * move reached no one here. Each connection holding one of them is told which, with the
+   * current positions of those that are history topics under `recovery` (read first; the
+   * frames then follow and 0 is returned), so the client recovers just what it missed.
    */
   private tellMoved(topics: readonly string[]): number {
+    const list = this.history.enabled ? topics.filter((topic) => this.history.isHistoryTopic(topic)) : [];
+    if (list.length === 0) return this.sendMoved(topics, undefined);
+    const store = this.history.store();
+    void Promise.allSettled(list.map((topic) => store.position(topic))).then((results) => {
+      const known = new Map<string, HistoryPosition>();
+      results.forEach((result, i) => {
+        if (result.status === 'fulfilled') known.set(list[i], result.value);
+      });
+      this.sendMoved(topics, known);
+    });
+    return 0;
+  }
+
+  private sendMoved(topics: readonly string[], positions: ReadonlyMap<string, HistoryPosition> | undefined): number {
     const moved = new Set(topics);
     let told = 0;
     for (const connection of this.registry.connections()) {
       const affected = [...connection.topics].filter((topic) => moved.has(topic));
       if (affected.length === 0) continue;
-      if (connection.send(this.frames.frame('resync', { reason: 'shard_moved', topics: affected, down_ms: 0 }))) told++;
+      const payload: Record<string, unknown> = { reason: 'shard_moved', topics: affected, down_ms: 0 };
+      if (positions !== undefined) {
+        const recovery: Record<string, HistoryPosition> = {};
+        for (const topic of affected) {
+          const position = positions.get(topic);
+          if (position !== undefined) recovery[topic] = { epoch: position.epoch, offset: position.offset };
+        }
+        payload.recovery = recovery;
+      }
+      if (connection.send(this.frames.frame('resync', payload))) told++;
     }
     return told;
   }

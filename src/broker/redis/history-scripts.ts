@@ -1,9 +1,10 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /**
  * History of history topics in Redis (CONTRACT section 11), shared by every instance.
  *
- * Per topic, two keys with the same hash tag (so one script may touch both in a cluster too):
+ * Per topic, two keys with the same hash tag (in a Redis Cluster `<prefix>{<tag>}<topic>:m` and
+ * `:h` instead, on the slot of the topic's channel: slot-tags.ts):
  * - `<prefix>{<topic>}:m`, a hash: `e` the epoch, `o` the last offset given out;
  * - `<prefix>{<topic>}:h`, a stream of the last `size` stamped messages, entry id
  *   `<offset>-<Redis time in ms when appended>`, one field `d` (the stamped payload). (Entries
@@ -119,6 +120,107 @@ end
 return out`;
 
 /**
+ * The history batch on one master of a Redis Cluster: the script above, with the topics' keys in
+ * the arguments and SPUBLISH instead of PUBLISH. A topic's keys are on its channel's slot
+ * (slot-tags.ts), so a message's keys and channel are on one master; the messages of one call
+ * are on several slots of that master, which a script may touch when it says so
+ * (`allow-cross-slot-keys`, Redis 7) and only on slots this node serves. Redis takes declared
+ * keys of one slot only, so the one declared key is the first message's channel (ioredis routes
+ * the call by it); a message whose slot is not on this node fails alone inside the script ("non
+ * local key") and leaves no trace, to be sent again by itself.
+ *
+ * ARGV: expected receivers, size, ttlMs, nonce, the number of history topics, three per topic
+ * (its JSON text, its stream and meta keys), then four per message: channel, the number of its
+ * topic (0 for a plain message), the payload (plain) or its tail (history, as above), and `1`
+ * when the message also goes on the classic bus (a glob follows its topic somewhere: a PUBLISH
+ * on a cluster node reaches every node's subscribers), empty otherwise. The classic copy carries
+ * the same stamped payload; when only the copy is refused the message is reported as reaching -1
+ * receivers (short). Reply as the standalone batch's.
+ */
+const CLUSTER_PUBLISH_HISTORY_BATCH_LUA = `#!lua flags=allow-cross-slot-keys
+local expected = tonumber(ARGV[1])
+local size = ARGV[2]
+local ttl = ARGV[3]
+local topicCount = tonumber(ARGV[5])
+local now = redis.call('TIME')
+local nowMs = now[1] * 1000 + math.floor(now[2] / 1000)
+local fresh = string.format('%x%05x', now[1], now[2]) .. ARGV[4]
+local out = {}
+local epochs, offsets, stamps = {}, {}, {}
+local function copied(channel, payload, classic, receivers)
+  if classic == '' then return receivers end
+  local reply = redis.pcall('PUBLISH', channel, payload)
+  if type(reply) == 'table' and reply.err then return -1 end
+  return receivers
+end
+local function historic(i, j, channel, tail, classic)
+  local stream, meta = ARGV[4 + 3 * j], ARGV[5 + 3 * j]
+  local offset = offsets[j]
+  if offset == nil then
+    local state = redis.call('HMGET', meta, 'e', 'o')
+    if not state[1] then
+      epochs[j] = fresh .. '.' .. i
+      redis.call('DEL', stream)
+      redis.call('HSET', meta, 'e', epochs[j], 'o', 0)
+      offset = 0
+    else
+      epochs[j] = state[1]
+      offset = tonumber(state[2]) or 0
+    end
+    offsets[j] = offset
+    stamps[j] = '{"tp":' .. ARGV[3 + 3 * j] .. ',"e":"' .. epochs[j] .. '","o":'
+  end
+  local nextOffset = offset + 1
+  local stamped
+  if string.byte(tail, 1) == 125 then
+    stamped = stamps[j] .. nextOffset .. tail
+  else
+    stamped = stamps[j] .. nextOffset .. ',' .. tail
+  end
+  local added = redis.pcall('XADD', stream, nextOffset .. '-' .. nowMs, 'd', stamped)
+  if type(added) == 'table' and added.err then error(added.err) end
+  local receivers = redis.pcall('SPUBLISH', channel, stamped)
+  if type(receivers) == 'table' and receivers.err then
+    redis.call('XDEL', stream, added)
+    error(receivers.err)
+  end
+  offsets[j] = nextOffset
+  return copied(channel, stamped, classic, receivers)
+end
+local first = 6 + 3 * topicCount
+for i = 1, (#ARGV - first + 1) / 4 do
+  local at = first + 4 * (i - 1)
+  local channel = ARGV[at]
+  local j = tonumber(ARGV[at + 1])
+  local body = ARGV[at + 2]
+  local classic = ARGV[at + 3]
+  local ok, receivers
+  if j == 0 then
+    receivers = redis.pcall('SPUBLISH', channel, body)
+    ok = not (type(receivers) == 'table' and receivers.err)
+    if not ok then receivers = receivers.err else receivers = copied(channel, body, classic, receivers) end
+  else
+    ok, receivers = pcall(historic, i, j, channel, body, classic)
+    if not ok and type(receivers) == 'table' then receivers = receivers.err end
+  end
+  if not ok then
+    out[#out + 1] = i
+    out[#out + 1] = tostring(receivers)
+  elseif receivers < expected then
+    out[#out + 1] = -i
+    out[#out + 1] = receivers
+  end
+end
+for j, offset in pairs(offsets) do
+  local stream, meta = ARGV[4 + 3 * j], ARGV[5 + 3 * j]
+  redis.call('HSET', meta, 'o', offset)
+  redis.call('XTRIM', stream, 'MAXLEN', '=', size)
+  redis.call('PEXPIRE', stream, ttl)
+  redis.call('PEXPIRE', meta, ttl)
+end
+return out`;
+
+/**
  * Reads a topic's position and, when `since` >= 0, the messages after it. KEYS: stream, meta.
  * ARGV: ttlMs, nonce, since (-1: position only), the client's epoch, maxReplay. Starts the
  * topic's history when it has none (as appending would), so a position handed out stays valid.
@@ -191,7 +293,21 @@ export function defineHistoryCommands(redis: Redis): asserts redis is HistoryCom
   redis.defineCommand('wseHistoryRead', { numberOfKeys: 2, lua: READ_LUA });
 }
 
-/** The two keys of a topic's history. */
+/** The history commands on a cluster's client (see `defineClusterHistoryCommands`). */
+export interface ClusterHistoryCommands extends Cluster {
+  /** Key: the first message's channel; then expected receivers, size, ttlMs, nonce, the topics, four per message. */
+  wseClusterHistoryBatch(firstChannel: string, ...args: (string | number | Buffer)[]): Promise<HistoryBatchReply>;
+  /** As `HistoryCommands.wseHistoryRead`, routed by the stream key's slot. */
+  wseHistoryRead(...keysAndArgs: (string | number)[]): Promise<(string | number)[]>;
+}
+
+/** Defines the cluster's history commands on its client (ioredis routes each by its first key). */
+export function defineClusterHistoryCommands(cluster: Cluster): asserts cluster is ClusterHistoryCommands {
+  cluster.defineCommand('wseClusterHistoryBatch', { numberOfKeys: 1, lua: CLUSTER_PUBLISH_HISTORY_BATCH_LUA });
+  cluster.defineCommand('wseHistoryRead', { numberOfKeys: 2, lua: READ_LUA });
+}
+
+/** The two keys of a topic's history (standalone Redis; a cluster's are in slot-tags.ts). */
 export function historyKeys(prefix: string, topic: string): { stream: string; meta: string } {
   return { stream: `${prefix}{${topic}}:h`, meta: `${prefix}{${topic}}:m` };
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { notRecoveredReason, type HistoryPosition, type HistoryRead } from '../../protocol/history.js';
 import { historyKeys, type HistoryCommands } from './history-scripts.js';
+import { clusterHistoryKeys } from './slot-tags.js';
 
 /** What the Redis history needs to know of the options. */
 export interface RedisHistoryOptions {
@@ -8,7 +9,12 @@ export interface RedisHistoryOptions {
   readonly size: number;
   readonly ttlMs: number;
   readonly maxReplay: number;
+  /** A Redis Cluster: the keys are on each topic's channel slot (slot-tags.ts). @default false */
+  readonly clustered?: boolean;
 }
+
+/** The connection reads go through: a Redis, or a cluster's client (routing by the stream key). */
+export type HistoryReader = Pick<HistoryCommands, 'wseHistoryRead'>;
 
 /** One message of a batch: on a history topic when `topic` is set, plain otherwise. */
 export interface BatchMessage {
@@ -22,7 +28,8 @@ export interface BatchMessage {
 /**
  * The history store in Redis: reads (positions and recoveries, atomic, one script call each) and
  * the arguments of the batched append-and-publish script (history-scripts.ts). Any instance
- * reads what any instance appended.
+ * reads what any instance appended. In a cluster the reads go through the cluster's client,
+ * routed by the topic's keys, which are on the slot of its channel (slot-tags.ts).
  */
 export class RedisHistory {
   /** Part of every epoch this instance makes, so two instances starting one at once differ. */
@@ -30,7 +37,7 @@ export class RedisHistory {
 
   constructor(
     private readonly options: RedisHistoryOptions,
-    private readonly connection: () => HistoryCommands | undefined,
+    private readonly connection: () => HistoryReader | undefined,
   ) {}
 
   /** Where `topic` stands; starts its history (a new epoch, offset 0) when it has none. */
@@ -92,10 +99,57 @@ export class RedisHistory {
     ];
   }
 
+  /**
+   * The arguments of one `wseClusterHistoryBatch` command (history-scripts.ts) for the messages
+   * `indexes` of `messages`, all on one master: the first one's channel (the declared key), then
+   * expected receivers (0: interest routing), size, ttlMs, nonce, the number of history topics,
+   * three per topic (its JSON, stream and meta keys), and four per message: channel, its topic's
+   * number (0: plain), payload or tail, and `1` when `classic[index]` (its copy goes on the
+   * classic bus too), empty otherwise.
+   */
+  clusterArguments(
+    messages: readonly BatchMessage[],
+    indexes: readonly number[],
+    classic: readonly boolean[],
+  ): [string, ...(string | number | Buffer)[]] {
+    const numbers = new Map<string, number>();
+    const perTopic: string[] = [];
+    const perMessage: (string | number | Buffer)[] = [];
+    for (const index of indexes) {
+      const message = messages[index];
+      const copy = classic[index] ? '1' : '';
+      const topic = message.topic;
+      if (topic === undefined) {
+        perMessage.push(message.channel, 0, message.payload, copy);
+        continue;
+      }
+      let number = numbers.get(topic);
+      if (number === undefined) {
+        number = numbers.size + 1;
+        numbers.set(topic, number);
+        const { stream, meta } = clusterHistoryKeys(this.options.prefix, topic);
+        perTopic.push(JSON.stringify(topic), stream, meta);
+      }
+      perMessage.push(message.channel, number, tailOf(message.payload), copy);
+    }
+    return [
+      messages[indexes[0]].channel,
+      0,
+      this.options.size,
+      this.options.ttlMs,
+      this.nonce,
+      numbers.size,
+      ...perTopic,
+      ...perMessage,
+    ];
+  }
+
   private async call(topic: string, since: number, epoch: string): Promise<(string | number)[]> {
     const redis = this.connection();
     if (redis === undefined) throw new Error('Redis is not connected');
-    const { stream, meta } = historyKeys(this.options.prefix, topic);
+    const { stream, meta } = this.options.clustered
+      ? clusterHistoryKeys(this.options.prefix, topic)
+      : historyKeys(this.options.prefix, topic);
     return redis.wseHistoryRead(stream, meta, this.options.ttlMs, this.nonce, since, epoch, this.options.maxReplay);
   }
 }

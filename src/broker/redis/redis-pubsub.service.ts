@@ -22,7 +22,8 @@ import { isScriptRefused, publishPipelined, type BatchReply } from './publish-ba
 import { PublishPipeline, type CommandSender, type RedisPayload, type Refusal } from './publish-pipeline.js';
 import { escapeGlob, RedisConnections } from './redis-connections.js';
 import type { ShardState } from './shard-lane.js';
-import { RedisHistory } from './redis-history.js';
+import { isRedirection, LATE, outcomeOfOne, PUBLISHED, publishByMaster, SHORT } from './sharded-batch.js';
+import { RedisHistory, type BatchMessage } from './redis-history.js';
 import { RedisStats } from './redis-stats.js';
 
 export type { RedisPayload } from './publish-pipeline.js';
@@ -140,8 +141,15 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
         size: wseOptions.recovery.size,
         ttlMs: wseOptions.recovery.ttlMs,
         maxReplay: wseOptions.recovery.maxReplay,
+        clustered: this.options.cluster !== undefined,
       },
-      () => (this.connections?.publisherReady === true ? this.connections.publisher : undefined),
+      () => {
+        const connections = this.connections;
+        if (connections === undefined) return undefined;
+        if (connections.shards !== undefined)
+          return connections.shards.ready ? connections.shards.publisher : undefined;
+        return connections.publisherReady ? connections.publisher : undefined;
+      },
     );
     this.url = this.options.url;
     this.cluster = this.options.cluster;
@@ -404,6 +412,17 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
     });
   }
 
+  /**
+   * The barrier a recovery of `topic` waits for after its history read: `barrier()`, or in a
+   * cluster a marker on the topic's slot, which travels the master and the sharded subscriber
+   * connection the topic's messages take.
+   */
+  historyBarrier(topic: string): Promise<void> {
+    const shards = this.connections?.shards;
+    if (shards === undefined) return this.barrier();
+    return shards.ready ? shards.barrier(this.options.prefix + topic) : Promise.resolve();
+  }
+
   /** Returns and removes every DLQ entry, oldest first. */
   getDlqEntries(): DeadLetter[] {
     return this.dlq.drain();
@@ -486,48 +505,53 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
       publishBatch: clustered
         ? (_expected, args) => this.publishSharded(args)
         : (expected, args) => this.publishBatch(expected, args),
-      publishHistoryBatch: (expected, messages) =>
-        this.connections!.publisher.wsePublishHistoryBatch(...this.history.batchArguments(expected, messages)),
+      publishHistoryBatch: clustered
+        ? (_expected, messages) => this.publishShardedHistory(messages)
+        : (expected, messages) =>
+            this.connections!.publisher.wsePublishHistoryBatch(...this.history.batchArguments(expected, messages)),
     };
   }
 
   /**
-   * A cluster's batch: each message as an `SPUBLISH` to its shard (ioredis pipelines those of one
-   * tick per master), and the messages whose topic a glob follows somewhere also as one classic
-   * batch (the script, on the classic bus). Each SPUBLISH waits at most half the publish
-   * timeout, so a shard that is down delays only its own messages: they are refused (and
-   * retried) when it refused them, `partial` when it did not answer in time or their classic
-   * copy went out alone, the others succeed.
+   * A cluster's batch: grouped by the master owning each message's slot, one script call of
+   * SPUBLISHes per master (sharded-batch.ts), and the messages whose topic a glob follows
+   * somewhere also as one classic batch (the script, on the classic bus). A message its master's
+   * script could not publish (its slot is not there: a stale slot map, a migration) goes again
+   * alone as an `SPUBLISH`, which ioredis routes and redirects. Each master's command waits at
+   * most half the publish timeout (one timer per batch), so a shard that is down delays only its
+   * own messages: they are refused (and retried) when it refused them, `partial` when it did not
+   * answer in time or their classic copy went out alone, the others succeed.
    */
   private async publishSharded(args: RedisPayload[]): Promise<BatchReply> {
     const shards = this.connections!.shards!;
     const count = args.length / 2;
-    // Each message's outcome: undefined once its shard answered, its error text if refused, LATE
-    // until then. One timer for the whole batch, not one per message.
-    const outcomes = new Array<string | undefined>(count).fill(LATE);
     const classic: RedisPayload[] = [];
-    const classicOf = new Array<boolean>(count).fill(false);
-    let unanswered = count;
-    const answered = new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, Math.max(1, Math.floor(this.options.publishTimeoutMs / 2)));
-      const settle = (i: number, outcome: string | undefined): void => {
-        outcomes[i] = outcome;
-        if (--unanswered > 0) return;
-        clearTimeout(timer);
-        resolve();
-      };
-      for (let i = 0; i < count; i++) {
-        const channel = args[2 * i] as string;
-        shards.publish(channel, args[2 * i + 1]).then(
-          () => settle(i, undefined),
-          (error: unknown) => settle(i, error instanceof Error ? error.message : String(error)),
-        );
-        if (this.globFollowed(channel.slice(this.options.prefix.length))) {
-          classic.push(channel, args[2 * i + 1]);
-          classicOf[i] = true;
-        }
+    let classicOf: boolean[] | undefined;
+    for (let i = 0; i < count; i++) {
+      const channel = args[2 * i] as string;
+      if (this.globFollowed(channel.slice(this.options.prefix.length))) {
+        classic.push(channel, args[2 * i + 1]);
+        (classicOf ??= new Array<boolean>(count).fill(false))[i] = true;
       }
-    });
+    }
+    const sent = publishByMaster(
+      count,
+      {
+        grouped: shards.grouped,
+        ownerOf: (i) => shards.ownerOfChannel(args[2 * i] as string),
+        group: (indexes) => {
+          const part = new Array<RedisPayload>(indexes.length * 2);
+          for (let j = 0; j < indexes.length; j++) {
+            part[2 * j] = args[2 * indexes[j]];
+            part[2 * j + 1] = args[2 * indexes[j] + 1];
+          }
+          return shards.publishGroup(part);
+        },
+        alone: (i) => shards.publish(args[2 * i] as string, args[2 * i + 1]).then(PUBLISHED),
+        sendAlone: (error) => this.shardScriptRefused(error) || isRedirection(error),
+      },
+      Math.max(1, Math.floor(this.options.publishTimeoutMs / 2)),
+    );
     const classicDone =
       classic.length === 0
         ? Promise.resolve(true)
@@ -535,15 +559,67 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
             (reply) => reply.length === 0,
             () => false,
           );
-    const [, classicOk] = await Promise.all([answered, classicDone]);
+    const [outcomes, classicOk] = await Promise.all([sent, classicDone]);
     const reply: (number | string)[] = [];
     for (let i = 0; i < count; i++) {
       const outcome = outcomes[i];
-      if (outcome === undefined && (classicOk || !classicOf[i])) continue;
-      if (outcome !== undefined && outcome !== LATE && !(classicOf[i] && classicOk)) reply.push(i + 1, outcome);
+      const copied = classicOf?.[i] === true;
+      if (outcome === undefined && (classicOk || !copied)) continue;
+      if (outcome !== undefined && outcome !== LATE && !(copied && classicOk)) reply.push(i + 1, outcome);
       else reply.push(-(i + 1), 0);
     }
     return reply;
+  }
+
+  /**
+   * A cluster's batch holding messages on history topics: grouped by master as `publishSharded`,
+   * each group one history script call (history-scripts.ts) that numbers, keeps and SPUBLISHes
+   * the messages of its master and PUBLISHes the stamped copy on the classic bus of those a glob
+   * follows; a message refused inside it (its slot is not there) goes again alone, as a script
+   * call of its own routed by ioredis. Outcomes as `publishSharded`'s.
+   */
+  private async publishShardedHistory(messages: readonly BatchMessage[]): Promise<BatchReply> {
+    const shards = this.connections!.shards!;
+    const publisher = shards.publisher;
+    const count = messages.length;
+    const classic = new Array<boolean>(count);
+    for (let i = 0; i < count; i++)
+      classic[i] = this.globFollowed(messages[i].channel.slice(this.options.prefix.length));
+    const outcomes = await publishByMaster(
+      count,
+      {
+        grouped: true,
+        ownerOf: (i) => shards.ownerOfChannel(messages[i].channel),
+        group: (indexes) =>
+          publisher.wseClusterHistoryBatch(...this.history.clusterArguments(messages, indexes, classic)),
+        alone: (i) =>
+          publisher.wseClusterHistoryBatch(...this.history.clusterArguments(messages, [i], classic)).then(outcomeOfOne),
+        sendAlone: isRedirection,
+      },
+      Math.max(1, Math.floor(this.options.publishTimeoutMs / 2)),
+    );
+    const reply: (number | string)[] = [];
+    for (let i = 0; i < count; i++) {
+      const outcome = outcomes[i];
+      if (outcome === undefined) continue;
+      if (outcome === LATE || outcome === SHORT) reply.push(-(i + 1), 0);
+      else reply.push(i + 1, outcome);
+    }
+    return reply;
+  }
+
+  /**
+   * True when Redis refused a master's batch script itself (an ACL without EVAL, or without the
+   * key its first channel is declared as): from then on each message is its own SPUBLISH.
+   */
+  private shardScriptRefused(error: unknown): boolean {
+    if (!isScriptRefused(error) && !(error instanceof Error && /^NOPERM\b/.test(error.message))) return false;
+    const shards = this.connections?.shards;
+    if (shards?.grouped === true) {
+      this.logger.warn(redisMessages.scriptRefused((error as Error).message));
+      shards.grouped = false;
+    }
+    return true;
   }
 
   private async publishOneSharded(channel: string, payload: RedisPayload): Promise<number> {
@@ -690,8 +766,6 @@ export class RedisPubSubService implements OnApplicationBootstrap, OnApplication
 }
 
 const SKIPPED: unique symbol = Symbol('skipped');
-/** A sharded publish that got no answer in time: it may still be delivered. */
-const LATE = 'no answer from the shard in time';
 
 /** Starts a barrier marker: never the probes' `wse1 ` version prefix, so they ignore it. */
 const BARRIER_MARK = 'barrier ';

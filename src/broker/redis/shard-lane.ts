@@ -1,7 +1,10 @@
 import calculateSlot from 'cluster-key-slot';
 import type { EventEmitter } from 'node:events';
 import { Cluster, type ClusterOptions } from 'ioredis';
+import type { BatchReply } from './publish-batch.js';
 import { quitQuietly } from './quit-quietly.js';
+import { defineShardPublishBatch, type ShardBatchPublisher } from './sharded-batch.js';
+import { defineClusterHistoryCommands, type ClusterHistoryCommands } from './history-scripts.js';
 import type { ResolvedRedisCluster } from '../../config/wse-module-options.interface.js';
 
 /** One master of the cluster, as the health body reports it (`redis_shards`). */
@@ -36,7 +39,12 @@ export interface ShardLaneEvents {
  * tick are grouped by slot here.
  */
 export class ShardLane {
-  readonly publisher: Cluster;
+  readonly publisher: ShardBatchPublisher & ClusterHistoryCommands;
+  /**
+   * Whether batches go as one script call per master (sharded-batch.ts); false from the first
+   * time Redis refused the script (an ACL without EVAL), each message then being its own SPUBLISH.
+   */
+  grouped = true;
   private readonly subscriber: Cluster;
   /** Owner (`host:port`) of each slot that holds a subscribed channel, as last seen. */
   private readonly owners = new Map<number, string>();
@@ -74,12 +82,15 @@ export class ShardLane {
     };
     // As the standalone publisher: nothing waits in a client-side queue, and only our pipeline
     // decides what is sent again.
-    this.publisher = new Cluster(nodes, {
+    const publisher = new Cluster(nodes, {
       ...common,
       enableOfflineQueue: false,
       enableAutoPipelining: true,
       redisOptions: { ...redisOptions, maxRetriesPerRequest: 0, autoResendUnfulfilledCommands: false },
     });
+    defineShardPublishBatch(publisher);
+    defineClusterHistoryCommands(publisher);
+    this.publisher = publisher;
     this.subscriber = new Cluster(nodes, { ...common, shardedSubscribers: true });
     this.subscriber.on('smessageBuffer', (channel: Buffer, payload: Buffer) => {
       if (
@@ -116,6 +127,29 @@ export class ShardLane {
   /** `SPUBLISH`: resolves with the receivers on the channel's shard. */
   publish(channel: string, payload: string | Buffer): Promise<number> {
     return this.publisher.spublish(channel, payload).then(Number);
+  }
+
+  /**
+   * Many SPUBLISHes on the master owning `args[0]`'s slot, as one script call (sharded-batch.ts).
+   * `args`: channel, payload, channel, payload, ...; expected receivers are 0 (interest routing).
+   */
+  publishGroup(args: (string | Buffer)[]): Promise<BatchReply> {
+    return this.publisher.wseShardPublishBatch(args[0] as string, 0, ...args);
+  }
+
+  /**
+   * Resolves once everything published on `channel`'s slot before this call has reached this
+   * instance's sharded subscriber: a marker SPUBLISHed now on the slot's marker channel comes
+   * back behind them (one master, one subscriber connection, in order). At once when none of
+   * this instance's subscriptions is on that slot; after the probe timeout at the latest.
+   */
+  async barrier(channel: string): Promise<void> {
+    await this.provenLive(this.markerChannels.get(calculateSlot(channel)));
+  }
+
+  /** The master (`host:port`) owning `channel`'s slot in the publisher's slot map; undefined when unknown. */
+  ownerOfChannel(channel: string): string | undefined {
+    return this.publisher.slots[calculateSlot(channel)]?.[0];
   }
 
   /**
