@@ -41,6 +41,8 @@ export class WseConnection implements WseConnectionInfo, TopicSubscriber {
   controlBusy = false;
   /** Control frames that arrived meanwhile, answered in order once it is done (bounded). */
   controlQueue: Array<() => Promise<void> | undefined> | undefined;
+  /** The token-expiry bucket holding this connection (WseTokenExpiry), while one does. */
+  expiryBucketMs: number | undefined;
 
   private readonly pending: WireFrame[] = [];
   /** `isSlow` as it was when the queue started (see send). */
