@@ -1,4 +1,4 @@
-import { jest } from '@jest/globals';
+import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { SystemFrames, type WireFrame } from '../../protocol/outbound-frame.js';
 import { EXPIRY_RESOLUTION_MS, WseTokenExpiry } from './token-expiry.js';
