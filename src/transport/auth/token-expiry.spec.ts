@@ -8,6 +8,7 @@ const START = 1_750_000_000_000;
 /** A connection as the expiry sees it, recording what it was sent and how it was closed. */
 class FakeConnection {
   expiryBucketMs: number | undefined;
+  expirySlot = 0;
   readonly sent: string[] = [];
   closed: { code: number; reason: string; atMs: number } | undefined;
 
@@ -86,6 +87,16 @@ describe('WseTokenExpiry', () => {
     expect(jest.getTimerCount()).toBe(0);
     jest.advanceTimersByTime(5_000);
     expect(connection.closed).toBeUndefined();
+  });
+
+  it('forgets connections in any order from a shared bucket, and closes exactly the others', () => {
+    const all = Array.from({ length: 50 }, (_, i) => watch(`c${i}`, START + 2_000));
+    const forgotten = new Set([0, 49, 17, 18, 3, 48, 25]);
+    for (const i of forgotten) expiry.forget(all[i]);
+    expect(expiry.watched).toBe(43);
+    jest.advanceTimersByTime(2_000);
+    all.forEach((c, i) => expect([c.id, c.closed?.code]).toEqual([c.id, forgotten.has(i) ? undefined : 4401]));
+    expect(expiry.watched).toBe(0);
   });
 
   it('runs one timer for many connections', () => {
