@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { Server } from 'node:http';
 import { connect } from 'node:net';
 import { MessageBody, SubscribeMessage, WebSocketGateway } from '@nestjs/websockets';
 import WebSocket from 'ws';
@@ -94,7 +95,7 @@ describe('WseWsAdapter routing upgrades', () => {
 
   it('takes its upgrade listener off the HTTP server when the app closes', async () => {
     const own = await startEngineApp();
-    const server = own.app.getHttpServer() as import('node:http').Server;
+    const server = own.app.getHttpServer() as Server;
     expect(server.listenerCount('upgrade')).toBe(1);
     await own.close();
     expect(server.listenerCount('upgrade')).toBe(0);

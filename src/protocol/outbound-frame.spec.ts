@@ -146,7 +146,11 @@ describe('SystemFrames.template', () => {
     ['an empty string', ''],
   ])('fills in %s exactly as JSON.stringify writes the whole frame', (_name, user) => {
     const frames = new SystemFrames(false, false, () => 'unused');
-    const template = frames.template('server_ready', readyPayload(templateSlot(0), templateSlot(1), templateSlot(2)), 3);
+    const template = frames.template(
+      'server_ready',
+      readyPayload(templateSlot(0), templateSlot(1), templateSlot(2)),
+      3,
+    );
     const id = '6f1c2a8e-7d7e-4a51-9f0b-1d2e3f405162';
     const filled = template.frame([id, TIME, user]);
     expect(filled.equals(frames.frame('server_ready', readyPayload(id, TIME, user)))).toBe(true);
@@ -162,7 +166,12 @@ describe('SystemFrames.template', () => {
   ])('adds id %s and ts %s per frame, as frame() does', (withId, withTs) => {
     let ids = 0;
     const clock = new Date('2026-12-02T10:00:00.000Z');
-    const made = new SystemFrames(withId, withTs, () => `id-${++ids}`, () => clock);
+    const made = new SystemFrames(
+      withId,
+      withTs,
+      () => `id-${++ids}`,
+      () => clock,
+    );
     const template = made.template('server_ready', readyPayload(templateSlot(0), templateSlot(1), templateSlot(2)), 3);
     const first = template.frame(['c1', TIME, 'u']);
     const second = template.frame(['c2', TIME, null]);

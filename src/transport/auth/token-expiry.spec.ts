@@ -52,7 +52,9 @@ describe('WseTokenExpiry', () => {
     expect(connection.closed).toBeUndefined();
     expect(connection.sent).toEqual([]);
     jest.advanceTimersByTime(1);
-    expect(connection.sent).toEqual(['{"c":"WSE","t":"error","p":{"code":"AUTH_FAILED","message":"Token has expired"},"v":1}']);
+    expect(connection.sent).toEqual([
+      '{"c":"WSE","t":"error","p":{"code":"AUTH_FAILED","message":"Token has expired"},"v":1}',
+    ]);
     expect(connection.closed).toEqual({ code: 4401, reason: 'token expired', atMs: START + 5_000 });
     expect(expiry.watched).toBe(0);
   });
