@@ -708,12 +708,17 @@ function acceptProfileNote(r: Results, run: RunInfo): string[] {
       `In the accept profile (below) the server was busy ${pct(busy * 100)} of the window; its time, inclusive: ` +
         profile.owners.map((o) => `${o.owner} ${pct(o.share * 100)}`).join(', ') +
         ". The token check is the same library work as b-jwt's (jsonwebtoken with a `KeyObject`, through " +
-        "`@nestjs/jwt`); most of nestjs-wse's own share is the one write of the 101 response with `server_ready` " +
-        '(`uncork`), then the connection object, its registration, the expiry timer of the token (one `setTimeout` ' +
-        "per connection) and building `server_ready`. Nest's upgrade path (its upgrade listener parses every " +
-        "request URL with `new URL`, then the rxjs connection stream) is a private part of `@nestjs/platform-ws`'s " +
-        "`WsAdapter`: replacing it means re-implementing a listener that writes the adapter's private registry, " +
-        'for the share shown.',
+        "`@nestjs/jwt`). Most of nestjs-wse's own share is the one write of the 101 response with `server_ready` " +
+        "(`uncork`), mostly the kernel's loopback work for a new connection's first bytes, which b-jwt pays " +
+        "too, inside ws, in two writes. The rest of nestjs-wse's share is " +
+        'the connection object and its registration, `server_ready` (its per-connection fields filled into a ' +
+        'template serialized once), the token expiry (a bucket of one shared 1 s timer wheel, no timer per ' +
+        "connection) and the socket listeners (made once, shared by every socket). Nest's upgrade path is what " +
+        "is left of `@nestjs/platform-ws`'s upgrade listener (`WseWsAdapter` reads a plain request path itself " +
+        "instead of a `new URL` parse per handshake) and `@nestjs/websockets`' rxjs connection stream. Beyond " +
+        "b-jwt's work, a handshake here still pays for Nest (its connection stream, a `close` listener per socket " +
+        'for gateways without `handleDisconnect`), the registry and the outbound writer, and `@nestjs/jwt` ' +
+        'around jsonwebtoken.',
     );
   }
   return [parts.join(' '), ''];

@@ -1,5 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
-import { errorFrame, systemEnvelope, systemFrame, SystemFrames, textFrame } from './outbound-frame.js';
+import {
+  errorFrame,
+  systemEnvelope,
+  systemFrame,
+  SystemFrames,
+  templateSlot,
+  textFrame,
+  textFrameOf,
+} from './outbound-frame.js';
 
 describe('textFrame', () => {
   it.each([
@@ -105,5 +113,78 @@ describe('SystemFrames', () => {
     expect(body(new SystemFrames(true, false, newId).frame('ping', {}))).toBe(
       '{"c":"WSE","t":"ping","id":"id-1","p":{},"v":1}',
     );
+  });
+});
+
+describe('textFrameOf', () => {
+  it.each([0, 1, 125, 126, 65_535, 65_536])('frames a %i-character text as textFrame frames its bytes', (length) => {
+    const text = 'a'.repeat(length);
+    expect(textFrameOf(text).equals(textFrame(Buffer.from(text)))).toBe(true);
+  });
+
+  it('measures and encodes multi-byte UTF-8 (the header counts bytes, not characters)', () => {
+    const text = `{"msg":"héllo € ${'𝄞'.repeat(40)}"}`;
+    const frame = textFrameOf(text);
+    expect(frame.equals(textFrame(Buffer.from(text, 'utf8')))).toBe(true);
+    expect(frame[1]).toBe(126);
+  });
+});
+
+describe('SystemFrames.template', () => {
+  const FEATURES = { subscriptions: true, redis: false, recovery: true };
+  const readyPayload = (id: unknown, time: unknown, user: unknown): object => ({
+    message: 'Connection established',
+    details: { version: 1, features: FEATURES, connection_id: id, server_time: time, user_id: user },
+  });
+  const TIME = '2026-12-02T13:45:00.123Z';
+
+  it.each([
+    ['a user id', 'user-42'],
+    ['no user (null)', null],
+    ['quotes, backslashes and control characters', 'a"b\\c\n\u0001</script>'],
+    ['multi-byte UTF-8', 'Jürgen €𝄞'],
+    ['an empty string', ''],
+  ])('fills in %s exactly as JSON.stringify writes the whole frame', (_name, user) => {
+    const frames = new SystemFrames(false, false, () => 'unused');
+    const template = frames.template(
+      'server_ready',
+      readyPayload(templateSlot(0), templateSlot(1), templateSlot(2)),
+      3,
+    );
+    const id = '6f1c2a8e-7d7e-4a51-9f0b-1d2e3f405162';
+    const filled = template.frame([id, TIME, user]);
+    expect(filled.equals(frames.frame('server_ready', readyPayload(id, TIME, user)))).toBe(true);
+    expect(JSON.parse(filled.subarray(filled[1] === 126 ? 4 : 2).toString('utf8'))).toEqual(
+      JSON.parse(JSON.stringify(systemEnvelope('server_ready', readyPayload(id, TIME, user)))),
+    );
+  });
+
+  it.each([
+    [true, false],
+    [false, true],
+    [true, true],
+  ])('adds id %s and ts %s per frame, as frame() does', (withId, withTs) => {
+    let ids = 0;
+    const clock = new Date('2026-12-02T10:00:00.000Z');
+    const made = new SystemFrames(
+      withId,
+      withTs,
+      () => `id-${++ids}`,
+      () => clock,
+    );
+    const template = made.template('server_ready', readyPayload(templateSlot(0), templateSlot(1), templateSlot(2)), 3);
+    const first = template.frame(['c1', TIME, 'u']);
+    const second = template.frame(['c2', TIME, null]);
+    ids = 0;
+    expect(first.equals(made.frame('server_ready', readyPayload('c1', TIME, 'u')))).toBe(true);
+    expect(second.equals(made.frame('server_ready', readyPayload('c2', TIME, null)))).toBe(true);
+  });
+
+  it('refuses a payload without each slot exactly once, and a wrong number of values', () => {
+    const frames = new SystemFrames(false, false, () => 'unused');
+    expect(() => frames.template('x', { a: templateSlot(0) }, 2)).toThrow(/exactly once/);
+    expect(() => frames.template('x', { a: templateSlot(0), b: templateSlot(0) }, 1)).toThrow(/exactly once/);
+    expect(() => frames.template('x', { a: templateSlot(1), b: templateSlot(0) }, 2)).toThrow(/exactly once/);
+    expect(() => frames.template('x', { a: templateSlot(0) }, 1).frame([])).toThrow(/1 values expected/);
   });
 });

@@ -13,6 +13,21 @@ const OPCODE_TEXT_FIN = 0x81;
 /** Frames `payload` (UTF-8 bytes) as one final text frame. Server frames are never masked. */
 export function textFrame(payload: Buffer): WireFrame {
   const length = payload.length;
+  const frame = frameWithHeader(length);
+  payload.copy(frame, frame.length - length);
+  return frame as WireFrame;
+}
+
+/** Frames `text` as one final text frame, encoded straight into it (no intermediate Buffer). */
+export function textFrameOf(text: string): WireFrame {
+  const length = Buffer.byteLength(text, 'utf8');
+  const frame = frameWithHeader(length);
+  frame.write(text, frame.length - length, 'utf8');
+  return frame as WireFrame;
+}
+
+/** A frame Buffer of a `length`-byte payload, its header written, the payload left to fill. */
+function frameWithHeader(length: number): Buffer {
   const headerLength = length < 126 ? 2 : length < 65_536 ? 4 : 10;
   const frame = Buffer.allocUnsafe(headerLength + length);
   frame[0] = OPCODE_TEXT_FIN;
@@ -26,13 +41,77 @@ export function textFrame(payload: Buffer): WireFrame {
     frame.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
     frame.writeUInt32BE(length >>> 0, 6);
   }
-  payload.copy(frame, headerLength);
-  return frame as WireFrame;
+  return frame;
 }
 
 /** The system envelope `{"c":"WSE","t":type,"p":payload,"v":1}` as a ready frame. */
 export function systemFrame(type: string, payload: object, meta?: SystemFrameMeta): WireFrame {
-  return textFrame(Buffer.from(JSON.stringify(systemEnvelope(type, payload, meta))));
+  return textFrameOf(JSON.stringify(systemEnvelope(type, payload, meta)));
+}
+
+/**
+ * A placeholder for the `index`-th value of a `SystemFrameTemplate`: put it where the value
+ * goes in the payload. (A NUL cannot come from our own payloads' fixed text, so a slot is never
+ * mistaken for it.)
+ */
+const META_ID_SLOT = '\u0000meta:id\u0000';
+const META_TS_SLOT = '\u0000meta:ts\u0000';
+
+export function templateSlot(index: number): string {
+  return `\u0000slot:${index}\u0000`;
+}
+
+/**
+ * A system frame serialized once, with slots where its per-frame values go: filled, it is
+ * byte for byte what `SystemFrames.frame` makes of the same payload with those values, for the
+ * price of a few string concatenations instead of serializing the whole envelope (the
+ * `server_ready` of every handshake). Values are strings or null, serialized as JSON.
+ */
+export class SystemFrameTemplate {
+  /** `parts[i]` comes before the i-th value (`id`, `ts`, then the slots), the last one after them all. */
+  private readonly parts: readonly string[];
+
+  /**
+   * `json` is the serialized envelope, holding each of `markers` once, in order: the `id` and
+   * `ts` ones first when `meta` makes them, then the payload's slots.
+   */
+  constructor(
+    json: string,
+    markers: readonly string[],
+    private readonly slotCount: number,
+    private readonly meta: (() => SystemFrameMeta | undefined) | undefined,
+  ) {
+    const parts: string[] = [];
+    let from = 0;
+    for (const raw of markers) {
+      const marker = JSON.stringify(raw);
+      const at = json.indexOf(marker, from);
+      if (at < 0 || json.includes(marker, at + marker.length)) {
+        throw new Error(`SystemFrameTemplate: each slot must appear exactly once, in order (${marker})`);
+      }
+      parts.push(json.slice(from, at));
+      from = at + marker.length;
+    }
+    parts.push(json.slice(from));
+    this.parts = parts;
+  }
+
+  /** The frame with `values` in the payload's slots (and the `id` / `ts` made for it). */
+  frame(values: readonly (string | null)[]): WireFrame {
+    if (values.length !== this.slotCount) {
+      throw new Error(`SystemFrameTemplate: ${this.slotCount} values expected, got ${values.length}`);
+    }
+    const parts = this.parts;
+    let text = parts[0];
+    let part = 1;
+    if (this.meta !== undefined) {
+      const meta = this.meta();
+      if (meta?.id !== undefined) text += JSON.stringify(meta.id) + parts[part++];
+      if (meta?.ts !== undefined) text += JSON.stringify(meta.ts) + parts[part++];
+    }
+    for (let i = 0; i < values.length; i++) text += JSON.stringify(values[i]) + parts[part++];
+    return textFrameOf(text);
+  }
 }
 
 /**
@@ -93,6 +172,28 @@ export class SystemFrames {
   /** A system frame; `at` is the time it describes (its `ts`), now by default. */
   frame(type: string, payload: object, at?: Date): WireFrame {
     return systemFrame(type, payload, this.meta(at));
+  }
+
+  /**
+   * A template of the system frame `type` whose payload holds `slotCount` slots
+   * (`templateSlot(0)`, ...): what `frame(type, payload)` makes, with each slot's value filled
+   * in per frame. Its `id` / `ts` are made per frame, as `frame` makes them.
+   */
+  template(type: string, payload: object, slotCount: number): SystemFrameTemplate {
+    const meta: SystemFrameMeta | undefined =
+      !this.withId && !this.withTs
+        ? undefined
+        : { id: this.withId ? META_ID_SLOT : undefined, ts: this.withTs ? META_TS_SLOT : undefined };
+    const markers: string[] = [];
+    if (this.withId) markers.push(META_ID_SLOT);
+    if (this.withTs) markers.push(META_TS_SLOT);
+    for (let i = 0; i < slotCount; i++) markers.push(templateSlot(i));
+    return new SystemFrameTemplate(
+      JSON.stringify(systemEnvelope(type, payload, meta)),
+      markers,
+      slotCount,
+      meta === undefined ? undefined : () => this.meta(),
+    );
   }
 
   error(code: string, message: string, extra?: object): WireFrame {

@@ -7,7 +7,7 @@ import { InjectWseOptions } from '../config/inject-wse-options.decorator.js';
 import type { ResolvedWseOptions, WseConnectGuard, WseConnectVerdict } from '../config/wse-module-options.interface.js';
 import { TopicRegistryService } from '../hub/topic-registry.service.js';
 import { WseNode } from '../node/wse-node.js';
-import { SystemFrames, systemEnvelope } from '../protocol/outbound-frame.js';
+import { SystemFrames, systemEnvelope, templateSlot, type SystemFrameTemplate } from '../protocol/outbound-frame.js';
 import { urlTopics } from '../protocol/url-topics.js';
 import { WSE_PROTOCOL_VERSION, WseCloseCode, WseErrorCode } from '../wse.constants.js';
 import { closeReasons, logMessages, readyMessage } from '../wse.messages.js';
@@ -43,6 +43,8 @@ export class WseHandshake implements OnModuleInit {
   private guard: WseConnectGuard | undefined;
   /** Sockets whose handshake waits for the JWKS or the connect guard. */
   private readonly pending = new Set<WebSocket>();
+  /** `server_ready` serialized once; per connection only its id, time and user change (see readyTemplate). */
+  private ready: SystemFrameTemplate | undefined;
 
   constructor(
     @InjectWseOptions() private readonly options: ResolvedWseOptions,
@@ -188,20 +190,32 @@ export class WseHandshake implements OnModuleInit {
     );
     this.registry.register(connection);
     if (identity.expiresAtMs !== undefined) this.expiry.watch(connection, identity.expiresAtMs);
-    connection.send(
-      this.frames.frame('server_ready', {
+    connection.send(this.readyTemplate().frame([connection.id, new Date().toISOString(), connection.userId]));
+    if (this.options.compatibility.urlTopics) this.subscriptions.subscribeFromUrl(connection, urlTopics(request.url));
+    return connection;
+  }
+
+  /**
+   * `server_ready`: `{message, details: {version, features, connection_id, server_time,
+   * user_id}}`. The features follow from the options alone, so they are read once, at the first
+   * handshake (after every module has started).
+   */
+  private readyTemplate(): SystemFrameTemplate {
+    this.ready ??= this.frames.template(
+      'server_ready',
+      {
         message: readyMessage(),
         details: {
           version: WSE_PROTOCOL_VERSION,
           features: this.node.features(),
-          connection_id: connection.id,
-          server_time: new Date().toISOString(),
-          user_id: connection.userId,
+          connection_id: templateSlot(0),
+          server_time: templateSlot(1),
+          user_id: templateSlot(2),
         },
-      }),
+      },
+      3,
     );
-    if (this.options.compatibility.urlTopics) this.subscriptions.subscribeFromUrl(connection, urlTopics(request.url));
-    return connection;
+    return this.ready;
   }
 }
 

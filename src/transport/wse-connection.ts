@@ -41,6 +41,10 @@ export class WseConnection implements WseConnectionInfo, TopicSubscriber {
   controlBusy = false;
   /** Control frames that arrived meanwhile, answered in order once it is done (bounded). */
   controlQueue: Array<() => Promise<void> | undefined> | undefined;
+  /** The token-expiry bucket holding this connection (WseTokenExpiry), while one does. */
+  expiryBucketMs: number | undefined;
+  /** Its place in that bucket. */
+  expirySlot = 0;
 
   private readonly pending: WireFrame[] = [];
   /** `isSlow` as it was when the queue started (see send). */

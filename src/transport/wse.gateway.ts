@@ -30,6 +30,14 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
   private listening = false;
   /** Connections closed, by close code (for metrics). */
   readonly closeCodes = new Map<number, number>();
+  /**
+   * The socket listeners, made once and shared by every socket (ws calls them with the socket
+   * as `this`, which carries its connection): a handshake adds no closures of its own.
+   */
+  private readonly onSocketError: (error: Error) => void;
+  private readonly onSocketMessage: (this: WebSocket, data: RawData, isBinary: boolean) => void;
+  private readonly onSocketPing: (this: WebSocket) => void;
+  private readonly onSocketClose: (this: WebSocket, code: number) => void;
 
   constructor(
     @InjectWseOptions() private readonly options: ResolvedWseOptions,
@@ -41,7 +49,23 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     private readonly expiry: WseTokenExpiry,
     private readonly frames: SystemFrames,
     private readonly violations: ProtocolViolations,
-  ) {}
+  ) {
+    this.onSocketError = (error) => this.violations.record(violationKind(error));
+    const message = (connection: WseConnection, data: Buffer, isBinary: boolean): void =>
+      this.onMessage(connection, data, isBinary);
+    const close = (connection: WseConnection, code: number): void => this.onClose(connection, code);
+    this.onSocketMessage = function (this: WebSocket, data: RawData, isBinary: boolean) {
+      message(connectionOf(this), data as Buffer, isBinary);
+    };
+    // A WebSocket-level ping (some client libraries' keepalive) counts as activity too.
+    this.onSocketPing = function (this: WebSocket) {
+      connectionOf(this).lastActivityMs = Date.now();
+    };
+    // ws emits 'close' once per socket, so `on` does what `once` would without its wrapper.
+    this.onSocketClose = function (this: WebSocket, code: number) {
+      close(connectionOf(this), code);
+    };
+  }
 
   /** True once the endpoint accepts connections, until shutdown. */
   get isListening(): boolean {
@@ -69,7 +93,7 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
     // log entry, unauthenticated sockets included (issue 10). Its listener is replaced by one
     // that counts and logs throttled; every socket has it before anything else happens.
     socket.removeAllListeners('error');
-    socket.on('error', (error: Error) => this.violations.record(violationKind(error)));
+    socket.on('error', this.onSocketError);
     if (!this.listening) {
       // Shutting down: the same code as the open connections get, so the client comes back.
       socket.close(this.options.shutdownCloseCode, closeReasons.serviceRestart());
@@ -97,10 +121,10 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
   /** Wires an accepted connection: its frames, its close, `server_ready` out, then the connect hooks. */
   private open(connection: WseConnection): void {
     const socket = connection.socket;
-    socket.on('message', (data: RawData, isBinary: boolean) => this.onMessage(connection, data as Buffer, isBinary));
-    // A WebSocket-level ping (some client libraries' keepalive) counts as activity too.
-    socket.on('ping', () => (connection.lastActivityMs = Date.now()));
-    socket.once('close', (code: number) => this.onClose(connection, code));
+    (socket as SocketWithConnection)[CONNECTION] = connection;
+    socket.on('message', this.onSocketMessage);
+    socket.on('ping', this.onSocketPing);
+    socket.on('close', this.onSocketClose);
     this.logger.verbose(logMessages.connected(connection.id, connection.userId));
     // server_ready into the corked socket now, behind the 101 response (see afterInit), not a
     // turn later. Whatever the connect hooks send is queued behind it as usual.
@@ -161,6 +185,14 @@ export class WseGateway implements OnGatewayInit, OnGatewayConnection, OnModuleD
       fail(error);
     }
   }
+}
+
+/** Where an open socket keeps its connection, for the shared listeners. */
+const CONNECTION = Symbol('wse.connection');
+type SocketWithConnection = WebSocket & { [CONNECTION]: WseConnection };
+
+function connectionOf(socket: WebSocket): WseConnection {
+  return (socket as SocketWithConnection)[CONNECTION];
 }
 
 function uncork(socket: Socket): void {
