@@ -23,6 +23,8 @@ export interface BenchConfig {
     readonly subscribers: number;
     readonly topicsPerSubscriber: number;
     readonly durationMs: number;
+    /** Measured windows per glob count in each repetition (medians are over all of them). */
+    readonly windows: number;
   };
   /** The reconnect storm: clients, their topics, the new server's publish period, the wait for recovery. */
   readonly storm: {
@@ -79,7 +81,7 @@ export const FULL: BenchConfig = {
     ramp: { factor: 1.5, maxSteps: 6, stepMs: 1_200, capRate: 40_000 },
   },
   connections: { sizes: [5_000, 19_000], concurrency: 64 },
-  patterns: { globs: [0, 1_000, 10_000], subscribers: 100, topicsPerSubscriber: 200, durationMs: 1_500 },
+  patterns: { globs: [0, 1_000, 10_000], subscribers: 100, topicsPerSubscriber: 200, durationMs: 1_500, windows: 2 },
   storm: {
     clients: 10_000,
     topics: 50,
@@ -123,7 +125,7 @@ export const QUICK: BenchConfig = {
     ramp: { factor: 2, maxSteps: 3, stepMs: 600, capRate: 40_000 },
   },
   connections: { sizes: [2_000, 5_000], concurrency: 64 },
-  patterns: { globs: [0, 1_000], subscribers: 100, topicsPerSubscriber: 200, durationMs: 1_000 },
+  patterns: { globs: [0, 1_000], subscribers: 100, topicsPerSubscriber: 200, durationMs: 1_000, windows: 1 },
   storm: { clients: 1_000, topics: 50, topicsPerClient: 5, tickMs: 500, timeoutMs: 15_000, restarts: ['kill'] },
   subscribed: { connections: 5_000, exact: 10 },
   capabilities: { events: 5_000, clientMessages: 50_000 },

@@ -761,7 +761,9 @@ function patternsSection(r: Results, config: BenchConfig): string[] {
       'holds (10,000), so most publishes miss it and walk the pattern index. The globs are held by further ' +
       'connections (1,000 each) and match nothing published: deliveries stay the same, only matching costs change. ' +
       'Prefix-anchored globs are the common shape; leading-wildcard globs all sit at the root of the prefix index, ' +
-      'so every cache miss tests each of them.',
+      'so every cache miss tests each of them. Each glob count is measured in ' +
+      `${config.patterns.windows} window(s) per repetition (one window's rate varies by about a quarter from the next ` +
+      `on this machine): medians and ranges here are over the ${config.patterns.windows * config.reps} windows.`,
     '',
     table(['globs present', 'publishes/s', 'vs 0 globs', 'server CPU µs/publish', 'delivered', 'server CPU'], rows),
     '',
