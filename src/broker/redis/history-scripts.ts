@@ -18,6 +18,64 @@ import type { Cluster, Redis } from 'ioredis';
  */
 
 /**
+ * The Lua both history batches share (numbering, stamping, keeping, publishing one history
+ * message; writing each topic back): `topicJson` is where a topic's JSON text is in ARGV, `keys`
+ * where its stream and meta keys are, `command` the publish.
+ */
+const historyLua = {
+  prelude: `local expected = tonumber(ARGV[1])
+local size = ARGV[2]
+local ttl = ARGV[3]
+local topicCount = tonumber(ARGV[5])
+local now = redis.call('TIME')
+local nowMs = now[1] * 1000 + math.floor(now[2] / 1000)
+local fresh = string.format('%x%05x', now[1], now[2]) .. ARGV[4]
+local out = {}
+local epochs, offsets, stamps = {}, {}, {}`,
+  /** The body of `historic(i, j, channel, tail, ...)` after its `stream, meta` are known, up to the counted offset. */
+  numberKeepPublish: (topicJson: string, command: 'PUBLISH' | 'SPUBLISH'): string => `  local offset = offsets[j]
+  if offset == nil then
+    local state = redis.call('HMGET', meta, 'e', 'o')
+    if not state[1] then
+      epochs[j] = fresh .. '.' .. i
+      redis.call('DEL', stream)
+      redis.call('HSET', meta, 'e', epochs[j], 'o', 0)
+      offset = 0
+    else
+      epochs[j] = state[1]
+      offset = tonumber(state[2]) or 0
+    end
+    offsets[j] = offset
+    stamps[j] = '{"tp":' .. ${topicJson} .. ',"e":"' .. epochs[j] .. '","o":'
+  end
+  local nextOffset = offset + 1
+  -- The tail is the payload after its '{': '}' for an empty object, else its first field on.
+  local stamped
+  if string.byte(tail, 1) == 125 then
+    stamped = stamps[j] .. nextOffset .. tail
+  else
+    stamped = stamps[j] .. nextOffset .. ',' .. tail
+  end
+  local added = redis.pcall('XADD', stream, nextOffset .. '-' .. nowMs, 'd', stamped)
+  if type(added) == 'table' and added.err then error(added.err) end
+  local receivers = redis.pcall('${command}', channel, stamped)
+  if type(receivers) == 'table' and receivers.err then
+    redis.call('XDEL', stream, added)
+    error(receivers.err)
+  end
+  offsets[j] = nextOffset`,
+  /** Each topic's offset written back, its stream trimmed, both keys' expiry set again; then the reply. */
+  writeBack: (keys: string): string => `for j, offset in pairs(offsets) do
+  local stream, meta = ${keys}
+  redis.call('HSET', meta, 'o', offset)
+  redis.call('XTRIM', stream, 'MAXLEN', '=', size)
+  redis.call('PEXPIRE', stream, ttl)
+  redis.call('PEXPIRE', meta, ttl)
+end
+return out`,
+};
+
+/**
  * Publishes a batch in which some messages are on history topics, in order, as one command.
  * KEYS: stream, meta of each history topic of the batch, once per topic. ARGV: expected
  * receivers, size, ttlMs, nonce, the number of history topics, each history topic as JSON text
@@ -39,52 +97,14 @@ import type { Cluster, Redis } from 'ioredis';
  * refused message and (-index, receivers) for one that reached fewer subscribers than
  * expected, 1-based; empty when every message reached everyone.
  */
-const PUBLISH_HISTORY_BATCH_LUA = `local expected = tonumber(ARGV[1])
-local size = ARGV[2]
-local ttl = ARGV[3]
-local topicCount = tonumber(ARGV[5])
-local now = redis.call('TIME')
-local nowMs = now[1] * 1000 + math.floor(now[2] / 1000)
-local fresh = string.format('%x%05x', now[1], now[2]) .. ARGV[4]
-local out = {}
+const PUBLISH_HISTORY_BATCH_LUA = `${historyLua.prelude}
 -- Per topic (its number j in KEYS' order), once per call: its epoch and offset are read on its
 -- first message, counted here, and written back (with the trim and the keys' expiry) after the
 -- last. A message refused at either step leaves no trace: its stream entry is deleted and its
 -- offset never counted. The call runs atomically, so nobody sees the counting in between.
-local epochs, offsets, stamps = {}, {}, {}
 local function historic(i, j, channel, tail)
   local stream, meta = KEYS[2 * j - 1], KEYS[2 * j]
-  local offset = offsets[j]
-  if offset == nil then
-    local state = redis.call('HMGET', meta, 'e', 'o')
-    if not state[1] then
-      epochs[j] = fresh .. '.' .. i
-      redis.call('DEL', stream)
-      redis.call('HSET', meta, 'e', epochs[j], 'o', 0)
-      offset = 0
-    else
-      epochs[j] = state[1]
-      offset = tonumber(state[2]) or 0
-    end
-    offsets[j] = offset
-    stamps[j] = '{"tp":' .. ARGV[5 + j] .. ',"e":"' .. epochs[j] .. '","o":'
-  end
-  local nextOffset = offset + 1
-  -- The tail is the payload after its '{': '}' for an empty object, else its first field on.
-  local stamped
-  if string.byte(tail, 1) == 125 then
-    stamped = stamps[j] .. nextOffset .. tail
-  else
-    stamped = stamps[j] .. nextOffset .. ',' .. tail
-  end
-  local added = redis.pcall('XADD', stream, nextOffset .. '-' .. nowMs, 'd', stamped)
-  if type(added) == 'table' and added.err then error(added.err) end
-  local receivers = redis.pcall('PUBLISH', channel, stamped)
-  if type(receivers) == 'table' and receivers.err then
-    redis.call('XDEL', stream, added)
-    error(receivers.err)
-  end
-  offsets[j] = nextOffset
+${historyLua.numberKeepPublish('ARGV[5 + j]', 'PUBLISH')}
   return receivers
 end
 local first = 6 + topicCount
@@ -110,14 +130,7 @@ for i = 1, (#ARGV - first + 1) / 3 do
     out[#out + 1] = receivers
   end
 end
-for j, offset in pairs(offsets) do
-  local stream, meta = KEYS[2 * j - 1], KEYS[2 * j]
-  redis.call('HSET', meta, 'o', offset)
-  redis.call('XTRIM', stream, 'MAXLEN', '=', size)
-  redis.call('PEXPIRE', stream, ttl)
-  redis.call('PEXPIRE', meta, ttl)
-end
-return out`;
+${historyLua.writeBack('KEYS[2 * j - 1], KEYS[2 * j]')}`;
 
 /**
  * The history batch on one master of a Redis Cluster: the script above, with the topics' keys in
@@ -138,15 +151,7 @@ return out`;
  * receivers (short). Reply as the standalone batch's.
  */
 const CLUSTER_PUBLISH_HISTORY_BATCH_LUA = `#!lua flags=allow-cross-slot-keys
-local expected = tonumber(ARGV[1])
-local size = ARGV[2]
-local ttl = ARGV[3]
-local topicCount = tonumber(ARGV[5])
-local now = redis.call('TIME')
-local nowMs = now[1] * 1000 + math.floor(now[2] / 1000)
-local fresh = string.format('%x%05x', now[1], now[2]) .. ARGV[4]
-local out = {}
-local epochs, offsets, stamps = {}, {}, {}
+${historyLua.prelude}
 local function copied(channel, payload, classic, receivers)
   if classic == '' then return receivers end
   local reply = redis.pcall('PUBLISH', channel, payload)
@@ -155,36 +160,7 @@ local function copied(channel, payload, classic, receivers)
 end
 local function historic(i, j, channel, tail, classic)
   local stream, meta = ARGV[4 + 3 * j], ARGV[5 + 3 * j]
-  local offset = offsets[j]
-  if offset == nil then
-    local state = redis.call('HMGET', meta, 'e', 'o')
-    if not state[1] then
-      epochs[j] = fresh .. '.' .. i
-      redis.call('DEL', stream)
-      redis.call('HSET', meta, 'e', epochs[j], 'o', 0)
-      offset = 0
-    else
-      epochs[j] = state[1]
-      offset = tonumber(state[2]) or 0
-    end
-    offsets[j] = offset
-    stamps[j] = '{"tp":' .. ARGV[3 + 3 * j] .. ',"e":"' .. epochs[j] .. '","o":'
-  end
-  local nextOffset = offset + 1
-  local stamped
-  if string.byte(tail, 1) == 125 then
-    stamped = stamps[j] .. nextOffset .. tail
-  else
-    stamped = stamps[j] .. nextOffset .. ',' .. tail
-  end
-  local added = redis.pcall('XADD', stream, nextOffset .. '-' .. nowMs, 'd', stamped)
-  if type(added) == 'table' and added.err then error(added.err) end
-  local receivers = redis.pcall('SPUBLISH', channel, stamped)
-  if type(receivers) == 'table' and receivers.err then
-    redis.call('XDEL', stream, added)
-    error(receivers.err)
-  end
-  offsets[j] = nextOffset
+${historyLua.numberKeepPublish('ARGV[3 + 3 * j]', 'SPUBLISH')}
   return copied(channel, stamped, classic, receivers)
 end
 local first = 6 + 3 * topicCount
@@ -211,14 +187,7 @@ for i = 1, (#ARGV - first + 1) / 4 do
     out[#out + 1] = receivers
   end
 end
-for j, offset in pairs(offsets) do
-  local stream, meta = ARGV[4 + 3 * j], ARGV[5 + 3 * j]
-  redis.call('HSET', meta, 'o', offset)
-  redis.call('XTRIM', stream, 'MAXLEN', '=', size)
-  redis.call('PEXPIRE', stream, ttl)
-  redis.call('PEXPIRE', meta, ttl)
-end
-return out`;
+${historyLua.writeBack('ARGV[4 + 3 * j], ARGV[5 + 3 * j]')}`;
 
 /**
  * Reads a topic's position and, when `since` >= 0, the messages after it. KEYS: stream, meta.

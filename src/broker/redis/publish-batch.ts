@@ -16,11 +16,14 @@ import type { Redis } from 'ioredis';
  * Declared without flags on purpose: `#!lua flags=no-writes` would refuse PUBLISH, and a script
  * without flags runs under `maxmemory` pressure and on replicas exactly like PUBLISH does.
  * Redis runs a script atomically: the caps below keep each run short (about a millisecond).
+ *
+ * `command` is `PUBLISH` here and `SPUBLISH` for one master of a cluster (sharded-batch.ts).
  */
-const PUBLISH_BATCH_LUA = `local expected = tonumber(ARGV[1])
+export function batchLua(command: 'PUBLISH' | 'SPUBLISH'): string {
+  return `local expected = tonumber(ARGV[1])
 local out = {}
 for i = 2, #ARGV, 2 do
-  local reply = redis.pcall('PUBLISH', ARGV[i], ARGV[i + 1])
+  local reply = redis.pcall('${command}', ARGV[i], ARGV[i + 1])
   if type(reply) == 'table' and reply.err then
     out[#out + 1] = i / 2
     out[#out + 1] = reply.err
@@ -30,6 +33,9 @@ for i = 2, #ARGV, 2 do
   end
 end
 return out`;
+}
+
+const PUBLISH_BATCH_LUA = batchLua('PUBLISH');
 
 /** At most this many messages per command. */
 export const MAX_BATCH_MESSAGES = 512;

@@ -1,5 +1,5 @@
 import type { Cluster } from 'ioredis';
-import type { BatchReply } from './publish-batch.js';
+import { batchLua, type BatchReply } from './publish-batch.js';
 
 /**
  * Many SPUBLISHes on one master of a Redis Cluster in one command: `SPUBLISH ARGV[2] ARGV[3]`,
@@ -15,20 +15,7 @@ import type { BatchReply } from './publish-batch.js';
  * on this node (a stale slot map, a slot migrating) fails alone inside the script ("non local
  * key") and is sent again by itself, routed by ioredis (see `publishByMaster`).
  */
-const SHARD_PUBLISH_BATCH_LUA = `#!lua flags=allow-cross-slot-keys
-local expected = tonumber(ARGV[1])
-local out = {}
-for i = 2, #ARGV, 2 do
-  local reply = redis.pcall('SPUBLISH', ARGV[i], ARGV[i + 1])
-  if type(reply) == 'table' and reply.err then
-    out[#out + 1] = i / 2
-    out[#out + 1] = reply.err
-  elseif reply < expected then
-    out[#out + 1] = -(i / 2)
-    out[#out + 1] = reply
-  end
-end
-return out`;
+const SHARD_PUBLISH_BATCH_LUA = `#!lua flags=allow-cross-slot-keys\n${batchLua('SPUBLISH')}`;
 
 /** A Cluster client with the sharded batch command defined on it. */
 export interface ShardBatchPublisher extends Cluster {
