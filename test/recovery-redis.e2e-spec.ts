@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import type { WseModuleOptions } from '../src/index.js';
-import { startRedisApp, uniquePrefix, type RedisApp } from './support/redis-app.js';
+import { startRedisApp, uniquePrefix, untilWhole, type RedisApp } from './support/redis-app.js';
 import { RedisServer } from './support/redis-server.js';
 import { eventually, TestClient, type Envelope } from './support/ws-client.js';
 
@@ -47,35 +47,8 @@ describe.each(['pattern', 'interest'] as const)(
         startRedisApp({ url: redis.url, prefix, routing }, options),
       ]);
       apps.push(...both);
-      await whole(both);
+      await untilWhole(both);
       return both;
-    }
-
-    /**
-     * Until every instance's publishes reach every other instance: an instance refuses to publish
-     * (to the DLQ) until it has proven the whole bus receives, so each publishes a warm-up message
-     * every 50 ms until a watcher on each other instance got one. The DLQ is emptied after.
-     */
-    async function whole(both: RedisApp[]): Promise<void> {
-      await eventually(() => both.every((app) => app.redis.redisConnected()), 10_000, 'every instance delivering');
-      const watchers = await Promise.all(both.map(async (app) => (await TestClient.ready(app.wsUrl)).client));
-      try {
-        await Promise.all(watchers.map((watcher) => watcher.subscribe(['warm'])));
-        for (let from = 0; from < both.length; from++) {
-          const others = watchers.filter((_, i) => i !== from);
-          const deadline = Date.now() + 10_000;
-          const heard = (): boolean =>
-            others.every((watcher) => watcher.frames.some((f) => (f.json as { from?: number })?.from === from));
-          while (!heard()) {
-            if (Date.now() > deadline) throw new Error(`instance ${from} could not reach the others within 10 s`);
-            both[from].publisher.publish('warm', { from });
-            await new Promise((resolve) => setTimeout(resolve, 50));
-          }
-        }
-      } finally {
-        await Promise.all(watchers.map((watcher) => watcher.close()));
-        for (const app of both) app.redis.getDlqEntries();
-      }
     }
 
     async function connect(app: RedisApp): Promise<TestClient> {
@@ -260,7 +233,7 @@ describe.each(['pattern', 'interest'] as const)(
       const { client, last } = await seen(a, a, 2);
       await redis.stop();
       await redis.start();
-      await whole([a, b]);
+      await untilWhole([a, b]);
       const resync = await client.nextOfType('resync', 10_000);
       const positions = resync.p.recovery as Record<string, { epoch: string; offset: number }>;
       expect(resync.p.topics).toEqual([TOPIC]);
@@ -297,7 +270,7 @@ describe.each(['pattern', 'interest'] as const)(
       } finally {
         await redis.resume();
       }
-      await whole([a, b]);
+      await untilWhole([a, b]);
       for (let n = 21; n <= 25; n++) a.publisher.publish(TOPIC, { n });
       await eventually(() => client.frames.some((f) => (f.json as Stamped | undefined)?.n === 25), 10_000, 'n 25');
       const received = client.frames

@@ -3,7 +3,7 @@ import calculateSlot from 'cluster-key-slot';
 import type { WseRedisOptions } from '../src/index.js';
 import { clusterHistoryKeys } from '../src/broker/redis/slot-tags.js';
 import { RedisCluster, type ClusterNode } from './support/redis-cluster.js';
-import { startRedisApp, uniquePrefix, type RedisApp } from './support/redis-app.js';
+import { startRedisApp, uniquePrefix, untilWhole, type RedisApp } from './support/redis-app.js';
 import { eventually, TestClient, type Envelope } from './support/ws-client.js';
 
 /**
@@ -61,33 +61,6 @@ async function oneTopicPerShard(cluster: RedisCluster, prefix: string, stem: str
   });
 }
 
-/**
- * Until each instance's publishes reach the other: an instance refuses to publish until it has
- * proven the whole bus receives, so each publishes a warm-up message every 50 ms until a
- * watcher on the other instance got one. The DLQs are emptied after.
- */
-async function whole(both: RedisApp[]): Promise<void> {
-  await eventually(() => both.every((app) => app.redis.redisConnected()), 15_000, 'every instance delivering');
-  const watchers = await Promise.all(both.map(async (app) => (await TestClient.ready(app.wsUrl)).client));
-  try {
-    await Promise.all(watchers.map((watcher) => watcher.subscribe(['warm'])));
-    for (let from = 0; from < both.length; from++) {
-      const others = watchers.filter((_, i) => i !== from);
-      const deadline = Date.now() + 10_000;
-      const heard = (): boolean =>
-        others.every((watcher) => watcher.frames.some((f) => (f.json as { from?: number })?.from === from));
-      while (!heard()) {
-        if (Date.now() > deadline) throw new Error(`instance ${from} could not reach the other within 10 s`);
-        both[from].publisher.publish('warm', { from });
-        await sleep(50);
-      }
-    }
-  } finally {
-    await Promise.all(watchers.map((watcher) => watcher.close()));
-    for (const app of both) app.redis.getDlqEntries();
-  }
-}
-
 function stampedOf(client: TestClient, topic?: string): Stamped[] {
   return client.frames
     .map((frame) => frame.json as Stamped | undefined)
@@ -116,7 +89,7 @@ describe('Redis Cluster mode: history topics', () => {
     cluster = await RedisCluster.launch();
     a = await startClusterApp(cluster, prefix);
     b = await startClusterApp(cluster, prefix);
-    await whole([a, b]);
+    await untilWhole([a, b], 15_000);
   }, 60_000);
   afterEach(async () => {
     await Promise.all(clients.splice(0).map((client) => client.close()));
@@ -305,7 +278,7 @@ describe('Redis Cluster mode: history topics with a shard killed', () => {
     const redis: ClusterRedisOptions = { probeIntervalMs: 1_000, probeTimeoutMs: 1_000, dlqCapacity: 10_000 };
     a = await startClusterApp(cluster, prefix, redis);
     b = await startClusterApp(cluster, prefix, redis);
-    await whole([a, b]);
+    await untilWhole([a, b], 15_000);
     topics = await oneTopicPerShard(cluster, prefix, 'hist:k');
     onA = (await TestClient.ready(a.wsUrl)).client;
     onB = (await TestClient.ready(b.wsUrl)).client;

@@ -7,6 +7,7 @@ import {
   type WseRedisOptions,
 } from '../../src/index.js';
 import { startEngineApp, type EngineApp } from './engine-app.js';
+import { eventually, TestClient } from './ws-client.js';
 
 /**
  * Redis settings that make outages observable in test time: a probe every 200 ms that gives up
@@ -63,3 +64,34 @@ export async function startRedisApp(
 }
 
 export { httpCall, type HttpAnswer };
+
+/**
+ * Until every instance's publishes reach every other instance: an instance refuses to publish
+ * (to the DLQ) until it has proven the whole bus receives, so each publishes a warm-up message
+ * every 50 ms until a watcher on each other instance got one. The DLQs are emptied after.
+ */
+export async function untilWhole(apps: readonly RedisApp[], connectedWithinMs = 10_000): Promise<void> {
+  await eventually(
+    () => apps.every((app) => app.redis.redisConnected()),
+    connectedWithinMs,
+    'every instance delivering',
+  );
+  const watchers = await Promise.all(apps.map(async (app) => (await TestClient.ready(app.wsUrl)).client));
+  try {
+    await Promise.all(watchers.map((watcher) => watcher.subscribe(['warm'])));
+    for (let from = 0; from < apps.length; from++) {
+      const others = watchers.filter((_, i) => i !== from);
+      const deadline = Date.now() + 10_000;
+      const heard = (): boolean =>
+        others.every((watcher) => watcher.frames.some((f) => (f.json as { from?: number })?.from === from));
+      while (!heard()) {
+        if (Date.now() > deadline) throw new Error(`instance ${from} could not reach the others within 10 s`);
+        apps[from].publisher.publish('warm', { from });
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+  } finally {
+    await Promise.all(watchers.map((watcher) => watcher.close()));
+    for (const app of apps) app.redis.getDlqEntries();
+  }
+}
